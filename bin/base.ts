@@ -1,0 +1,131 @@
+/**
+ * The base of every command: the shared flags, the app opened once from the config,
+ * signal handling, and the one place where errors become messages and exit codes.
+ * Commands parse, call one engine, and return a typed result; with --json that result
+ * is exactly what goes to stdout.
+ */
+import { Command, Flags, type Interfaces } from '@oclif/core';
+import type { App, StateMode } from '../core/app';
+import type { GlobalConfig } from '../core/config/types';
+import { AutopilotError, EXIT, describeError, exitCodeFor } from '../lib/errors';
+import type { CreatedLogger, LogFormat, LogLevel } from '../lib/log';
+import { mask } from '../lib/mask';
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>;
+
+export abstract class BaseCommand<T extends typeof Command> extends Command {
+  static override enableJsonFlag = true;
+
+  static override baseFlags = {
+    config: Flags.string({
+      char: 'c',
+      summary: 'Config file (default: $HOMELAB_AUTOPILOT_CONFIG, /etc/homelab-autopilot/homelab-autopilot.yaml, then a search from the working directory).',
+      helpGroup: 'GLOBAL',
+    }),
+    'log-level': Flags.option({ options: ['error', 'warn', 'info', 'debug'] as const, summary: 'Log level on stderr and in the log file (default: global.log_level).', helpGroup: 'GLOBAL' })(),
+    'log-format': Flags.option({ options: ['human', 'json'] as const, summary: 'Log line format on stderr (default: global.log_format).', helpGroup: 'GLOBAL' })(),
+  };
+
+  protected flags!: BaseFlags<T>;
+  protected controller = new AbortController();
+  private createdLogger: CreatedLogger | null = null;
+  private app: App | null = null;
+  private signalName: NodeJS.Signals | null = null;
+  private readonly onSignal = (sig: NodeJS.Signals): void => {
+    if (this.signalName) {
+      // a second signal: stop now
+      process.exit(sig === 'SIGINT' ? EXIT.SIGINT : EXIT.SIGTERM);
+    }
+    this.signalName = sig;
+    process.stderr.write(`\n${sig} received: stopping after cleaning up (send it again to stop at once)\n`);
+    this.controller.abort();
+  };
+
+  public override async init(): Promise<void> {
+    await super.init();
+    const { flags } = await this.parse({ flags: this.ctor.flags, baseFlags: (this.ctor as typeof BaseCommand).baseFlags, enableJsonFlag: true, args: this.ctor.args, strict: this.ctor.strict });
+    this.flags = flags as BaseFlags<T>;
+    process.on('SIGINT', this.onSignal);
+    process.on('SIGTERM', this.onSignal);
+  }
+
+  /** Opens the config, logger, state and plugins. */
+  protected async openApp(state: StateMode): Promise<App> {
+    // loaded on use, so that --help and --version do not pay for the engines
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { openApp } = require('../core/app') as typeof import('../core/app');
+    const app = await openApp({
+      configPath: this.flags.config,
+      signal: this.controller.signal,
+      state,
+      makeLogger: (g: GlobalConfig) => this.makeLogger(g),
+    });
+    this.app = app;
+    return app;
+  }
+
+  private makeLogger(g: GlobalConfig): CreatedLogger['logger'] {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { createLogger } = require('../lib/log') as typeof import('../lib/log');
+    this.createdLogger = createLogger({
+      level: (this.flags['log-level'] as LogLevel | undefined) ?? g.log_level,
+      format: (this.flags['log-format'] as LogFormat | undefined) ?? g.log_format,
+      logDir: g.log_dir,
+      maxSize: g.log_max_size_mb * 1024 * 1024,
+      maxFiles: g.log_max_files,
+    });
+    return this.createdLogger.logger;
+  }
+
+  /** The exit code of an interrupted run. */
+  protected get interruptedExit(): number {
+    return this.signalName === 'SIGTERM' ? EXIT.SIGTERM : EXIT.SIGINT;
+  }
+
+  /** Human output goes to stdout unless --json is given. */
+  protected out(text: string): void {
+    if (!this.jsonEnabled()) process.stdout.write(mask(text) + (text.endsWith('\n') ? '' : '\n'));
+  }
+
+  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+    // oclif's own exit request (this.exit) is not an error
+    if (err.oclif?.exit !== undefined && err.message.startsWith('EEXIT')) {
+      process.exitCode = err.oclif.exit;
+      return;
+    }
+    let code: number;
+    let payload: { code: string; message: string; hint?: string; details?: string[] };
+    if (err instanceof AutopilotError) {
+      code = err.code === 'ABORTED' ? this.interruptedExit : err.exitCode;
+      payload = { code: err.code, message: mask(err.message), hint: err.hint, details: err.details.map(mask) };
+    } else if (err.oclif || (err as { code?: string }).code === 'EEXIT' || /Unexpected argument|Nonexistent flag|Expected --|Missing required/i.test(err.message)) {
+      code = EXIT.USAGE;
+      payload = { code: 'USAGE', message: mask(err.message.split('\n')[0]), hint: `see ${this.config.bin} ${this.id?.replace(/:/g, ' ') ?? ''} --help`.replace(/\s+--help/, ' --help') };
+    } else {
+      code = exitCodeFor(err);
+      payload = { code: 'INTERNAL', message: mask(describeError(err)), hint: 'this is a bug: run again with --log-level debug and report the output' };
+      if (this.flags?.['log-level'] === 'debug') process.stderr.write(mask(err.stack ?? '') + '\n');
+    }
+    if (this.jsonEnabled()) {
+      process.stdout.write(JSON.stringify({ error: payload }, null, 2) + '\n');
+    } else {
+      const lines = [`error: ${payload.message}`, ...(payload.details ?? []).map((d) => `  ${d}`)];
+      if (payload.hint) lines.push(`hint: ${payload.hint}`);
+      process.stderr.write(lines.join('\n') + '\n');
+    }
+    process.exitCode = code;
+    return undefined;
+  }
+
+  protected override async finally(err: Error | undefined): Promise<unknown> {
+    process.off('SIGINT', this.onSignal);
+    process.off('SIGTERM', this.onSignal);
+    try {
+      this.app?.close();
+    } catch {
+      /* closing state after a failure must not hide the failure */
+    }
+    await this.createdLogger?.close();
+    return super.finally(err);
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * The composition root: config -> logger -> state -> plugin registry -> engines.
+ * The CLI calls openApp() once per command; nothing here prints or exits.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { AutopilotError } from '../lib/errors';
+import type { Logger } from '../lib/log';
+import { StateManager, type KeyValueStore } from '../lib/state';
+import { BackupEngine, type BackupEvent } from './backup/engine';
+import { findConfigFile, readRawConfig, validateConfig, type FoundConfig, type LoadedConfig } from './config/load';
+import { formatLocation } from './config/source';
+import type { GlobalConfig } from './config/types';
+import { createPlugins, discoverPlugins, type PluginRegistry } from './plugins/host';
+
+export const BUILTIN_PLUGINS = path.join(__dirname, '..', 'plugins');
+
+export type StateMode = 'rw' | 'ro' | 'none';
+
+export interface AppOptions {
+  configPath?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  signal: AbortSignal;
+  state: StateMode;
+  /** creates the logger once the config says where logs go */
+  makeLogger(global: GlobalConfig): Logger;
+  /** for tests: the built-in plugins folder */
+  builtinRoot?: string;
+  /** for tests: the system-wide config file */
+  systemFile?: string;
+}
+
+export interface App {
+  found: FoundConfig;
+  loaded: LoadedConfig;
+  registry: PluginRegistry;
+  logger: Logger;
+  state: StateManager | null;
+  /** problems that are not fatal (secret file permissions, options for plugins that are not installed) */
+  warnings: string[];
+  /** services whose plugin is missing or failed: `service -> reason` */
+  unresolvedServices: { service: string; reason: string; location: string }[];
+  backupEngine(onEvent?: (e: BackupEvent) => void): BackupEngine;
+  close(): void;
+}
+
+function memoryStore(): KeyValueStore {
+  const m = new Map<string, string>();
+  return {
+    get: <T>(k: string, f?: T) => (m.has(k) ? (JSON.parse(m.get(k) as string) as T) : f),
+    set: (k, v) => void m.set(k, JSON.stringify(v ?? null)),
+    delete: (k) => void m.delete(k),
+    exists: (k) => m.has(k),
+  };
+}
+
+export async function openApp(opts: AppOptions): Promise<App> {
+  const found = await findConfigFile({ explicit: opts.configPath, env: opts.env, cwd: opts.cwd, systemFile: opts.systemFile });
+  const raw = readRawConfig(found, opts.env ?? process.env);
+  const rawGlobal = (raw.data.global ?? {}) as Record<string, unknown>;
+  const pluginsDir =
+    typeof rawGlobal.plugins_dir === 'string' ? path.resolve(raw.dir, rawGlobal.plugins_dir) : path.join(raw.dir, 'plugins.d');
+  const discovered = await discoverPlugins({ builtinRoot: opts.builtinRoot ?? BUILTIN_PLUGINS, pluginsDir });
+  const servicePlugins = discovered.definitions
+    .filter((d) => d.def.kind === 'service')
+    .map((d) => ({ name: d.def.name, serviceSchema: (d.def as { serviceSchema?: Record<string, unknown> }).serviceSchema }));
+  const loaded = await validateConfig(raw, servicePlugins, { signal: opts.signal });
+  const logger = opts.makeLogger(loaded.config.global);
+  const warnings = [...loaded.warnings];
+
+  let state: StateManager | null = null;
+  if (opts.state === 'rw') state = StateManager.open(loaded.config.global.state_dir);
+  else if (opts.state === 'ro') state = StateManager.openReadOnly(loaded.config.global.state_dir);
+
+  const registry = await createPlugins(discovered, {
+    options: loaded.config.plugins ?? {},
+    configDir: loaded.dir,
+    locator: loaded.locator,
+    logger,
+    signal: opts.signal,
+    store: (name) => (state && !state.readonly ? state.pluginStore(name) : memoryStore()),
+  });
+  warnings.push(...registry.warnings);
+  for (const f of registry.failures) logger.warn(`plugin ${f.name} (${f.file}) was not loaded: ${f.reason}`);
+  for (const w of warnings) logger.warn(w);
+
+  const unresolvedServices: App['unresolvedServices'] = [];
+  loaded.config.services.forEach((svc, i) => {
+    if (registry.find('service', svc.type)) return;
+    const failure = registry.failures.find((f) => f.name === svc.type);
+    const installed = registry.installed('service');
+    unresolvedServices.push({
+      service: svc.name,
+      location: formatLocation(loaded.locator(['services', i, 'type'])),
+      reason: failure
+        ? `the service plugin '${svc.type}' failed to load: ${failure.reason}`
+        : `no service plugin named '${svc.type}' is installed (installed: ${installed.join(', ') || 'none'}; plugins.d: ${registry.pluginsDir})`,
+    });
+  });
+
+  return {
+    found,
+    loaded,
+    registry,
+    logger,
+    state,
+    warnings,
+    unresolvedServices,
+    backupEngine: (onEvent) => new BackupEngine({ config: loaded.config, registry, logger, state, signal: opts.signal, onEvent }),
+    close: () => state?.close(),
+  };
+}
+
+/** Checks that a folder can be written, creating it if needed (used before long jobs to fail early). */
+export function assertWritableDir(dir: string, what: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch (e) {
+    throw new AutopilotError('USAGE', `${what} ${dir} is not writable: ${(e as Error).message}`, { hint: 'fix its permissions or point the config elsewhere' });
+  }
+}

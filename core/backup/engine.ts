@@ -1,0 +1,428 @@
+/**
+ * The backup engine, archive strategy: for each service, ask its plugin what to archive,
+ * write a verified compressed archive, copy it to the other destinations (each copy
+ * verified), prune with the keep-* policy, and record every step in state.
+ * It continues past a failed service and reports each one.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { cleanStalePartials, copyArchive, createArchive, DEFAULT_LEVEL, EXTENSION, listSelection, verifyArchive, type Compression } from '../../lib/archive';
+import { AutopilotError, describeError, isAbortError } from '../../lib/errors';
+import { assertSafeName } from '../../lib/exec';
+import type { Logger } from '../../lib/log';
+import { mask } from '../../lib/mask';
+import { computePrune, keepsSomething, type KeepOptions, type PruneDecision } from '../../lib/retention';
+import type { ArtifactRecord, StateManager } from '../../lib/state';
+import type { AutopilotConfig } from '../config/types';
+import type { BackupPath, OperationContext, ServiceConfig, ServicePlugin } from '../plugins/contract';
+import type { PluginRegistry } from '../plugins/host';
+
+export const PRIMARY = 'primary';
+
+export interface BackupRequest {
+  services: string[];
+  all: boolean;
+  dryRun: boolean;
+  /** ms to wait for another backup run (default from global.lock_wait) */
+  lockWaitMs?: number;
+}
+
+export interface CopyResult {
+  destination: string;
+  path: string;
+  ok: boolean;
+  error?: string;
+}
+
+export interface PruneResult {
+  destination: string;
+  path: string;
+  reason: string;
+  /** false when deleting it failed (it stays recorded) */
+  ok: boolean;
+  error?: string;
+}
+
+export interface ServicePlan {
+  sources: { path: string; present: boolean; required: boolean }[];
+  exclude: string[];
+  files: number;
+  bytes: number;
+  archive: string;
+  copies: { destination: string; path: string }[];
+  prune: { destination: string; path: string; reason: string }[];
+}
+
+export interface ServiceBackupResult {
+  service: string;
+  type: string;
+  status: 'success' | 'failed' | 'planned' | 'interrupted';
+  error?: string;
+  hint?: string;
+  archive?: { path: string; size: number; sha256: string; entries: number | null; verified: boolean };
+  copies: CopyResult[];
+  pruned: PruneResult[];
+  warnings: string[];
+  durationMs: number;
+  plan?: ServicePlan;
+}
+
+export interface BackupReport {
+  runId: number | null;
+  dryRun: boolean;
+  ok: boolean;
+  interrupted: boolean;
+  startedAt: string;
+  durationMs: number;
+  services: ServiceBackupResult[];
+}
+
+export type BackupEvent =
+  | { type: 'service-start'; service: string; index: number; total: number }
+  | { type: 'progress'; service: string; bytes: number; elapsedMs: number }
+  | { type: 'service-done'; result: ServiceBackupResult };
+
+export interface BackupEngineDeps {
+  config: AutopilotConfig;
+  registry: PluginRegistry;
+  logger: Logger;
+  /** the state database; null on a dry run against a machine that has none yet */
+  state: StateManager | null;
+  signal: AbortSignal;
+  onEvent?(e: BackupEvent): void;
+  /** the clock, for tests */
+  now?(): Date;
+}
+
+function stampName(d: Date): string {
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}_${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+/** Our archive names: <service>_YYYYMMDD_HHMMSS[-N].tar.zst|.tar.gz */
+export function isOurArchiveName(service: string, file: string): boolean {
+  const esc = service.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`^${esc}_\\d{8}_\\d{6}(-\\d+)?\\.tar\\.(zst|gz)$`).test(file);
+}
+
+export class BackupEngine {
+  private readonly log: Logger;
+  constructor(private readonly deps: BackupEngineDeps) {
+    this.log = deps.logger.child('backup');
+  }
+
+  private now(): Date {
+    return this.deps.now ? this.deps.now() : new Date();
+  }
+
+  /** The services a request names, in config order; unknown names are a usage error. */
+  selectServices(req: BackupRequest): ServiceConfig[] {
+    const services = this.deps.config.services;
+    if (req.all) {
+      if (req.services.length) throw new AutopilotError('USAGE', 'give service names or --all, not both');
+      return services.filter((s) => s.enabled !== false && s.backup !== false);
+    }
+    if (!req.services.length) {
+      throw new AutopilotError('USAGE', 'name the services to back up, or give --all', { hint: `configured services: ${services.map((s) => s.name).join(', ') || 'none'}` });
+    }
+    const unknown = req.services.filter((n) => !services.some((s) => s.name === n));
+    if (unknown.length) {
+      throw new AutopilotError('USAGE', `no service named ${unknown.map((u) => `'${u}'`).join(', ')} in the configuration`, {
+        hint: `configured services: ${services.map((s) => s.name).join(', ') || 'none'}`,
+      });
+    }
+    return services.filter((s) => req.services.includes(s.name));
+  }
+
+  private get compression(): Compression {
+    return this.deps.config.backup.compression;
+  }
+
+  private destinations(): { name: string; path: string; retention: KeepOptions }[] {
+    const b = this.deps.config.backup;
+    return b.destinations.filter((d) => d.enabled !== false).map((d) => ({ name: d.name, path: d.path, retention: d.retention ?? b.retention }));
+  }
+
+  private retentionFor(svc: ServiceConfig & { retention?: KeepOptions }, dest: { name: string; retention: KeepOptions }): KeepOptions {
+    if (dest.name === PRIMARY) return svc.retention ?? this.deps.config.backup.retention;
+    return this.deps.config.backup.destinations.find((d) => d.name === dest.name)?.retention ?? svc.retention ?? this.deps.config.backup.retention;
+  }
+
+  private archivePath(service: string, when: Date): string {
+    const dir = path.join(this.deps.config.backup.root, service);
+    const base = `${service}_${stampName(when)}`;
+    const ext = EXTENSION[this.compression];
+    let candidate = path.join(dir, base + ext);
+    for (let n = 2; fs.existsSync(candidate); n++) candidate = path.join(dir, `${base}-${n}${ext}`);
+    return candidate;
+  }
+
+  async run(req: BackupRequest): Promise<BackupReport> {
+    const targets = this.selectServices(req);
+    for (const s of targets) assertSafeName('service', s.name);
+    const startedAt = this.now();
+    const report: BackupReport = { runId: null, dryRun: req.dryRun, ok: true, interrupted: false, startedAt: startedAt.toISOString(), durationMs: 0, services: [] };
+    const state = this.deps.state;
+    let lock: { release(): void } | null = null;
+    if (!req.dryRun) {
+      if (!state) throw new AutopilotError('INTERNAL', 'the backup engine needs the state database');
+      const l = await state.acquireLock('backup', {
+        waitMs: req.lockWaitMs ?? this.deps.config.global.lock_wait * 1000,
+        signal: this.deps.signal,
+        command: `backup ${req.all ? '--all' : req.services.join(' ')}`,
+      });
+      lock = l;
+      if (l.tookOver) this.log.warn(`took over the backup lock from pid ${l.tookOver.pid}, which no longer runs (it was killed or crashed)`);
+      const marked = state.markInterruptedRuns();
+      if (marked) this.log.warn(`${marked} earlier run${marked > 1 ? 's were' : ' was'} left unfinished by a process that died; recorded as interrupted`);
+      report.runId = state.startRun('backup', req.all ? 'all' : req.services.join(','), { dryRun: false });
+    }
+    try {
+      for (let i = 0; i < targets.length; i++) {
+        const svc = targets[i];
+        if (this.deps.signal.aborted) {
+          report.interrupted = true;
+          const r: ServiceBackupResult = { service: svc.name, type: svc.type, status: 'interrupted', error: 'not started: the run was cancelled', copies: [], pruned: [], warnings: [], durationMs: 0 };
+          report.services.push(r);
+          continue;
+        }
+        this.deps.onEvent?.({ type: 'service-start', service: svc.name, index: i, total: targets.length });
+        const result = req.dryRun ? await this.planService(svc) : await this.backupService(svc, report.runId);
+        if (result.status === 'interrupted') report.interrupted = true;
+        report.services.push(result);
+        this.deps.onEvent?.({ type: 'service-done', result });
+      }
+    } finally {
+      report.ok = !report.interrupted && report.services.every((s) => s.status === 'success' || s.status === 'planned');
+      report.durationMs = this.now().getTime() - startedAt.getTime();
+      if (state && report.runId !== null) {
+        state.finishRun(report.runId, report.interrupted ? 'interrupted' : report.ok ? 'success' : 'failed', {
+          services: report.services.length,
+          failed: report.services.filter((s) => s.status === 'failed').map((s) => s.service),
+          bytes: report.services.reduce((n, s) => n + (s.archive?.size ?? 0), 0),
+          durationMs: report.durationMs,
+        });
+      }
+      lock?.release();
+    }
+    return report;
+  }
+
+  private op(svc: ServiceConfig, dryRun: boolean): OperationContext {
+    return { signal: this.deps.signal, logger: this.deps.logger.child(`plugin:${svc.type}`), dryRun };
+  }
+
+  private async sources(svc: ServiceConfig, plugin: ServicePlugin, dryRun: boolean): Promise<{ present: string[]; all: (BackupPath & { present: boolean })[]; exclude: string[]; warnings: string[] }> {
+    const src = await plugin.backupSources(svc, this.op(svc, dryRun));
+    if (!src || !Array.isArray(src.paths)) throw new AutopilotError('INTERNAL', `the ${svc.type} plugin returned no paths for '${svc.name}'`);
+    const warnings: string[] = [];
+    const all = src.paths.map((p) => {
+      if (typeof p?.path !== 'string' || !path.isAbsolute(p.path)) throw new AutopilotError('INTERNAL', `the ${svc.type} plugin returned a path that is not absolute: ${JSON.stringify(p?.path)}`);
+      return { ...p, present: fs.existsSync(p.path) };
+    });
+    const missingRequired = all.filter((p) => !p.present && p.required);
+    if (missingRequired.length) {
+      throw new AutopilotError('SOURCE_MISSING', `${missingRequired.map((p) => p.path).join(', ')} ${missingRequired.length > 1 ? 'do' : 'does'} not exist`, {
+        hint: `fix the paths of service '${svc.name}' in the config, or remove them`,
+      });
+    }
+    for (const p of all) if (!p.present) warnings.push(`${p.path} does not exist here; skipped`);
+    const present = all.filter((p) => p.present).map((p) => p.path);
+    if (!present.length) throw new AutopilotError('SOURCE_MISSING', 'none of the paths to back up exist', { hint: `check the paths of service '${svc.name}'` });
+    return { present, all, exclude: src.exclude ?? [], warnings };
+  }
+
+  private async planService(svc: ServiceConfig): Promise<ServiceBackupResult> {
+    const started = Date.now();
+    const base = { service: svc.name, type: svc.type, copies: [], pruned: [], warnings: [] as string[] };
+    try {
+      const plugin = this.deps.registry.require<ServicePlugin>('service', svc.type, `service '${svc.name}'`);
+      const src = await this.sources(svc, plugin, true);
+      const sel = await listSelection(src.present, src.exclude, this.deps.signal);
+      const archive = this.archivePath(svc.name, this.now());
+      const copies = this.destinations().map((d) => ({ destination: d.name, path: path.join(d.path, svc.name, path.basename(archive)) }));
+      const prune: ServicePlan['prune'] = [];
+      for (const d of [{ name: PRIMARY, path: this.deps.config.backup.root, retention: this.deps.config.backup.retention }, ...this.destinations()]) {
+        for (const p of this.pruneDecisions(svc, d, { id: 'new', time: this.now() })) {
+          if (p.decision.mark === 'remove') prune.push({ destination: d.name, path: p.artifact.location, reason: p.decision.reason });
+        }
+      }
+      const plan: ServicePlan = {
+        sources: src.all.map((p) => ({ path: p.path, present: p.present, required: p.required })),
+        exclude: src.exclude,
+        files: sel.files,
+        bytes: sel.bytes,
+        archive,
+        copies,
+        prune,
+      };
+      return { ...base, warnings: src.warnings, status: 'planned', durationMs: Date.now() - started, plan };
+    } catch (e) {
+      return this.failure(base, e, started);
+    }
+  }
+
+  private failure(base: Pick<ServiceBackupResult, 'service' | 'type' | 'copies' | 'pruned' | 'warnings'> & Partial<ServiceBackupResult>, e: unknown, started: number): ServiceBackupResult {
+    const interrupted = isAbortError(e) || this.deps.signal.aborted;
+    const err = e instanceof AutopilotError ? e : null;
+    if (!err && !interrupted) this.log.debug(`unexpected error backing up ${base.service}: ${(e as Error)?.stack ?? String(e)}`);
+    return {
+      ...base,
+      status: interrupted ? 'interrupted' : 'failed',
+      error: mask(interrupted ? 'cancelled' : describeError(e)),
+      hint: err?.hint,
+      durationMs: Date.now() - started,
+    };
+  }
+
+  private async backupService(svc: ServiceConfig & { timeout?: number }, jobRunId: number | null): Promise<ServiceBackupResult> {
+    const state = this.deps.state as StateManager;
+    const started = Date.now();
+    const runId = state.startRun('backup', svc.name, { parentId: jobRunId });
+    const result: ServiceBackupResult = { service: svc.name, type: svc.type, status: 'success', copies: [], pruned: [], warnings: [], durationMs: 0 };
+    const log = this.log.child(svc.name);
+    let plugin: ServicePlugin | null = null;
+    let hookRan = false;
+    try {
+      plugin = this.deps.registry.require<ServicePlugin>('service', svc.type, `service '${svc.name}'`);
+      const src = await this.sources(svc, plugin, false);
+      result.warnings.push(...src.warnings);
+      for (const w of src.warnings) log.warn(w);
+      if (plugin.beforeBackup) {
+        hookRan = true;
+        await plugin.beforeBackup(svc, this.op(svc, false));
+      }
+      const when = this.now();
+      const dest = this.archivePath(svc.name, when);
+      const removed = await cleanStalePartials(path.dirname(dest));
+      for (const r of removed) log.info(`removed ${r}, left unfinished by an earlier run that was killed`);
+      log.info(`archiving ${src.present.join(', ')} into ${dest}`);
+      const t0 = Date.now();
+      const archive = await createArchive({
+        sources: src.present,
+        exclude: src.exclude,
+        compression: this.compression,
+        level: this.deps.config.backup.compression_level ?? DEFAULT_LEVEL[this.compression],
+        threads: this.deps.config.backup.compression_threads,
+        dest,
+        signal: this.deps.signal,
+        timeoutMs: (svc.timeout ?? this.deps.config.backup.timeout) * 1000,
+        onProgress: (bytes) => this.deps.onEvent?.({ type: 'progress', service: svc.name, bytes, elapsedMs: Date.now() - t0 }),
+      });
+      result.warnings.push(...archive.warnings);
+      for (const w of archive.warnings) log.warn(w);
+      result.archive = { path: archive.path, size: archive.size, sha256: archive.sha256, entries: null, verified: false };
+      let verifiedAt: string | null = null;
+      let verifyResult: string | null = null;
+      if (this.deps.config.backup.verify) {
+        const v = await verifyArchive(archive.path, { size: archive.size, sha256: archive.sha256 }, { signal: this.deps.signal });
+        verifiedAt = new Date().toISOString();
+        verifyResult = v.ok ? `ok: ${v.entries} entries` : `failed: ${v.error}`;
+        result.archive.entries = v.entries;
+        result.archive.verified = v.ok;
+        if (!v.ok) {
+          state.addArtifact({ runId, service: svc.name, destination: PRIMARY, location: archive.path, size: archive.size, sha256: archive.sha256, createdAt: when.toISOString(), verifiedAt, verifyResult });
+          throw new AutopilotError('VERIFY_FAILED', `the new archive ${archive.path} failed verification: ${v.error}`, { hint: 'the archive is kept for inspection; check the disk and run the backup again' });
+        }
+        log.info(`verified ${archive.path}: ${v.entries} entries, sha256 ${archive.sha256.slice(0, 12)}…`);
+      }
+      state.addArtifact({ runId, service: svc.name, destination: PRIMARY, location: archive.path, size: archive.size, sha256: archive.sha256, createdAt: when.toISOString(), verifiedAt, verifyResult });
+      state.set(`last_backup.${svc.name}`, { at: when.toISOString(), location: archive.path, size: archive.size });
+
+      for (const d of this.destinations()) {
+        const target = path.join(d.path, svc.name, path.basename(archive.path));
+        try {
+          await cleanStalePartials(path.dirname(target));
+          await copyArchive(archive.path, target, this.deps.signal);
+          const v = await verifyArchive(target, { size: archive.size, sha256: archive.sha256 }, { signal: this.deps.signal });
+          state.addArtifact({
+            runId,
+            service: svc.name,
+            destination: d.name,
+            location: target,
+            size: archive.size,
+            sha256: archive.sha256,
+            createdAt: when.toISOString(),
+            verifiedAt: new Date().toISOString(),
+            verifyResult: v.ok ? `ok: ${v.entries} entries` : `failed: ${v.error}`,
+          });
+          if (!v.ok) throw new AutopilotError('VERIFY_FAILED', `the copy failed verification: ${v.error}`);
+          result.copies.push({ destination: d.name, path: target, ok: true });
+          log.info(`copied to ${d.name}: ${target}`);
+        } catch (e) {
+          if (isAbortError(e)) throw e;
+          result.copies.push({ destination: d.name, path: target, ok: false, error: mask(describeError(e)) });
+          log.error(`copy to ${d.name} failed: ${describeError(e)}`);
+        }
+      }
+
+      // prune only after a good backup, destination by destination
+      const dests = [{ name: PRIMARY, path: this.deps.config.backup.root, retention: this.deps.config.backup.retention }, ...this.destinations()];
+      for (const d of dests) {
+        if (d.name !== PRIMARY && !result.copies.find((c) => c.destination === d.name)?.ok) continue;
+        for (const p of this.pruneDecisions(svc, d)) {
+          if (p.decision.mark !== 'remove') continue;
+          try {
+            await fs.promises.rm(p.artifact.location, { force: true });
+            state.markArtifactDeleted(p.artifact.id);
+            result.pruned.push({ destination: d.name, path: p.artifact.location, reason: p.decision.reason, ok: true });
+            log.info(`pruned ${p.artifact.location} (${p.decision.reason})`);
+          } catch (e) {
+            result.pruned.push({ destination: d.name, path: p.artifact.location, reason: p.decision.reason, ok: false, error: describeError(e) });
+            log.warn(`could not prune ${p.artifact.location}: ${describeError(e)}`);
+          }
+        }
+      }
+      const failedCopies = result.copies.filter((c) => !c.ok);
+      if (failedCopies.length) {
+        result.status = 'failed';
+        result.error = `copy to ${failedCopies.map((c) => c.destination).join(', ')} failed: ${failedCopies.map((c) => c.error).join('; ')}`;
+      }
+    } catch (e) {
+      Object.assign(result, this.failure(result, e, started));
+      if (result.status === 'failed') log.error(`backup of ${svc.name} failed: ${result.error}`);
+    } finally {
+      if (plugin?.afterBackup && hookRan) {
+        try {
+          await plugin.afterBackup(svc, this.op(svc, false), { ok: result.status === 'success', error: result.error });
+        } catch (e) {
+          result.warnings.push(`afterBackup hook failed: ${describeError(e)}`);
+        }
+      }
+      result.durationMs = Date.now() - started;
+      state.finishRun(runId, result.status === 'interrupted' ? 'interrupted' : result.status === 'success' ? 'success' : 'failed', {
+        error: result.error,
+        archive: result.archive?.path,
+        size: result.archive?.size,
+        copies: result.copies.length,
+        pruned: result.pruned.length,
+        warnings: result.warnings,
+      });
+    }
+    return result;
+  }
+
+  /**
+   * Prune decisions for one service at one destination, over the archives this tool
+   * recorded there (never other files). The newest verified archive is always kept.
+   * `extra` adds a not-yet-written backup (for --dry-run).
+   */
+  private pruneDecisions(
+    svc: ServiceConfig & { retention?: KeepOptions },
+    dest: { name: string; retention: KeepOptions },
+    extra?: { id: string; time: Date },
+  ): { artifact: ArtifactRecord; decision: PruneDecision }[] {
+    const state = this.deps.state;
+    const keep = this.retentionFor(svc, dest);
+    if (!state || !keepsSomething(keep)) return [];
+    const artifacts = state.listArtifacts({ service: svc.name, destination: dest.name }).filter((a) => isOurArchiveName(svc.name, path.basename(a.location)));
+    const newestVerified = artifacts.find((a) => a.verifyResult?.startsWith('ok'));
+    const pinned = new Map<string, string>();
+    if (newestVerified) pinned.set(String(newestVerified.id), 'newest verified backup');
+    const candidates = artifacts.map((a) => ({ id: String(a.id), time: new Date(a.createdAt), protected: a.protected }));
+    if (extra) candidates.push({ ...extra, protected: false });
+    const decisions = computePrune(candidates, keep, pinned);
+    const byId = new Map(artifacts.map((a) => [String(a.id), a]));
+    return decisions.filter((d) => byId.has(d.id)).map((d) => ({ artifact: byId.get(d.id) as ArtifactRecord, decision: d }));
+  }
+}

@@ -1,0 +1,302 @@
+/**
+ * The config engine: finds the config file, parses it and the services.d files with
+ * positions, interpolates ${ENV}, validates everything against one schema (all errors at
+ * once), applies defaults, resolves paths and secrets.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ValidateFunction } from 'ajv';
+import { AutopilotError } from '../../lib/errors';
+import { MASK } from '../../lib/mask';
+import { formatAjvErrors, pointerToPath, type Locator } from './errors';
+import { buildConfigSchema, createAjv, validateCollecting, type SchemaPlugin } from './schema';
+import { resolveCollected } from './secrets';
+import { formatLocation, locate, parseSource, type Location, type SourceFile } from './source';
+import type { AutopilotConfig } from './types';
+
+export const MODULE_NAME = 'homelab-autopilot';
+export const ENV_CONFIG = 'HOMELAB_AUTOPILOT_CONFIG';
+export const SYSTEM_CONFIG = '/etc/homelab-autopilot/homelab-autopilot.yaml';
+
+export const SEARCH_PLACES = [
+  'package.json',
+  `.${MODULE_NAME}rc`,
+  `.${MODULE_NAME}rc.json`,
+  `.${MODULE_NAME}rc.yaml`,
+  `.${MODULE_NAME}rc.yml`,
+  `.config/${MODULE_NAME}rc`,
+  `.config/${MODULE_NAME}rc.json`,
+  `.config/${MODULE_NAME}rc.yaml`,
+  `.config/${MODULE_NAME}rc.yml`,
+  `${MODULE_NAME}.yaml`,
+  `${MODULE_NAME}.yml`,
+  `${MODULE_NAME}.json`,
+];
+
+export interface FindOptions {
+  explicit?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** the system-wide file (tests point it elsewhere) */
+  systemFile?: string;
+}
+
+export interface FoundConfig {
+  file: string;
+  /** how it was found: flag, env, system, search */
+  via: 'flag' | 'env' | 'system' | 'search';
+  /** set when the config lives inside package.json */
+  packageProp?: boolean;
+}
+
+/** --config, then $HOMELAB_AUTOPILOT_CONFIG, then /etc/homelab-autopilot/homelab-autopilot.yaml, then cosmiconfig's search from the working directory. */
+export async function findConfigFile(opts: FindOptions = {}): Promise<FoundConfig> {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const mustExist = (file: string, via: FoundConfig['via'], what: string): FoundConfig => {
+    const abs = path.resolve(cwd, file);
+    if (!fs.existsSync(abs)) {
+      throw new AutopilotError('CONFIG_NOT_FOUND', `config file ${abs} (from ${what}) does not exist`, {
+        hint: 'check the path; examples/quickstart.yaml shows a complete config',
+      });
+    }
+    return { file: abs, via };
+  };
+  if (opts.explicit) return mustExist(opts.explicit, 'flag', '--config');
+  if (env[ENV_CONFIG]) return mustExist(env[ENV_CONFIG] as string, 'env', `$${ENV_CONFIG}`);
+  const system = opts.systemFile ?? SYSTEM_CONFIG;
+  if (fs.existsSync(system)) return { file: system, via: 'system' };
+  // cosmiconfig is loaded only here: most runs name their config and never pay for it
+  const { cosmiconfig } = await import('cosmiconfig');
+  const noParse = (filepath: string, content: string): unknown => {
+    if (path.basename(filepath) === 'package.json') {
+      const pkg = JSON.parse(content) as Record<string, unknown>;
+      return pkg;
+    }
+    return content.trim() === '' ? undefined : { found: true };
+  };
+  const explorer = cosmiconfig(MODULE_NAME, {
+    searchPlaces: SEARCH_PLACES,
+    loaders: { '.json': noParse, '.yaml': noParse, '.yml': noParse, noExt: noParse },
+    cache: false,
+  });
+  const result = await explorer.search(cwd);
+  if (!result || result.isEmpty) {
+    throw new AutopilotError('CONFIG_NOT_FOUND', 'no configuration found', {
+      hint: `give --config PATH, set $${ENV_CONFIG}, create ${system}, or put ${MODULE_NAME}.yaml in the working directory (see examples/quickstart.yaml)`,
+    });
+  }
+  return { file: result.filepath, via: 'search', packageProp: path.basename(result.filepath) === 'package.json' };
+}
+
+// ---- reading and merging ---------------------------------------------------------------------
+
+interface ServiceOrigin {
+  src: SourceFile;
+  /** path of the service mapping inside its file */
+  at: (string | number)[];
+}
+
+export interface RawConfig {
+  file: string;
+  dir: string;
+  main: SourceFile;
+  /** the path of the config inside the main file ([] or ['homelab-autopilot'] for package.json) */
+  mainPrefix: (string | number)[];
+  extraFiles: string[];
+  data: Record<string, unknown>;
+  serviceOrigins: ServiceOrigin[];
+  locator: Locator;
+}
+
+function readSource(file: string): SourceFile {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new AutopilotError('CONFIG_NOT_FOUND', `cannot read ${file}: ${(e as Error).message}`);
+  }
+  return parseSource(file, text);
+}
+
+const ENV_REF = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Replaces ${VAR} and ${VAR:-default} in every string; $${ writes a literal ${. */
+function interpolate(value: unknown, env: NodeJS.ProcessEnv, at: (string | number)[], missing: (path: (string | number)[], name: string) => void): unknown {
+  if (typeof value === 'string') {
+    if (!value.includes('${')) return value;
+    return value.replace(ENV_REF, (m, name: string | undefined, def: string | undefined) => {
+      if (m === '$${') return '${';
+      const v = env[name as string];
+      if (v !== undefined && v !== '') return v;
+      if (def !== undefined) return def;
+      missing(at, name as string);
+      return '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, [...at, i], missing));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, env, [...at, k], missing);
+    return out;
+  }
+  return value;
+}
+
+export function readRawConfig(found: FoundConfig, env: NodeJS.ProcessEnv = process.env): RawConfig {
+  const main = readSource(found.file);
+  const dir = path.dirname(found.file);
+  const mainPrefix = found.packageProp ? [MODULE_NAME] : [];
+  const errors: string[] = [...main.syntaxErrors];
+  let data: unknown = main.syntaxErrors.length ? {} : main.doc.toJS({ maxAliasCount: 1000 });
+  if (found.packageProp) data = (data as Record<string, unknown>)[MODULE_NAME];
+  if (!main.syntaxErrors.length && (data === null || data === undefined)) {
+    throw new AutopilotError('CONFIG_INVALID', `${found.file} is empty`, { hint: 'start from examples/quickstart.yaml' });
+  }
+  if (!main.syntaxErrors.length && (typeof data !== 'object' || Array.isArray(data))) {
+    errors.push(`${formatLocation(locate(main, mainPrefix))}: the config must be a mapping of sections (global, backup, services, …)`);
+    data = {};
+  }
+  const root = data as Record<string, unknown>;
+  const serviceOrigins: ServiceOrigin[] = [];
+  if (Array.isArray(root.services)) root.services.forEach((_, i) => serviceOrigins.push({ src: main, at: [...mainPrefix, 'services', i] }));
+  const extraFiles: string[] = [];
+
+  // services.d/*.yaml beside the main file: each holds one service mapping, or `services: [...]`
+  const sdir = path.join(dir, 'services.d');
+  if (fs.existsSync(sdir) && fs.statSync(sdir).isDirectory()) {
+    const files = fs
+      .readdirSync(sdir)
+      .filter((f) => /\.ya?ml$/.test(f) && !f.startsWith('.'))
+      .sort();
+    for (const f of files) {
+      const file = path.join(sdir, f);
+      extraFiles.push(file);
+      const src = readSource(file);
+      if (src.syntaxErrors.length) {
+        errors.push(...src.syntaxErrors);
+        continue;
+      }
+      const content = src.doc.toJS({ maxAliasCount: 1000 }) as unknown;
+      if (content === null || content === undefined) continue;
+      if (typeof content !== 'object' || Array.isArray(content)) {
+        errors.push(`${formatLocation(locate(src, []))}: a services.d file holds one service (a mapping with name and type) or 'services:' with a list`);
+        continue;
+      }
+      const obj = content as Record<string, unknown>;
+      const list: { value: unknown; at: (string | number)[] }[] = [];
+      if ('services' in obj) {
+        const others = Object.keys(obj).filter((k) => k !== 'services');
+        for (const k of others) errors.push(`${formatLocation(locate(src, [], k))}: ${k}: unknown key '${k}': a services.d file may only hold 'services'`);
+        if (!Array.isArray(obj.services)) errors.push(`${formatLocation(locate(src, ['services']))}: services: must be a list`);
+        else obj.services.forEach((v, i) => list.push({ value: v, at: ['services', i] }));
+      } else list.push({ value: obj, at: [] });
+      if (!Array.isArray(root.services)) root.services = root.services === undefined ? [] : root.services;
+      if (Array.isArray(root.services)) {
+        for (const item of list) {
+          (root.services as unknown[]).push(item.value);
+          serviceOrigins.push({ src, at: item.at });
+        }
+      }
+    }
+  }
+
+  const locator: Locator = (p, key) => {
+    if (p[0] === 'services' && typeof p[1] === 'number' && serviceOrigins[p[1]]) {
+      const o = serviceOrigins[p[1]];
+      return locate(o.src, [...o.at, ...p.slice(2)], key);
+    }
+    return locate(main, [...mainPrefix, ...p], key);
+  };
+
+  // a service defined twice is an error naming both places
+  if (Array.isArray(root.services)) {
+    const firstSeen = new Map<string, number>();
+    (root.services as unknown[]).forEach((svc, i) => {
+      const name = svc && typeof svc === 'object' ? (svc as Record<string, unknown>).name : undefined;
+      if (typeof name !== 'string') return;
+      const prev = firstSeen.get(name);
+      if (prev === undefined) firstSeen.set(name, i);
+      else {
+        errors.push(
+          `${formatLocation(locator(['services', i, 'name']))}: services[${i}].name: service '${name}' is defined twice: here and at ${formatLocation(locator(['services', prev, 'name']))}; rename or remove one`,
+        );
+      }
+    });
+  }
+
+  const interpolated = interpolate(root, env, [], (p, name) => {
+    errors.push(`${formatLocation(locator(p))}: ${p.length ? p.join('.') : '(top level)'}: environment variable ${name} is not set (use \${${name}:-default} for a default)`);
+  }) as Record<string, unknown>;
+
+  if (errors.length) {
+    throw new AutopilotError('CONFIG_INVALID', `the configuration has ${errors.length} error${errors.length > 1 ? 's' : ''}`, { details: errors });
+  }
+  return { file: found.file, dir, main, mainPrefix, extraFiles, data: interpolated, serviceOrigins, locator };
+}
+
+// ---- validation ------------------------------------------------------------------------------
+
+export interface LoadedConfig {
+  file: string;
+  dir: string;
+  extraFiles: string[];
+  config: AutopilotConfig;
+  /** the resolved config with every secret replaced by ******** */
+  masked: AutopilotConfig;
+  warnings: string[];
+  locator: Locator;
+}
+
+export interface ValidateOptions {
+  signal?: AbortSignal;
+  /** secrets are resolved only when true (config validate can check without running commands) */
+  resolveSecrets?: boolean;
+}
+
+let cachedValidator: { key: string; fn: ValidateFunction } | null = null;
+
+export function compileConfigValidator(plugins: SchemaPlugin[]): ValidateFunction {
+  const key = plugins.map((p) => p.name).join(',');
+  if (cachedValidator?.key === key) return cachedValidator.fn;
+  const fn = createAjv().compile(buildConfigSchema(plugins));
+  cachedValidator = { key, fn };
+  return fn;
+}
+
+function setAtPointer(obj: unknown, pointer: string, value: unknown): void {
+  const p = pointerToPath(pointer);
+  let cur = obj as Record<string | number, unknown>;
+  for (const seg of p.slice(0, -1)) {
+    if (!cur || typeof cur !== 'object') return;
+    cur = cur[seg] as Record<string | number, unknown>;
+  }
+  if (cur && typeof cur === 'object' && p.length) cur[p[p.length - 1]] = value;
+}
+
+export async function validateConfig(raw: RawConfig, servicePlugins: SchemaPlugin[], opts: ValidateOptions = {}): Promise<LoadedConfig> {
+  const validate = compileConfigValidator(servicePlugins);
+  const data = structuredClone(raw.data);
+  const { ok, errors, collected } = validateCollecting(validate, data);
+  if (!ok) {
+    const lines = formatAjvErrors(errors, raw.locator);
+    throw new AutopilotError('CONFIG_INVALID', `the configuration has ${lines.length} error${lines.length > 1 ? 's' : ''}`, { details: lines });
+  }
+  const where = (pointer: string): string => {
+    const p = pointerToPath(pointer);
+    return `${formatLocation(raw.locator(p))}: ${p.join('.')}`;
+  };
+  const warnings: string[] = [];
+  let secretPointers: string[] = [];
+  if (opts.resolveSecrets !== false) {
+    const res = await resolveCollected(collected, { configDir: raw.dir, where, signal: opts.signal });
+    warnings.push(...res.warnings);
+    secretPointers = res.secretPointers;
+  }
+  const config = data as unknown as AutopilotConfig;
+  const masked = structuredClone(config);
+  for (const ptr of secretPointers) setAtPointer(masked, ptr, MASK);
+  return { file: raw.file, dir: raw.dir, extraFiles: raw.extraFiles, config, masked, warnings, locator: raw.locator };
+}
+
+export type { Location };

@@ -1,0 +1,241 @@
+/**
+ * The configuration schema: one JSON Schema for the whole file, extended with each
+ * service plugin's own keys, and the ajv set-up that validates it with all errors.
+ */
+import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import type { JsonSchema } from '../plugins/contract';
+
+/** Secrets and paths met while validating, filled in by the x-secret / x-path keywords. */
+export interface Collected {
+  secretSources: { parent: Record<string, unknown>; key: string; base: string; via: 'file' | 'command'; pointer: string }[];
+  secretValues: { parent: Record<string, unknown>; key: string; pointer: string }[];
+  paths: { parent: Record<string, unknown> | unknown[]; key: string | number; pointer: string }[];
+}
+
+export function emptyCollected(): Collected {
+  return { secretSources: [], secretValues: [], paths: [] };
+}
+
+let current: Collected = emptyCollected();
+
+/** Runs a validator and returns what its keywords collected on the way. */
+export function validateCollecting(validate: ValidateFunction, data: unknown): { ok: boolean; errors: ErrorObject[]; collected: Collected } {
+  current = emptyCollected();
+  const ok = validate(data) as boolean;
+  const collected = current;
+  current = emptyCollected();
+  return { ok, errors: validate.errors ? [...validate.errors] : [], collected };
+}
+
+export function createAjv(): Ajv {
+  const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: 'log', allowUnionTypes: true, logger: false });
+  ajv.addKeyword({
+    keyword: 'x-secret-source',
+    schemaType: 'string',
+    validate: (via: 'file' | 'command', data: unknown, _s: unknown, cxt?: { instancePath: string; parentData: unknown; parentDataProperty: string | number }) => {
+      if (cxt && typeof data === 'string') {
+        const key = String(cxt.parentDataProperty);
+        current.secretSources.push({
+          parent: cxt.parentData as Record<string, unknown>,
+          key,
+          base: key.slice(0, key.length - (via === 'file' ? 5 : 8)),
+          via,
+          pointer: cxt.instancePath,
+        });
+      }
+      return true;
+    },
+  });
+  ajv.addKeyword({
+    keyword: 'x-secret',
+    schemaType: 'boolean',
+    validate: (on: boolean, data: unknown, _s: unknown, cxt?: { instancePath: string; parentData: unknown; parentDataProperty: string | number }) => {
+      if (on && cxt && typeof data === 'string') {
+        current.secretValues.push({ parent: cxt.parentData as Record<string, unknown>, key: String(cxt.parentDataProperty), pointer: cxt.instancePath });
+      }
+      return true;
+    },
+  });
+  ajv.addKeyword({
+    keyword: 'x-path',
+    schemaType: 'boolean',
+    validate: (on: boolean, data: unknown, _s: unknown, cxt?: { instancePath: string; parentData: unknown; parentDataProperty: string | number }) => {
+      if (on && cxt && typeof data === 'string') {
+        current.paths.push({ parent: cxt.parentData as Record<string, unknown>, key: cxt.parentDataProperty, pointer: cxt.instancePath });
+      }
+      return true;
+    },
+  });
+  // documentation-only keywords
+  ajv.addKeyword({ keyword: 'x-doc' });
+  return ajv;
+}
+
+/**
+ * Rewrites `"x-secret": true` properties so that `<name>_file` and `<name>_command` are
+ * accepted in their place (at most one of the three), including where `<name>` is required.
+ */
+export function expandSecrets(schema: JsonSchema): JsonSchema {
+  if (!schema || typeof schema !== 'object') return schema;
+  const out: JsonSchema = { ...schema };
+  for (const key of ['items', 'additionalProperties', 'then', 'else', 'if', 'not']) {
+    if (out[key] && typeof out[key] === 'object' && !Array.isArray(out[key])) out[key] = expandSecrets(out[key] as JsonSchema);
+  }
+  for (const key of ['allOf', 'anyOf', 'oneOf']) {
+    if (Array.isArray(out[key])) out[key] = (out[key] as JsonSchema[]).map(expandSecrets);
+  }
+  if (out.properties && typeof out.properties === 'object') {
+    const props: Record<string, JsonSchema> = {};
+    const secretNames: string[] = [];
+    for (const [name, sub] of Object.entries(out.properties as Record<string, JsonSchema>)) {
+      props[name] = expandSecrets(sub);
+      if (sub && sub['x-secret'] === true) {
+        secretNames.push(name);
+        props[`${name}_file`] = {
+          type: 'string',
+          minLength: 1,
+          'x-path': true,
+          'x-secret-source': 'file',
+          description: `a file holding ${name} (read at start; should not be readable by group or others)`,
+        };
+        props[`${name}_command`] = {
+          type: ['string', 'array'],
+          items: { type: 'string' },
+          minLength: 1,
+          'x-secret-source': 'command',
+          description: `a command that prints ${name} (run without a shell)`,
+        };
+      }
+    }
+    out.properties = props;
+    if (secretNames.length) {
+      const required = Array.isArray(out.required) ? (out.required as string[]) : [];
+      const allOf = Array.isArray(out.allOf) ? [...(out.allOf as JsonSchema[])] : [];
+      for (const name of secretNames) {
+        const variants = [name, `${name}_file`, `${name}_command`];
+        // at most one way of giving it
+        allOf.push({ not: { anyOf: [{ required: [variants[0], variants[1]] }, { required: [variants[0], variants[2]] }, { required: [variants[1], variants[2]] }] }, 'x-doc': `one-of:${variants.join(',')}` });
+        if (required.includes(name)) allOf.push({ anyOf: variants.map((v) => ({ required: [v] })), 'x-doc': `required:${variants.join(',')}` });
+      }
+      out.required = required.filter((r) => !secretNames.includes(r));
+      if ((out.required as string[]).length === 0) delete out.required;
+      out.allOf = allOf;
+    }
+  }
+  return out;
+}
+
+const keepSchema: JsonSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: Object.fromEntries(
+    ['keep_last', 'keep_hourly', 'keep_daily', 'keep_weekly', 'keep_monthly', 'keep_yearly'].map((k) => [k, { type: 'integer', minimum: 0 }]),
+  ),
+};
+
+const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
+
+/** Keys every service may set, whatever its type. */
+export const COMMON_SERVICE_PROPERTIES: Record<string, JsonSchema> = {
+  name: { type: 'string', pattern: NAME_PATTERN },
+  type: { type: 'string', minLength: 1 },
+  enabled: { type: 'boolean', default: true },
+  backup: { type: 'boolean', default: true },
+  description: { type: 'string' },
+  retention: keepSchema,
+  timeout: { type: 'integer', minimum: 1, description: 'seconds the backup of this service may take' },
+};
+
+export interface SchemaPlugin {
+  name: string;
+  serviceSchema?: JsonSchema;
+}
+
+/** The schema of the whole config, given the service plugins that loaded. */
+export function buildConfigSchema(servicePlugins: SchemaPlugin[]): JsonSchema {
+  const branches = servicePlugins.map((p) => {
+    const own = (p.serviceSchema ?? {}) as { properties?: Record<string, JsonSchema>; required?: string[]; [k: string]: unknown };
+    const { properties, required, ...rest } = own;
+    return {
+      if: { properties: { type: { const: p.name } }, required: ['type'] },
+      then: expandSecrets({
+        ...rest,
+        type: 'object',
+        properties: { ...COMMON_SERVICE_PROPERTIES, ...(properties ?? {}) },
+        required: ['name', 'type', ...(required ?? [])],
+        additionalProperties: false,
+      }),
+    };
+  });
+  return {
+    $id: 'homelab-autopilot-config',
+    type: 'object',
+    additionalProperties: false,
+    required: ['services'],
+    properties: {
+      global: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        properties: {
+          state_dir: { type: 'string', minLength: 1, default: '/var/lib/homelab-autopilot', 'x-path': true },
+          log_dir: { type: 'string', minLength: 1, default: '/var/log/homelab-autopilot', 'x-path': true },
+          log_level: { enum: ['error', 'warn', 'info', 'debug'], default: 'info' },
+          log_format: { enum: ['human', 'json'], default: 'human' },
+          log_max_size_mb: { type: 'integer', minimum: 1, default: 10 },
+          log_max_files: { type: 'integer', minimum: 1, default: 5 },
+          lock_wait: { type: 'integer', minimum: 0, default: 0, description: 'seconds a run waits for another run of the same job' },
+          plugins_dir: { type: 'string', minLength: 1, 'x-path': true },
+        },
+      },
+      backup: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        allOf: [{ if: { properties: { compression: { const: 'gzip' } }, required: ['compression'] }, then: { properties: { compression_level: { maximum: 9 } } } }],
+        properties: {
+          root: { type: 'string', minLength: 1, default: '/var/backups/homelab-autopilot', 'x-path': true },
+          compression: { enum: ['zstd', 'gzip'], default: 'zstd' },
+          compression_level: { type: 'integer', minimum: 1, maximum: 19 },
+          compression_threads: { type: 'integer', minimum: 0, maximum: 64, default: 1 },
+          verify: { type: 'boolean', default: true },
+          timeout: { type: 'integer', minimum: 1, default: 21600 },
+          retention: { ...keepSchema, default: { keep_last: 7 } },
+          destinations: {
+            type: 'array',
+            default: [],
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['name', 'path'],
+              properties: {
+                name: { type: 'string', pattern: NAME_PATTERN },
+                path: { type: 'string', minLength: 1, 'x-path': true },
+                retention: keepSchema,
+                enabled: { type: 'boolean', default: true },
+              },
+            },
+          },
+        },
+      },
+      notifications: { type: 'object', additionalProperties: false, properties: {}, description: 'reserved: channels and routing arrive with the notification engine' },
+      monitoring: { type: 'object', additionalProperties: false, properties: {}, description: 'reserved: health checks arrive with the monitor engine' },
+      updates: { type: 'object', additionalProperties: false, properties: {}, description: 'reserved: update policies arrive with the update engine' },
+      plugins: {
+        type: 'object',
+        default: {},
+        additionalProperties: { type: 'object' },
+        description: 'options for each plugin, under its name, checked against the plugin options schema',
+      },
+      services: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['name', 'type'],
+          properties: COMMON_SERVICE_PROPERTIES,
+          ...(branches.length ? { allOf: branches } : {}),
+        },
+      },
+    },
+  };
+}

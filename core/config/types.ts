@@ -1,0 +1,41 @@
+import type { KeepOptions } from '../../lib/retention';
+import type { ServiceConfig } from '../plugins/contract';
+
+export interface GlobalConfig {
+  state_dir: string;
+  log_dir: string;
+  log_level: 'error' | 'warn' | 'info' | 'debug';
+  log_format: 'human' | 'json';
+  log_max_size_mb: number;
+  log_max_files: number;
+  lock_wait: number;
+  plugins_dir?: string;
+}
+
+export interface DestinationConfig {
+  name: string;
+  path: string;
+  retention?: KeepOptions;
+  enabled: boolean;
+}
+
+export interface BackupConfig {
+  root: string;
+  compression: 'zstd' | 'gzip';
+  compression_level?: number;
+  compression_threads: number;
+  verify: boolean;
+  timeout: number;
+  retention: KeepOptions;
+  destinations: DestinationConfig[];
+}
+
+export interface AutopilotConfig {
+  global: GlobalConfig;
+  backup: BackupConfig;
+  notifications?: Record<string, unknown>;
+  monitoring?: Record<string, unknown>;
+  updates?: Record<string, unknown>;
+  plugins: Record<string, Record<string, unknown>>;
+  services: (ServiceConfig & { retention?: KeepOptions; timeout?: number; description?: string })[];
+}

@@ -1,0 +1,186 @@
+/**
+ * The public plugin contract: everything a plugin author needs, and all that a plugin
+ * may rely on. Built-in plugins are written against exactly this module, the way a
+ * plugins.d author would write one; the host checks every plugin against it before
+ * creating it.
+ *
+ * A plugin module exports (as `module.exports`, `export default`, or `exports.plugin`)
+ * one definition object, or an array of them:
+ *
+ *   module.exports = {
+ *     name: 'my-service', kind: 'service', version: '1.0.0', apiVersion: '^1.0.0',
+ *     serviceSchema: { properties: { data_dir: { type: 'string', 'x-path': true } }, required: ['data_dir'] },
+ *     create(ctx) { return { backupSources(service) { return { paths: [{ path: service.data_dir }] } } } },
+ *   };
+ */
+
+/** The version of this contract. A plugin's `apiVersion` is a semver range that must include it. */
+export const PLUGIN_API_VERSION = '1.0.0';
+
+export type PluginKind = 'hypervisor' | 'service' | 'notification';
+
+/**
+ * A JSON Schema (draft-07, as ajv reads it). Two extensions:
+ * - `"x-secret": true` on a string property `token` also accepts `token_file` (read from a file)
+ *   and `token_command` (a command's output); the value is masked in every log line and output.
+ * - `"x-path": true` on a string resolves a relative path against the config file's folder.
+ */
+export type JsonSchema = Record<string, unknown>;
+
+export interface PluginLogger {
+  error(message: string, meta?: Record<string, unknown>): void;
+  warn(message: string, meta?: Record<string, unknown>): void;
+  info(message: string, meta?: Record<string, unknown>): void;
+  debug(message: string, meta?: Record<string, unknown>): void;
+}
+
+/** A key/value store in the state database that belongs to this plugin alone. */
+export interface PluginStore {
+  get<T = unknown>(key: string, fallback?: T): T | undefined;
+  set(key: string, value: unknown): void;
+  delete(key: string): void;
+  exists(key: string): boolean;
+}
+
+export interface ExecResult {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ExecOptions {
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  input?: string;
+  /** milliseconds (default 10 minutes) */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** What `create()` receives. */
+export interface PluginContext {
+  /** a logger whose lines are labelled with the plugin's name */
+  logger: PluginLogger;
+  /** this plugin's own store in the state database */
+  store: PluginStore;
+  /** aborted when the run is cancelled (SIGINT, SIGTERM) */
+  signal: AbortSignal;
+  /** the plugin's options from `plugins.<name>` in the config, validated against `optionsSchema` */
+  options: Record<string, unknown>;
+  /** the folder of the main config file */
+  configDir: string;
+  /** runs a command without a shell; never throws for a non-zero exit code */
+  exec(command: string, args: string[], options?: ExecOptions): Promise<ExecResult>;
+}
+
+/** What every operation receives. */
+export interface OperationContext {
+  signal: AbortSignal;
+  logger: PluginLogger;
+  dryRun: boolean;
+}
+
+interface DefinitionBase<K extends PluginKind, I> {
+  /** unique; letters, digits, '-' and '_' */
+  name: string;
+  kind: K;
+  /** the plugin's own version */
+  version: string;
+  /** the contract versions it works with, a semver range such as '^1.0.0' */
+  apiVersion: string;
+  description?: string;
+  /** schema of the plugin's options, given in the config under `plugins.<name>` */
+  optionsSchema?: JsonSchema;
+  create(ctx: PluginContext): I | Promise<I>;
+}
+
+// ---- service plugins -----------------------------------------------------------------------
+
+/** A service entry of the config, with the keys its plugin's serviceSchema allows. */
+export interface ServiceConfig {
+  name: string;
+  type: string;
+  enabled: boolean;
+  backup: boolean;
+  [key: string]: unknown;
+}
+
+export interface BackupPath {
+  /** an absolute path */
+  path: string;
+  /** a missing required path fails the backup; a missing optional one is skipped with a warning */
+  required: boolean;
+}
+
+export interface BackupSources {
+  paths: BackupPath[];
+  /** GNU tar --exclude patterns */
+  exclude?: string[];
+}
+
+export interface ServicePlugin {
+  /** What the archive of this service holds. The engine archives, verifies, copies and prunes. */
+  backupSources(service: ServiceConfig, op: OperationContext): BackupSources | Promise<BackupSources>;
+  /** Runs before the archive is made (for example to dump a database into a backed-up folder). Not called on --dry-run. */
+  beforeBackup?(service: ServiceConfig, op: OperationContext): void | Promise<void>;
+  /** Runs after the archive, whether it succeeded or not (for example to restart what beforeBackup stopped). Not called on --dry-run. */
+  afterBackup?(service: ServiceConfig, op: OperationContext, outcome: { ok: boolean; error?: string }): void | Promise<void>;
+}
+
+export interface ServicePluginDefinition extends DefinitionBase<'service', ServicePlugin> {
+  /** schema of the keys a service of this type may set beyond the common ones (name, type, enabled, backup, …) */
+  serviceSchema?: JsonSchema;
+}
+
+// ---- hypervisor plugins --------------------------------------------------------------------
+
+export interface GuestRef {
+  /** the service this guest belongs to */
+  service: string;
+  /** the hypervisor's own id for it (a VMID, a container name, a unit) */
+  id: string;
+}
+
+export interface GuestStatus {
+  id: string;
+  state: 'running' | 'stopped' | 'paused' | 'unknown';
+  node?: string;
+  uptimeSeconds?: number;
+  details?: Record<string, unknown>;
+}
+
+export interface HypervisorPlugin {
+  /** The current state of a guest. */
+  guestStatus(guest: GuestRef, op: OperationContext): Promise<GuestStatus>;
+}
+
+export type HypervisorPluginDefinition = DefinitionBase<'hypervisor', HypervisorPlugin>;
+
+// ---- notification plugins ------------------------------------------------------------------
+
+export type Severity = 'info' | 'success' | 'warning' | 'critical';
+
+export interface NotificationMessage {
+  /** for example backup_failed */
+  event: string;
+  severity: Severity;
+  /** the service or host it is about */
+  subject: string;
+  title: string;
+  text: string;
+  details?: Record<string, unknown>;
+  time: string;
+}
+
+export interface NotificationPlugin {
+  /** Delivers one message to this channel; throws when delivery failed. */
+  send(message: NotificationMessage, channel: Record<string, unknown>, op: OperationContext): Promise<void>;
+}
+
+export interface NotificationPluginDefinition extends DefinitionBase<'notification', NotificationPlugin> {
+  /** schema of a channel of this type in the config */
+  channelSchema?: JsonSchema;
+}
+
+export type PluginDefinition = ServicePluginDefinition | HypervisorPluginDefinition | NotificationPluginDefinition;

@@ -1,0 +1,417 @@
+/**
+ * The plugin host: finds plugins in the built-in folder and in plugins.d, checks each one
+ * (file permissions, shape, apiVersion, schemas, options) before creating it, and keeps a
+ * registry of what loaded and what failed and why. One bad plugin is reported and set
+ * aside; it never stops the others.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { ValidateFunction } from 'ajv';
+import type Semver from 'semver';
+import { AutopilotError, describeError } from '../../lib/errors';
+import { execFile } from '../../lib/exec';
+import type { Logger } from '../../lib/log';
+import type { KeyValueStore } from '../../lib/state';
+import { formatAjvErrors, type Locator } from '../config/errors';
+import { createAjv, expandSecrets, validateCollecting } from '../config/schema';
+import { resolveCollected } from '../config/secrets';
+import { formatLocation } from '../config/source';
+import {
+  PLUGIN_API_VERSION,
+  type HypervisorPlugin,
+  type JsonSchema,
+  type NotificationPlugin,
+  type PluginContext,
+  type PluginDefinition,
+  type PluginKind,
+  type ServicePlugin,
+} from './contract';
+
+export type PluginSource = 'built-in' | 'plugins.d';
+
+export interface PluginRecord {
+  name: string;
+  kind: PluginKind | null;
+  version: string | null;
+  apiVersion: string | null;
+  description: string | null;
+  source: PluginSource;
+  file: string;
+  status: 'loaded' | 'failed';
+  reason: string | null;
+}
+
+interface Candidate {
+  source: PluginSource;
+  /** the file or folder found */
+  location: string;
+  /** the module to import */
+  entry: string;
+}
+
+interface CheckedDefinition {
+  def: PluginDefinition;
+  record: PluginRecord;
+  validateOptions?: ValidateFunction;
+}
+
+const KINDS: PluginKind[] = ['hypervisor', 'service', 'notification'];
+const PLUGIN_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+const CODE_FILE = /\.(c|m)?js$/;
+
+// ---- discovery ---------------------------------------------------------------------------------
+
+/** Built-in plugins live in <root>/<kind>s/<name>/index.js. */
+export function builtinCandidates(root: string): Candidate[] {
+  const out: Candidate[] = [];
+  for (const kindDir of ['hypervisors', 'services', 'notifications']) {
+    const dir = path.join(root, kindDir);
+    if (!fs.existsSync(dir)) continue;
+    for (const name of fs.readdirSync(dir).sort()) {
+      const entry = path.join(dir, name, 'index.js');
+      if (fs.existsSync(entry)) out.push({ source: 'built-in', location: path.join(dir, name), entry });
+    }
+  }
+  return out;
+}
+
+/** plugins.d holds .js/.cjs/.mjs files and folders with a package.json. */
+export function pluginsDirCandidates(dir: string, failures: PluginRecord[]): Candidate[] {
+  const out: Candidate[] = [];
+  for (const name of fs.readdirSync(dir).sort()) {
+    if (name.startsWith('.')) continue;
+    const full = path.join(dir, name);
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(full);
+    } catch (e) {
+      failures.push(failed(name, 'plugins.d', full, `cannot read it: ${describeError(e)}`));
+      continue;
+    }
+    if (st.isFile() && CODE_FILE.test(name)) out.push({ source: 'plugins.d', location: full, entry: full });
+    else if (st.isDirectory()) {
+      const pkgFile = path.join(full, 'package.json');
+      if (!fs.existsSync(pkgFile)) {
+        failures.push(failed(name, 'plugins.d', full, 'a plugin folder needs a package.json (with "main" naming its entry file)'));
+        continue;
+      }
+      try {
+        const pkg = JSON.parse(fs.readFileSync(pkgFile, 'utf8')) as { main?: string };
+        out.push({ source: 'plugins.d', location: full, entry: path.resolve(full, pkg.main ?? 'index.js') });
+      } catch (e) {
+        failures.push(failed(name, 'plugins.d', full, `package.json is not valid JSON: ${describeError(e)}`));
+      }
+    }
+  }
+  return out;
+}
+
+function failed(name: string, source: PluginSource, file: string, reason: string, def?: Partial<PluginDefinition>): PluginRecord {
+  return {
+    name,
+    kind: (def?.kind as PluginKind) ?? null,
+    version: typeof def?.version === 'string' ? def.version : null,
+    apiVersion: typeof def?.apiVersion === 'string' ? def.apiVersion : null,
+    description: typeof def?.description === 'string' ? def.description : null,
+    source,
+    file,
+    status: 'failed',
+    reason,
+  };
+}
+
+// ---- permission checks (as sudo and sshd do) ---------------------------------------------------
+
+function unsafeReason(file: string, st: fs.Stats, asRoot: boolean): string | null {
+  const what = st.isDirectory() ? 'folder' : 'file';
+  if (asRoot && st.uid !== 0) return `${what} ${file} is owned by uid ${st.uid}, not root: run chown root:root ${file}`;
+  if (asRoot && st.mode & 0o022) return `${what} ${file} is writable by group or others (mode ${(st.mode & 0o777).toString(8)}): run chmod go-w ${file}`;
+  if (!asRoot && st.mode & 0o002) return `${what} ${file} is writable by others (mode ${(st.mode & 0o777).toString(8)}): run chmod o-w ${file}`;
+  return null;
+}
+
+/** The first reason a plugin path may not be trusted, walking folders (bounded). */
+export function checkPermissions(location: string, asRoot: boolean): string | null {
+  const stack = [location];
+  let seen = 0;
+  while (stack.length && seen < 5000) {
+    const p = stack.pop() as string;
+    seen++;
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(p);
+    } catch (e) {
+      return `cannot check ${p}: ${describeError(e)}`;
+    }
+    const why = unsafeReason(p, st, asRoot);
+    if (why) return why;
+    if (st.isDirectory()) for (const n of fs.readdirSync(p)) stack.push(path.join(p, n));
+  }
+  return null;
+}
+
+// ---- checking a definition -------------------------------------------------------------------------
+
+let semverModule: typeof Semver | null = null;
+function semver(): typeof Semver {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  semverModule ??= require('semver') as typeof Semver;
+  return semverModule;
+}
+
+const ajv = createAjv();
+
+function compileSchema(schema: unknown, what: string): ValidateFunction {
+  if (!schema || typeof schema !== 'object' || Array.isArray(schema)) throw new Error(`${what} must be a JSON schema object`);
+  try {
+    return ajv.compile({ type: 'object', ...expandSecrets(schema as JsonSchema) });
+  } catch (e) {
+    throw new Error(`${what} is not a valid JSON schema: ${describeError(e)}`);
+  }
+}
+
+function checkDefinition(value: unknown, c: Candidate): CheckedDefinition | PluginRecord {
+  const fallbackName = path.basename(c.location).replace(CODE_FILE, '');
+  if (!value || typeof value !== 'object') return failed(fallbackName, c.source, c.location, 'it exports no plugin definition (an object with name, kind, version, apiVersion and create)');
+  const def = value as Partial<PluginDefinition> & Record<string, unknown>;
+  const name = typeof def.name === 'string' ? def.name : fallbackName;
+  const bad = (reason: string): PluginRecord => failed(name, c.source, c.location, reason, def);
+  if (typeof def.name !== 'string' || !PLUGIN_NAME.test(def.name)) return bad(`'name' must be a plain name (letters, digits, '-', '_'), got ${JSON.stringify(def.name)}`);
+  if (!KINDS.includes(def.kind as PluginKind)) return bad(`'kind' must be one of ${KINDS.join(', ')}, got ${JSON.stringify(def.kind)}`);
+  if (typeof def.version !== 'string' || !semver().valid(def.version)) return bad(`'version' must be a semver version such as 1.0.0, got ${JSON.stringify(def.version)}`);
+  if (typeof def.apiVersion !== 'string' || !semver().validRange(def.apiVersion)) return bad(`'apiVersion' must be a semver range such as ^1.0.0, got ${JSON.stringify(def.apiVersion)}`);
+  if (!semver().satisfies(PLUGIN_API_VERSION, def.apiVersion)) {
+    return bad(`it needs plugin API ${def.apiVersion}, but this homelab-autopilot provides ${PLUGIN_API_VERSION}: update the plugin or homelab-autopilot`);
+  }
+  if (typeof def.create !== 'function') return bad("'create' must be a function (ctx) => instance");
+  let validateOptions: ValidateFunction | undefined;
+  try {
+    if (def.optionsSchema !== undefined) validateOptions = compileSchema(def.optionsSchema, 'optionsSchema');
+    if (def.kind === 'service' && def.serviceSchema !== undefined) compileSchema(def.serviceSchema, 'serviceSchema');
+    if (def.kind === 'notification' && def.channelSchema !== undefined) compileSchema(def.channelSchema, 'channelSchema');
+  } catch (e) {
+    return bad(describeError(e));
+  }
+  return {
+    def: def as PluginDefinition,
+    validateOptions,
+    record: {
+      name: def.name,
+      kind: def.kind as PluginKind,
+      version: def.version,
+      apiVersion: def.apiVersion,
+      description: typeof def.description === 'string' ? def.description : null,
+      source: c.source,
+      file: c.location,
+      status: 'loaded',
+      reason: null,
+    },
+  };
+}
+
+async function importCandidate(c: Candidate): Promise<unknown[]> {
+  const mod = (await import(pathToFileURL(c.entry).href)) as Record<string, unknown>;
+  let exp: unknown = mod.default ?? mod;
+  if (exp && typeof exp === 'object' && !Array.isArray(exp)) {
+    const o = exp as Record<string, unknown>;
+    // a CommonJS module compiled from `export default` (TypeScript, Babel)
+    if (o.__esModule && o.default) exp = o.default;
+    else if (o.plugin) exp = o.plugin;
+    else if (Array.isArray(o.plugins)) exp = o.plugins;
+  }
+  return Array.isArray(exp) ? exp : [exp];
+}
+
+export interface DiscoverOptions {
+  builtinRoot: string;
+  pluginsDir: string;
+  /** whether to enforce root's ownership rules (default: when running as root) */
+  asRoot?: boolean;
+}
+
+export interface Discovered {
+  definitions: CheckedDefinition[];
+  failures: PluginRecord[];
+  pluginsDir: string;
+}
+
+/** Imports and checks every plugin; creates none. */
+export async function discoverPlugins(opts: DiscoverOptions): Promise<Discovered> {
+  const asRoot = opts.asRoot ?? (typeof process.getuid === 'function' && process.getuid() === 0);
+  const failures: PluginRecord[] = [];
+  const candidates = builtinCandidates(opts.builtinRoot);
+  if (fs.existsSync(opts.pluginsDir)) {
+    const dirProblem = unsafeReason(opts.pluginsDir, fs.statSync(opts.pluginsDir), asRoot);
+    const found = pluginsDirCandidates(opts.pluginsDir, failures);
+    if (dirProblem) for (const c of found) failures.push(failed(path.basename(c.location).replace(CODE_FILE, ''), c.source, c.location, dirProblem));
+    else candidates.push(...found);
+  }
+  const definitions: CheckedDefinition[] = [];
+  const byName = new Map<string, CheckedDefinition>();
+  for (const c of candidates) {
+    const fallbackName = path.basename(c.location).replace(CODE_FILE, '');
+    if (c.source === 'plugins.d') {
+      const why = checkPermissions(c.location, asRoot);
+      if (why) {
+        failures.push(failed(fallbackName, c.source, c.location, `refused: ${why}`));
+        continue;
+      }
+    }
+    let exported: unknown[];
+    try {
+      exported = await importCandidate(c);
+    } catch (e) {
+      const err = e as Error;
+      const where = err.stack?.split('\n').find((l) => l.includes(c.location)) ?? '';
+      failures.push(failed(fallbackName, c.source, c.location, `cannot load it: ${err.name === 'SyntaxError' ? 'syntax error: ' : ''}${err.message}${where ? ` (${where.trim()})` : ''}`));
+      continue;
+    }
+    for (const value of exported) {
+      const checked = checkDefinition(value, c);
+      if ('status' in checked) {
+        failures.push(checked);
+        continue;
+      }
+      const prev = byName.get(checked.def.name);
+      if (prev) {
+        failures.push({ ...checked.record, status: 'failed', reason: `duplicate name: '${checked.def.name}' is already provided by ${prev.record.file}` });
+        continue;
+      }
+      byName.set(checked.def.name, checked);
+      definitions.push(checked);
+    }
+  }
+  return { definitions, failures, pluginsDir: opts.pluginsDir };
+}
+
+// ---- creation and the registry -----------------------------------------------------------------
+
+type Instance = ServicePlugin | HypervisorPlugin | NotificationPlugin;
+
+export interface LoadedPlugin {
+  def: PluginDefinition;
+  record: PluginRecord;
+  instance: Instance;
+}
+
+export interface CreateOptions {
+  /** `plugins:` from the config */
+  options: Record<string, Record<string, unknown>>;
+  configDir: string;
+  locator: Locator;
+  logger: Logger;
+  signal: AbortSignal;
+  /** the plugin's store, opened when first used */
+  store(plugin: string): KeyValueStore;
+  /** ms create() may take */
+  createTimeoutMs?: number;
+}
+
+export class PluginRegistry {
+  constructor(
+    readonly loaded: LoadedPlugin[],
+    readonly failures: PluginRecord[],
+    readonly pluginsDir: string,
+    /** `plugins:` entries naming no plugin */
+    readonly warnings: string[] = [],
+  ) {}
+
+  get records(): PluginRecord[] {
+    return [...this.loaded.map((p) => p.record), ...this.failures];
+  }
+
+  installed(kind: PluginKind): string[] {
+    return this.loaded.filter((p) => p.def.kind === kind).map((p) => p.def.name);
+  }
+
+  find<T extends Instance>(kind: PluginKind, name: string): T | undefined {
+    return this.loaded.find((p) => p.def.kind === kind && p.def.name === name)?.instance as T | undefined;
+  }
+
+  /** The plugin a service needs, or an error saying why it is not there and what is installed. */
+  require<T extends Instance>(kind: PluginKind, name: string, neededBy: string): T {
+    const found = this.find<T>(kind, name);
+    if (found) return found;
+    const failure = this.failures.find((f) => f.name === name);
+    const installed = this.installed(kind);
+    if (failure) {
+      throw new AutopilotError('PLUGIN_FAILED', `${neededBy} needs the ${kind} plugin '${name}', which failed to load: ${failure.reason}`, {
+        hint: `fix ${failure.file}; 'homelab-autopilot plugins list' shows every plugin and why it failed`,
+      });
+    }
+    throw new AutopilotError('PLUGIN_MISSING', `${neededBy} needs the ${kind} plugin '${name}', which is not installed`, {
+      hint: `installed ${kind} plugins: ${installed.join(', ') || 'none'}; put a plugin into ${this.pluginsDir} or fix the type`,
+    });
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what} did not finish within ${ms / 1000}s`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** Validates each plugin's options and creates it; failures are recorded, never thrown. */
+export async function createPlugins(found: Discovered, opts: CreateOptions): Promise<PluginRegistry> {
+  const loaded: LoadedPlugin[] = [];
+  const failures = [...found.failures];
+  const warnings: string[] = [];
+  for (const name of Object.keys(opts.options)) {
+    if (!found.definitions.some((d) => d.def.name === name)) {
+      warnings.push(`${formatLocation(opts.locator(['plugins'], name))}: plugins.${name}: no plugin named '${name}' is installed; these options are ignored`);
+    }
+  }
+  for (const d of found.definitions) {
+    const { def } = d;
+    const options = structuredClone(opts.options[def.name] ?? {});
+    const logger = opts.logger.child(`plugin:${def.name}`);
+    try {
+      if (d.validateOptions) {
+        const { ok, errors, collected } = validateCollecting(d.validateOptions, options);
+        if (!ok) throw new Error(`bad options: ${formatAjvErrors(errors, opts.locator, ['plugins', def.name]).join('; ')}`);
+        await resolveCollected(collected, {
+          configDir: opts.configDir,
+          where: (ptr) => `${formatLocation(opts.locator(['plugins', def.name, ...ptr.split('/').slice(1)]))}: plugins.${def.name}${ptr.replace(/\//g, '.')}`,
+          signal: opts.signal,
+        });
+      }
+      let store: KeyValueStore | null = null;
+      const lazyStore = (): KeyValueStore => (store ??= opts.store(def.name));
+      const ctx: PluginContext = {
+        logger,
+        store: {
+          get: (k, f) => lazyStore().get(k, f),
+          set: (k, v) => lazyStore().set(k, v),
+          delete: (k) => lazyStore().delete(k),
+          exists: (k) => lazyStore().exists(k),
+        },
+        signal: opts.signal,
+        options,
+        configDir: opts.configDir,
+        exec: (command, args, o = {}) =>
+          execFile(command, args, { cwd: o.cwd, env: o.env ? { ...process.env, ...o.env } : undefined, input: o.input, timeoutMs: o.timeoutMs ?? 600_000, signal: o.signal ?? opts.signal }),
+      };
+      const instance = await withTimeout(Promise.resolve(def.create(ctx) as Promise<Instance>), opts.createTimeoutMs ?? 10_000, 'create()');
+      if (!instance || typeof instance !== 'object') throw new Error('create() returned no plugin instance');
+      if (def.kind === 'service' && typeof (instance as ServicePlugin).backupSources !== 'function') throw new Error('a service plugin instance needs a backupSources() method');
+      if (def.kind === 'notification' && typeof (instance as NotificationPlugin).send !== 'function') throw new Error('a notification plugin instance needs a send() method');
+      if (def.kind === 'hypervisor' && typeof (instance as HypervisorPlugin).guestStatus !== 'function') throw new Error('a hypervisor plugin instance needs a guestStatus() method');
+      loaded.push({ def, record: d.record, instance });
+    } catch (e) {
+      const msg = describeError(e);
+      failures.push({ ...d.record, status: 'failed', reason: msg.startsWith('bad options') ? msg : `create() failed: ${msg}` });
+    }
+  }
+  return new PluginRegistry(loaded, failures, found.pluginsDir, warnings);
+}

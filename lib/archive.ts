@@ -1,0 +1,330 @@
+/**
+ * Archives that GNU tar and the zstd (or gzip) CLI read without us: a tar stream piped
+ * straight into the compressor (the data never passes through Node), whose output Node
+ * hashes and writes under a temporary name, fsyncs, and renames into place.
+ * Verification decompresses and lists the whole archive.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { AutopilotError } from './errors';
+import { processAlive } from './state';
+
+export type Compression = 'zstd' | 'gzip';
+
+export const EXTENSION: Record<Compression, string> = { zstd: '.tar.zst', gzip: '.tar.gz' };
+export const DEFAULT_LEVEL: Record<Compression, number> = { zstd: 3, gzip: 6 };
+
+function compressArgs(c: Compression, level: number, threads: number): [string, string[]] {
+  return c === 'zstd' ? ['zstd', ['-q', `-${level}`, `-T${threads}`, '-c']] : ['gzip', ['-c', '-n', `-${level}`]];
+}
+
+function decompressArgs(c: Compression): [string, string[]] {
+  return c === 'zstd' ? ['zstd', ['-q', '-d', '-c']] : ['gzip', ['-d', '-c']];
+}
+
+export function compressionOf(file: string): Compression | null {
+  if (file.endsWith('.tar.zst')) return 'zstd';
+  if (file.endsWith('.tar.gz')) return 'gzip';
+  return null;
+}
+
+/** Member names are stored relative to / (like GNU tar does by default); excludes are matched the same way. */
+function tarSelection(sources: string[], exclude: string[]): string[] {
+  const args = ['--directory=/'];
+  for (const e of exclude) args.push(`--exclude=${e.startsWith('/') ? e.slice(1) : e}`);
+  args.push('--');
+  for (const s of sources) args.push(s === '/' ? '.' : s.replace(/^\/+/, ''));
+  return args;
+}
+
+interface Proc {
+  child: ChildProcess;
+  name: string;
+  stderr: string;
+  done: Promise<number | null>;
+}
+
+function track(child: ChildProcess, name: string): Proc {
+  const p: Proc = { child, name, stderr: '', done: Promise.resolve(null) };
+  child.stderr?.on('data', (c: Buffer) => {
+    if (p.stderr.length < 64 * 1024) p.stderr += c.toString('utf8');
+  });
+  p.done = new Promise((resolve, reject) => {
+    child.on('error', (e: NodeJS.ErrnoException) =>
+      reject(new AutopilotError('ARCHIVE_FAILED', e.code === 'ENOENT' ? `${name} is not installed` : `cannot run ${name}: ${e.message}`, { hint: e.code === 'ENOENT' ? `install ${name} (apt-get install ${name})` : undefined })),
+    );
+    child.on('close', (code) => resolve(code));
+  });
+  return p;
+}
+
+function lastLines(s: string, n = 4): string {
+  return s
+    .trim()
+    .split('\n')
+    .filter((l) => l && !/Removing leading/.test(l))
+    .slice(-n)
+    .join(' | ');
+}
+
+/** tar's exit status 1 means "some files changed while being read": the archive is complete but not a consistent snapshot. */
+const TAR_CHANGED = 1;
+
+export interface CreateArchiveOptions {
+  sources: string[];
+  exclude?: string[];
+  compression: Compression;
+  level?: number;
+  threads?: number;
+  /** the final path; the file appears there only when complete */
+  dest: string;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  onProgress?(bytesWritten: number): void;
+}
+
+export interface ArchiveResult {
+  path: string;
+  size: number;
+  sha256: string;
+  durationMs: number;
+  warnings: string[];
+}
+
+export function partialName(dest: string): string {
+  return path.join(path.dirname(dest), `.${path.basename(dest)}.partial-${process.pid}`);
+}
+
+/** Removes temporary files left in `dir` by runs whose process is gone. Returns what it removed. */
+export async function cleanStalePartials(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const n of names) {
+    const m = /^\..+\.partial-(\d+)$/.exec(n);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid !== process.pid && processAlive(pid, null)) continue;
+    await fsp.rm(path.join(dir, n), { force: true });
+    removed.push(path.join(dir, n));
+  }
+  return removed;
+}
+
+async function fsyncPath(p: string, flags = 'r'): Promise<void> {
+  const fh = await fsp.open(p, flags);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function createArchive(opts: CreateArchiveOptions): Promise<ArchiveResult> {
+  const started = Date.now();
+  const level = opts.level ?? DEFAULT_LEVEL[opts.compression];
+  const tmp = partialName(opts.dest);
+  await fsp.mkdir(path.dirname(opts.dest), { recursive: true });
+  if (opts.signal?.aborted) throw new AutopilotError('ABORTED', 'the backup was cancelled');
+
+  const tar = track(spawn('tar', ['--create', '--file=-', '--sparse', ...tarSelection(opts.sources, opts.exclude ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] }), 'tar');
+  const [cmd, args] = compressArgs(opts.compression, level, opts.threads ?? 1);
+  // the compressor reads tar's pipe directly; Node only sees the compressed bytes
+  const comp = track(spawn(cmd, args, { stdio: [tar.child.stdout!, 'pipe', 'pipe'] }), cmd);
+  tar.child.stdout!.destroy();
+
+  const procs = [tar, comp];
+  const kill = (): void => {
+    for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+  };
+  let timedOut = false;
+  const timer = opts.timeoutMs
+    ? setTimeout(() => {
+        timedOut = true;
+        kill();
+      }, opts.timeoutMs)
+    : undefined;
+  const onAbort = (): void => kill();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let lastReport = 0;
+  try {
+    const out = fs.createWriteStream(tmp, { flags: 'wx', mode: 0o640 });
+    const writing = pipeline(
+      comp.child.stdout!,
+      async function* (source: AsyncIterable<Buffer>) {
+        for await (const chunk of source) {
+          hash.update(chunk);
+          bytes += chunk.length;
+          const now = Date.now();
+          if (opts.onProgress && now - lastReport >= 500) {
+            lastReport = now;
+            opts.onProgress(bytes);
+          }
+          yield chunk;
+        }
+      },
+      out,
+    );
+    const [tarCode, compCode] = await Promise.all([tar.done, comp.done, writing]);
+    if (opts.signal?.aborted) throw new AutopilotError('ABORTED', 'the backup was cancelled');
+    if (timedOut) throw new AutopilotError('TIMEOUT', `the archive was not finished within ${Math.round((opts.timeoutMs ?? 0) / 1000)}s`);
+    const warnings: string[] = [];
+    if (tarCode === TAR_CHANGED) warnings.push(`some files changed while they were archived: ${lastLines(tar.stderr, 3)}`);
+    else if (tarCode !== 0) throw new AutopilotError('ARCHIVE_FAILED', `tar failed (exit ${tarCode}): ${lastLines(tar.stderr) || 'no message'}`);
+    if (compCode !== 0) throw new AutopilotError('ARCHIVE_FAILED', `${cmd} failed (exit ${compCode}): ${lastLines(comp.stderr) || 'no message'}`);
+    await fsyncPath(tmp, 'r+');
+    // never overwrite: a name taken since we chose it is an error, not a silent replacement
+    if (fs.existsSync(opts.dest)) throw new AutopilotError('ARCHIVE_FAILED', `${opts.dest} appeared while the archive was being written`);
+    await fsp.rename(tmp, opts.dest);
+    await fsyncPath(path.dirname(opts.dest));
+    opts.onProgress?.(bytes);
+    return { path: opts.dest, size: bytes, sha256: hash.digest('hex'), durationMs: Date.now() - started, warnings };
+  } catch (e) {
+    kill();
+    await Promise.allSettled(procs.map((p) => p.done));
+    await fsp.rm(tmp, { force: true });
+    if (e instanceof AutopilotError) throw e;
+    throw new AutopilotError('ARCHIVE_FAILED', `writing ${opts.dest} failed: ${(e as Error).message}`, { cause: e });
+  } finally {
+    if (timer) clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  size: number;
+  sha256: string | null;
+  entries: number;
+  /** why it failed, when it did */
+  error?: string;
+}
+
+/** Exists, size, checksum, and a full decompress and tar listing, in one read of the file. */
+export async function verifyArchive(
+  file: string,
+  expect: { size?: number; sha256?: string | null },
+  opts: { signal?: AbortSignal; timeoutMs?: number } = {},
+): Promise<VerifyResult> {
+  const compression = compressionOf(file);
+  let st: fs.Stats;
+  try {
+    st = await fsp.stat(file);
+  } catch {
+    return { ok: false, size: 0, sha256: null, entries: 0, error: `${file} does not exist` };
+  }
+  if (expect.size !== undefined && st.size !== expect.size) {
+    return { ok: false, size: st.size, sha256: null, entries: 0, error: `size is ${st.size} bytes, expected ${expect.size}` };
+  }
+  if (!compression) return { ok: false, size: st.size, sha256: null, entries: 0, error: `${file} is not a .tar.zst or .tar.gz archive` };
+  const [cmd, args] = decompressArgs(compression);
+  const dec = track(spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] }), cmd);
+  const tar = track(spawn('tar', ['--list', '--file=-'], { stdio: [dec.child.stdout!, 'pipe', 'pipe'] }), 'tar');
+  dec.child.stdout!.destroy();
+  const procs = [dec, tar];
+  const kill = (): void => {
+    for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+  };
+  const timer = opts.timeoutMs ? setTimeout(kill, opts.timeoutMs) : undefined;
+  opts.signal?.addEventListener('abort', kill, { once: true });
+  let entries = 0;
+  tar.child.stdout!.on('data', (c: Buffer) => {
+    for (let i = 0; i < c.length; i++) if (c[i] === 10) entries++;
+  });
+  const hash = createHash('sha256');
+  try {
+    const feeding = pipeline(
+      fs.createReadStream(file),
+      async function* (source: AsyncIterable<Buffer>) {
+        for await (const chunk of source) {
+          hash.update(chunk);
+          yield chunk;
+        }
+      },
+      dec.child.stdin!,
+    ).catch((e: NodeJS.ErrnoException) => {
+      // the decompressor stops reading when the data is corrupt; its exit code tells why
+      if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_PREMATURE_CLOSE') throw e;
+    });
+    const [, decCode, tarCode] = await Promise.all([feeding, dec.done, tar.done]);
+    if (opts.signal?.aborted) throw new AutopilotError('ABORTED', 'verification was cancelled');
+    const sha256 = hash.digest('hex');
+    if (decCode !== 0) return { ok: false, size: st.size, sha256, entries, error: `${cmd} cannot decompress it: ${lastLines(dec.stderr) || `exit ${decCode}`}` };
+    if (tarCode !== 0) return { ok: false, size: st.size, sha256, entries, error: `tar cannot list it: ${lastLines(tar.stderr) || `exit ${tarCode}`}` };
+    if (expect.sha256 && sha256 !== expect.sha256) return { ok: false, size: st.size, sha256, entries, error: `checksum is ${sha256}, expected ${expect.sha256}` };
+    if (entries === 0) return { ok: false, size: st.size, sha256, entries, error: 'the archive holds no entries' };
+    return { ok: true, size: st.size, sha256, entries };
+  } finally {
+    if (timer) clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', kill);
+    kill();
+  }
+}
+
+/** Copies a finished archive to another folder the same careful way: temporary name, fsync, rename. */
+export async function copyArchive(src: string, dest: string, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) throw new AutopilotError('ABORTED', 'the copy was cancelled');
+  await fsp.mkdir(path.dirname(dest), { recursive: true });
+  const tmp = partialName(dest);
+  try {
+    await pipeline(fs.createReadStream(src), fs.createWriteStream(tmp, { flags: 'wx', mode: 0o640 }), { signal });
+    await fsyncPath(tmp, 'r+');
+    if (fs.existsSync(dest)) throw new AutopilotError('ARCHIVE_FAILED', `${dest} already exists`);
+    await fsp.rename(tmp, dest);
+    await fsyncPath(path.dirname(dest));
+  } catch (e) {
+    await fsp.rm(tmp, { force: true });
+    if (e instanceof AutopilotError) throw e;
+    if ((e as Error).name === 'AbortError') throw new AutopilotError('ABORTED', 'the copy was cancelled');
+    throw new AutopilotError('ARCHIVE_FAILED', `copying to ${dest} failed: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+export interface ListedSelection {
+  files: number;
+  bytes: number;
+}
+
+/** What an archive of these sources would hold, without reading file contents (tar writing to /dev/null). */
+export async function listSelection(sources: string[], exclude: string[], signal?: AbortSignal): Promise<ListedSelection> {
+  const tar = track(spawn('tar', ['--create', '--file=/dev/null', '--verbose', '--verbose', ...tarSelection(sources, exclude)], { stdio: ['ignore', 'pipe', 'pipe'] }), 'tar');
+  const onAbort = (): void => {
+    tar.child.kill('SIGKILL');
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  let files = 0;
+  let bytes = 0;
+  let rest = '';
+  tar.child.stdout!.on('data', (c: Buffer) => {
+    const text = rest + c.toString('utf8');
+    const lines = text.split('\n');
+    rest = lines.pop() ?? '';
+    for (const l of lines) {
+      const m = /^(\S)\S*\s+\S+\s+(\d+)\s/.exec(l);
+      if (!m) continue;
+      if (m[1] === '-') {
+        files++;
+        bytes += Number(m[2]);
+      }
+    }
+  });
+  try {
+    const code = await tar.done;
+    if (signal?.aborted) throw new AutopilotError('ABORTED', 'cancelled');
+    if (code !== 0 && code !== TAR_CHANGED) throw new AutopilotError('ARCHIVE_FAILED', `tar cannot read the sources: ${lastLines(tar.stderr)}`);
+    return { files, bytes };
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}

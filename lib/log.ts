@@ -1,0 +1,169 @@
+/**
+ * Logging: winston to stderr (human lines, or JSON for machines) and to a rotated file.
+ * Every line passes through the secret mask. Engines and plugins get child loggers
+ * whose label prefixes their lines.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type * as Winston from 'winston';
+import { mask } from './mask';
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+export const LOG_LEVELS: LogLevel[] = ['error', 'warn', 'info', 'debug'];
+export type LogFormat = 'human' | 'json';
+
+export interface Logger {
+  error(message: string, meta?: Record<string, unknown>): void;
+  warn(message: string, meta?: Record<string, unknown>): void;
+  info(message: string, meta?: Record<string, unknown>): void;
+  debug(message: string, meta?: Record<string, unknown>): void;
+  /** A logger whose lines carry `label` (for example `backup` or `plugin:files`). */
+  child(label: string): Logger;
+}
+
+export interface LoggerOptions {
+  level: LogLevel;
+  format: LogFormat;
+  /** folder for homelab-autopilot.log; undefined for no file */
+  logDir?: string;
+  /** rotate the file at this size (bytes) */
+  maxSize?: number;
+  /** rotated files kept */
+  maxFiles?: number;
+  /** colours on stderr (default: when stderr is a terminal) */
+  color?: boolean;
+  /** where stderr lines go (tests) */
+  stderr?: NodeJS.WritableStream;
+}
+
+const COLORS: Record<string, string> = { error: '\x1b[31m', warn: '\x1b[33m', info: '\x1b[36m', debug: '\x1b[90m' };
+
+function stamp(d = new Date()): string {
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+function metaText(info: Record<string | symbol, unknown>): string {
+  const skip = new Set(['level', 'message', 'label', 'timestamp']);
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(info)) {
+    if (skip.has(k) || v === undefined) continue;
+    parts.push(`${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  }
+  return parts.length ? ' ' + parts.join(' ') : '';
+}
+
+class WinstonLogger implements Logger {
+  constructor(
+    private readonly w: Winston.Logger,
+    private readonly label?: string,
+  ) {}
+  private log(level: LogLevel, message: string, meta?: Record<string, unknown>): void {
+    this.w.log({ level, message, ...(meta ?? {}), ...(this.label ? { label: this.label } : {}) });
+  }
+  error(m: string, meta?: Record<string, unknown>): void {
+    this.log('error', m, meta);
+  }
+  warn(m: string, meta?: Record<string, unknown>): void {
+    this.log('warn', m, meta);
+  }
+  info(m: string, meta?: Record<string, unknown>): void {
+    this.log('info', m, meta);
+  }
+  debug(m: string, meta?: Record<string, unknown>): void {
+    this.log('debug', m, meta);
+  }
+  child(label: string): Logger {
+    return new WinstonLogger(this.w, this.label ? `${this.label}:${label}` : label);
+  }
+}
+
+export interface CreatedLogger {
+  logger: Logger;
+  /** a warning about the log file that could not be opened, if any */
+  fileProblem?: string;
+  /** flushes and closes the transports */
+  close(): Promise<void>;
+}
+
+export function createLogger(options: LoggerOptions): CreatedLogger {
+  // winston is loaded here, not at start-up, so that `--version` and friends stay fast
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const winston = require('winston') as typeof Winston;
+  const { format } = winston;
+  const masking = format((info) => {
+    info.message = mask(String(info.message));
+    for (const key of Object.keys(info)) {
+      const v = (info as Record<string, unknown>)[key];
+      if (typeof v === 'string' && key !== 'level') (info as Record<string, unknown>)[key] = mask(v);
+    }
+    return info;
+  });
+  const color = options.color ?? Boolean(((options.stderr ?? process.stderr) as NodeJS.WriteStream).isTTY);
+  const human = (withColor: boolean): Winston.Logform.Format =>
+    format.printf((info) => {
+      const lvl = info.level.padEnd(5);
+      const label = info.label ? `[${String(info.label)}] ` : '';
+      const line = `${stamp()} ${withColor ? COLORS[info.level] + lvl + '\x1b[0m' : lvl} ${label}${String(info.message)}${metaText(info as never)}`;
+      return line;
+    });
+
+  const transports: Winston.transport[] = [
+    new winston.transports.Stream({
+      stream: options.stderr ?? process.stderr,
+      format: options.format === 'json' ? format.combine(format.timestamp(), format.json()) : human(color),
+    }),
+  ];
+  let fileProblem: string | undefined;
+  if (options.logDir) {
+    try {
+      fs.mkdirSync(options.logDir, { recursive: true });
+      const file = path.join(options.logDir, 'homelab-autopilot.log');
+      fs.accessSync(options.logDir, fs.constants.W_OK);
+      transports.push(
+        new winston.transports.File({
+          filename: file,
+          maxsize: options.maxSize ?? 10 * 1024 * 1024,
+          maxFiles: options.maxFiles ?? 5,
+          tailable: true,
+          format: format.combine(format.timestamp(), format.json()),
+        }),
+      );
+    } catch (e) {
+      fileProblem = `cannot write logs to ${options.logDir}: ${(e as Error).message}; logging to stderr only (set global.log_dir to a writable folder)`;
+    }
+  }
+  const w = winston.createLogger({ level: options.level, format: masking(), transports, exitOnError: false });
+  const logger = new WinstonLogger(w);
+  if (fileProblem) logger.warn(fileProblem);
+  return {
+    logger,
+    fileProblem,
+    close: () =>
+      new Promise<void>((resolve) => {
+        const fileTransports = transports.filter((t) => t instanceof winston.transports.File);
+        if (fileTransports.length === 0) {
+          resolve();
+          return;
+        }
+        let pending = fileTransports.length;
+        const done = (): void => {
+          if (--pending === 0) resolve();
+        };
+        for (const t of fileTransports) t.on('finish', done);
+        setTimeout(resolve, 2000).unref();
+        w.end();
+      }),
+  };
+}
+
+/** A logger that drops everything (library use, tests). */
+export const silentLogger: Logger = {
+  error() {},
+  warn() {},
+  info() {},
+  debug() {},
+  child() {
+    return silentLogger;
+  },
+};

@@ -1,0 +1,63 @@
+/**
+ * Schema migrations, applied in order by PRAGMA user_version, each in its own transaction.
+ * Append only: never edit a migration that has shipped.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: key/value, runs, backup artifacts, plugin store, job locks
+  `
+  CREATE TABLE kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    parent_id INTEGER REFERENCES runs(id),
+    kind TEXT NOT NULL,
+    target TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    status TEXT NOT NULL CHECK (status IN ('running', 'success', 'failed', 'interrupted')),
+    dry_run INTEGER NOT NULL DEFAULT 0 CHECK (dry_run IN (0, 1)),
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    summary TEXT
+  );
+  CREATE INDEX runs_started ON runs (started_at);
+  CREATE INDEX runs_parent ON runs (parent_id);
+  CREATE TABLE artifacts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER REFERENCES runs(id),
+    service TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    location TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT,
+    created_at TEXT NOT NULL,
+    verified_at TEXT,
+    verify_result TEXT,
+    protected INTEGER NOT NULL DEFAULT 0 CHECK (protected IN (0, 1)),
+    deleted_at TEXT,
+    UNIQUE (destination, location)
+  );
+  CREATE INDEX artifacts_service ON artifacts (service, created_at);
+  CREATE TABLE plugin_store (
+    plugin TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (plugin, key)
+  );
+  CREATE TABLE locks (
+    name TEXT PRIMARY KEY,
+    token TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    proc_start TEXT,
+    acquired_at TEXT NOT NULL,
+    command TEXT
+  );
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
