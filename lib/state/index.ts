@@ -351,6 +351,11 @@ export class StateManager {
     this.db.prepare('UPDATE artifacts SET deleted_at = ? WHERE id = ?').run(now(), id);
   }
 
+  getArtifact(id: number): ArtifactRecord | null {
+    const row = this.db.prepare('SELECT * FROM artifacts WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    return row ? toArtifact(row) : null;
+  }
+
   setArtifactProtected(id: number, value: boolean): void {
     this.db.prepare('UPDATE artifacts SET protected = ? WHERE id = ?').run(value ? 1 : 0, id);
   }

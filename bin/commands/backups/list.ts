@@ -31,8 +31,9 @@ export default class BackupsList extends BaseCommand<typeof BackupsList> {
     else {
       this.out(
         table(
-          ['SERVICE', 'DESTINATION', 'CREATED', 'AGE', 'SIZE', 'VERIFIED', 'STATE', 'LOCATION'],
+          ['ID', 'SERVICE', 'DESTINATION', 'CREATED', 'AGE', 'SIZE', 'VERIFIED', 'STATE', 'LOCATION'],
           list.map((a) => [
+            a.id,
             a.service,
             a.destination,
             localTime(a.createdAt),
