@@ -26,6 +26,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     'log-format': Flags.option({ options: ['human', 'json'] as const, summary: 'Log line format on stderr (default: global.log_format).', helpGroup: 'GLOBAL' })(),
   };
 
+  /** Commands that change something also log to the log file; read-only ones log to stderr only. */
+  protected static writesLogFile = false;
+
   protected flags!: BaseFlags<T>;
   protected controller = new AbortController();
   private createdLogger: CreatedLogger | null = null;
@@ -70,7 +73,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     this.createdLogger = createLogger({
       level: (this.flags['log-level'] as LogLevel | undefined) ?? g.log_level,
       format: (this.flags['log-format'] as LogFormat | undefined) ?? g.log_format,
-      logDir: g.log_dir,
+      logDir: (this.constructor as typeof BaseCommand).writesLogFile ? g.log_dir : undefined,
       maxSize: g.log_max_size_mb * 1024 * 1024,
       maxFiles: g.log_max_files,
     });

@@ -80,14 +80,38 @@ class WinstonLogger implements Logger {
 
 export interface CreatedLogger {
   logger: Logger;
-  /** a warning about the log file that could not be opened, if any */
-  fileProblem?: string;
   /** flushes and closes the transports */
   close(): Promise<void>;
 }
 
+/**
+ * Creates the logger. winston itself is loaded on the first line logged, so that a command
+ * that has nothing to say (config validate on a good config, --help) never pays for it.
+ */
 export function createLogger(options: LoggerOptions): CreatedLogger {
-  // winston is loaded here, not at start-up, so that `--version` and friends stay fast
+  let built: { logger: Logger; close(): Promise<void> } | null = null;
+  const result: CreatedLogger = {
+    logger: null as unknown as Logger,
+    close: () => (built ? built.close() : Promise.resolve()),
+  };
+  const get = (): Logger => {
+    if (!built) {
+      built = buildWinston(options);
+    }
+    return built.logger;
+  };
+  const lazy = (label?: string): Logger => ({
+    error: (m, meta) => (label ? get().child(label) : get()).error(m, meta),
+    warn: (m, meta) => (label ? get().child(label) : get()).warn(m, meta),
+    info: (m, meta) => (label ? get().child(label) : get()).info(m, meta),
+    debug: (m, meta) => (label ? get().child(label) : get()).debug(m, meta),
+    child: (l) => lazy(label ? `${label}:${l}` : l),
+  });
+  result.logger = lazy();
+  return result;
+}
+
+function buildWinston(options: LoggerOptions): { logger: Logger; close(): Promise<void> } {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const winston = require('winston') as typeof Winston;
   const { format } = winston;
@@ -138,7 +162,6 @@ export function createLogger(options: LoggerOptions): CreatedLogger {
   if (fileProblem) logger.warn(fileProblem);
   return {
     logger,
-    fileProblem,
     close: () =>
       new Promise<void>((resolve) => {
         const fileTransports = transports.filter((t) => t instanceof winston.transports.File);

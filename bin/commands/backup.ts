@@ -5,6 +5,7 @@ import { BaseCommand } from '../base';
 import { formatBytes, formatDuration, table } from '../render';
 
 export default class Backup extends BaseCommand<typeof Backup> {
+  protected static override writesLogFile = true;
   static override summary = 'Back up services: archive, verify, copy to every destination, prune.';
   static override description = `Each service's plugin says what to archive; the archive is written under a temporary name, fsynced and renamed, then verified (size, sha256, full decompress and tar listing), copied to every enabled destination (each copy verified) and pruned with the keep-* retention. With --all it goes on past a failed service, prints a summary and exits 1 if any failed.
 

@@ -15,6 +15,27 @@ export function pointerToPath(pointer: string): (string | number)[] {
     .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
 }
 
+/** The value at a JSON pointer. */
+export function atPointer(data: unknown, pointer: string): unknown {
+  let cur = data;
+  for (const seg of pointerToPath(pointer)) {
+    if (!cur || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string | number, unknown>)[seg];
+  }
+  return cur;
+}
+
+/** The schema node an error's schemaPath points into (its keyword's parent). */
+function parentSchemaOf(schema: unknown, schemaPath: string): Record<string, unknown> | undefined {
+  const segs = schemaPath.replace(/^#\/?/, '').split('/').filter(Boolean).slice(0, -1);
+  let cur = schema;
+  for (const seg of segs) {
+    if (!cur || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[seg.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  return cur as Record<string, unknown> | undefined;
+}
+
 export function displayPath(path: (string | number)[]): string {
   let out = '';
   for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out ? `.${seg}` : seg;
@@ -48,13 +69,19 @@ export function didYouMean(word: string, candidates: string[]): string | undefin
   return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
 }
 
-function docOf(e: ErrorObject): string | undefined {
-  const ps = e.parentSchema as Record<string, unknown> | undefined;
-  return typeof ps?.['x-doc'] === 'string' ? (ps['x-doc'] as string) : undefined;
+/** What was validated: to find each error's schema node and value. */
+export interface Validated {
+  schema: unknown;
+  data: unknown;
 }
 
-/** Formats ajv errors, one line each, most useful first, without the noise of combinators. */
-export function formatAjvErrors(errors: ErrorObject[], locator: Locator, prefix: (string | number)[] = []): string[] {
+/** Formats ajv errors, one line each, without the noise of combinators. */
+export function formatAjvErrors(rawErrors: ErrorObject[], locator: Locator, validated: Validated, prefix: (string | number)[] = []): string[] {
+  const errors = rawErrors.map((e) => ({ ...e, parentSchema: parentSchemaOf(validated.schema, e.schemaPath), data: atPointer(validated.data, e.instancePath) }));
+  const docOf = (e: ErrorObject): string | undefined => {
+    const ps = e.parentSchema as Record<string, unknown> | undefined;
+    return typeof ps?.['x-doc'] === 'string' ? (ps['x-doc'] as string) : undefined;
+  };
   // errors inside an anyOf that stands for "one of these keys is required" are summed up by that anyOf
   const covered = errors.filter((e) => e.keyword === 'anyOf' && docOf(e)?.startsWith('required:')).map((e) => e.schemaPath + '/');
   const lines: string[] = [];

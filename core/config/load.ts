@@ -5,11 +5,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ValidateFunction } from 'ajv';
 import { AutopilotError } from '../../lib/errors';
 import { MASK } from '../../lib/mask';
-import { formatAjvErrors, pointerToPath, type Locator } from './errors';
-import { buildConfigSchema, createAjv, validateCollecting, type SchemaPlugin } from './schema';
+import { displayPath, formatAjvErrors, pointerToPath, type Locator } from './errors';
+import { buildConfigSchema, collect, type SchemaPlugin } from './schema';
+import { getValidator, type Validator } from './validators';
 import { resolveCollected } from './secrets';
 import { formatLocation, locate, parseSource, type Location, type SourceFile } from './source';
 import type { AutopilotConfig } from './types';
@@ -148,7 +148,7 @@ export function readRawConfig(found: FoundConfig, env: NodeJS.ProcessEnv = proce
   const dir = path.dirname(found.file);
   const mainPrefix = found.packageProp ? [MODULE_NAME] : [];
   const errors: string[] = [...main.syntaxErrors];
-  let data: unknown = main.syntaxErrors.length ? {} : main.doc.toJS({ maxAliasCount: 1000 });
+  let data: unknown = main.syntaxErrors.length ? {} : main.data;
   if (found.packageProp) data = (data as Record<string, unknown>)[MODULE_NAME];
   if (!main.syntaxErrors.length && (data === null || data === undefined)) {
     throw new AutopilotError('CONFIG_INVALID', `${found.file} is empty`, { hint: 'start from examples/quickstart.yaml' });
@@ -177,7 +177,7 @@ export function readRawConfig(found: FoundConfig, env: NodeJS.ProcessEnv = proce
         errors.push(...src.syntaxErrors);
         continue;
       }
-      const content = src.doc.toJS({ maxAliasCount: 1000 }) as unknown;
+      const content = src.data;
       if (content === null || content === undefined) continue;
       if (typeof content !== 'object' || Array.isArray(content)) {
         errors.push(`${formatLocation(locate(src, []))}: a services.d file holds one service (a mapping with name and type) or 'services:' with a list`);
@@ -254,14 +254,10 @@ export interface ValidateOptions {
   resolveSecrets?: boolean;
 }
 
-let cachedValidator: { key: string; fn: ValidateFunction } | null = null;
-
-export function compileConfigValidator(plugins: SchemaPlugin[]): ValidateFunction {
-  const key = plugins.map((p) => p.name).join(',');
-  if (cachedValidator?.key === key) return cachedValidator.fn;
-  const fn = createAjv().compile(buildConfigSchema(plugins));
-  cachedValidator = { key, fn };
-  return fn;
+/** The config schema for this set of service plugins, and its validator. */
+export function configValidator(plugins: SchemaPlugin[]): { schema: Record<string, unknown>; validate: Validator } {
+  const schema = buildConfigSchema(plugins);
+  return { schema, validate: getValidator(schema) };
 }
 
 function setAtPointer(obj: unknown, pointer: string, value: unknown): void {
@@ -275,21 +271,20 @@ function setAtPointer(obj: unknown, pointer: string, value: unknown): void {
 }
 
 export async function validateConfig(raw: RawConfig, servicePlugins: SchemaPlugin[], opts: ValidateOptions = {}): Promise<LoadedConfig> {
-  const validate = compileConfigValidator(servicePlugins);
+  const { schema, validate } = configValidator(servicePlugins);
   const data = structuredClone(raw.data);
-  const { ok, errors, collected } = validateCollecting(validate, data);
-  if (!ok) {
-    const lines = formatAjvErrors(errors, raw.locator);
+  if (!validate(data)) {
+    const lines = formatAjvErrors(validate.errors ?? [], raw.locator, { schema, data });
     throw new AutopilotError('CONFIG_INVALID', `the configuration has ${lines.length} error${lines.length > 1 ? 's' : ''}`, { details: lines });
   }
   const where = (pointer: string): string => {
     const p = pointerToPath(pointer);
-    return `${formatLocation(raw.locator(p))}: ${p.join('.')}`;
+    return `${formatLocation(raw.locator(p))}: ${displayPath(p)}`;
   };
   const warnings: string[] = [];
   let secretPointers: string[] = [];
   if (opts.resolveSecrets !== false) {
-    const res = await resolveCollected(collected, { configDir: raw.dir, where, signal: opts.signal });
+    const res = await resolveCollected(collect(schema, data), { configDir: raw.dir, where, signal: opts.signal });
     warnings.push(...res.warnings);
     secretPointers = res.secretPointers;
   }

@@ -2,73 +2,65 @@
  * The configuration schema: one JSON Schema for the whole file, extended with each
  * service plugin's own keys, and the ajv set-up that validates it with all errors.
  */
-import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import type { JsonSchema } from '../plugins/contract';
 
-/** Secrets and paths met while validating, filled in by the x-secret / x-path keywords. */
+/** Secrets and paths found in validated data, from the x-secret / x-secret-source / x-path annotations. */
 export interface Collected {
   secretSources: { parent: Record<string, unknown>; key: string; base: string; via: 'file' | 'command'; pointer: string }[];
   secretValues: { parent: Record<string, unknown>; key: string; pointer: string }[];
   paths: { parent: Record<string, unknown> | unknown[]; key: string | number; pointer: string }[];
 }
 
-export function emptyCollected(): Collected {
-  return { secretSources: [], secretValues: [], paths: [] };
+const esc = (k: string | number): string => String(k).replace(/~/g, '~0').replace(/\//g, '~1');
+
+/** Whether data satisfies a condition of the simple forms our `if`s use (const, enum, required under properties). */
+function conditionHolds(cond: JsonSchema, data: unknown): boolean {
+  if (!data || typeof data !== 'object' || Array.isArray(data)) return false;
+  const obj = data as Record<string, unknown>;
+  for (const r of (cond.required as string[] | undefined) ?? []) if (!(r in obj)) return false;
+  for (const [k, sub] of Object.entries((cond.properties as Record<string, JsonSchema> | undefined) ?? {})) {
+    if (!(k in obj)) continue;
+    if ('const' in sub && obj[k] !== sub.const) return false;
+    if (Array.isArray(sub.enum) && !sub.enum.includes(obj[k])) return false;
+  }
+  return true;
 }
 
-let current: Collected = emptyCollected();
-
-/** Runs a validator and returns what its keywords collected on the way. */
-export function validateCollecting(validate: ValidateFunction, data: unknown): { ok: boolean; errors: ErrorObject[]; collected: Collected } {
-  current = emptyCollected();
-  const ok = validate(data) as boolean;
-  const collected = current;
-  current = emptyCollected();
-  return { ok, errors: validate.errors ? [...validate.errors] : [], collected };
-}
-
-export function createAjv(): Ajv {
-  const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: 'log', allowUnionTypes: true, logger: false });
-  ajv.addKeyword({
-    keyword: 'x-secret-source',
-    schemaType: 'string',
-    validate: (via: 'file' | 'command', data: unknown, _s: unknown, cxt?: { instancePath: string; parentData: unknown; parentDataProperty: string | number }) => {
-      if (cxt && typeof data === 'string') {
-        const key = String(cxt.parentDataProperty);
-        current.secretSources.push({
-          parent: cxt.parentData as Record<string, unknown>,
-          key,
-          base: key.slice(0, key.length - (via === 'file' ? 5 : 8)),
-          via,
-          pointer: cxt.instancePath,
-        });
+/**
+ * Walks validated data alongside its schema and collects the annotated values: paths to
+ * resolve, secret sources to read or run, and secret values to mask.
+ */
+export function collect(schema: JsonSchema, data: unknown): Collected {
+  const out: Collected = { secretSources: [], secretValues: [], paths: [] };
+  const walk = (s: JsonSchema | undefined, value: unknown, pointer: string, parent: unknown, key: string | number | null): void => {
+    if (!s || typeof s !== 'object') return;
+    if (key !== null && parent && typeof value === 'string') {
+      if (s['x-path'] === true) out.paths.push({ parent: parent as Record<string, unknown>, key, pointer });
+      if (s['x-secret'] === true) out.secretValues.push({ parent: parent as Record<string, unknown>, key: String(key), pointer });
+    }
+    if (key !== null && parent && s['x-secret-source'] && (typeof value === 'string' || Array.isArray(value))) {
+      const via = s['x-secret-source'] as 'file' | 'command';
+      const k = String(key);
+      out.secretSources.push({ parent: parent as Record<string, unknown>, key: k, base: k.slice(0, k.length - (via === 'file' ? 5 : 8)), via, pointer });
+    }
+    if (Array.isArray(value)) {
+      if (s.items && typeof s.items === 'object' && !Array.isArray(s.items)) value.forEach((v, i) => walk(s.items as JsonSchema, v, `${pointer}/${i}`, value, i));
+    } else if (value && typeof value === 'object') {
+      const props = (s.properties as Record<string, JsonSchema> | undefined) ?? {};
+      for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+        const sub = props[k] ?? (s.additionalProperties && typeof s.additionalProperties === 'object' ? (s.additionalProperties as JsonSchema) : undefined);
+        walk(sub, v, `${pointer}/${esc(k)}`, value, k);
       }
-      return true;
-    },
-  });
-  ajv.addKeyword({
-    keyword: 'x-secret',
-    schemaType: 'boolean',
-    validate: (on: boolean, data: unknown, _s: unknown, cxt?: { instancePath: string; parentData: unknown; parentDataProperty: string | number }) => {
-      if (on && cxt && typeof data === 'string') {
-        current.secretValues.push({ parent: cxt.parentData as Record<string, unknown>, key: String(cxt.parentDataProperty), pointer: cxt.instancePath });
-      }
-      return true;
-    },
-  });
-  ajv.addKeyword({
-    keyword: 'x-path',
-    schemaType: 'boolean',
-    validate: (on: boolean, data: unknown, _s: unknown, cxt?: { instancePath: string; parentData: unknown; parentDataProperty: string | number }) => {
-      if (on && cxt && typeof data === 'string') {
-        current.paths.push({ parent: cxt.parentData as Record<string, unknown>, key: cxt.parentDataProperty, pointer: cxt.instancePath });
-      }
-      return true;
-    },
-  });
-  // documentation-only keywords
-  ajv.addKeyword({ keyword: 'x-doc' });
-  return ajv;
+    }
+    for (const sub of (s.allOf as JsonSchema[] | undefined) ?? []) {
+      if (sub.if) walk((conditionHolds(sub.if as JsonSchema, value) ? sub.then : sub.else) as JsonSchema | undefined, value, pointer, parent, key);
+      else walk(sub, value, pointer, parent, key);
+    }
+  };
+  walk(schema, data, '', null, null);
+  // the same value may be reached through a common and a plugin schema: keep one of each
+  const uniq = <T extends { pointer: string }>(xs: T[]): T[] => [...new Map(xs.map((x) => [x.pointer, x])).values()];
+  return { secretSources: uniq(out.secretSources), secretValues: uniq(out.secretValues), paths: uniq(out.paths) };
 }
 
 /**
@@ -168,10 +160,11 @@ export function buildConfigSchema(servicePlugins: SchemaPlugin[]): JsonSchema {
     };
   });
   return {
-    $id: 'homelab-autopilot-config',
     type: 'object',
     additionalProperties: false,
     required: ['services'],
+    // x-* keys are free, for YAML anchors shared by several services (as in compose files)
+    patternProperties: { '^x-': {} },
     properties: {
       global: {
         type: 'object',

@@ -7,14 +7,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { ValidateFunction } from 'ajv';
 import type Semver from 'semver';
 import { AutopilotError, describeError } from '../../lib/errors';
 import { execFile } from '../../lib/exec';
 import type { Logger } from '../../lib/log';
 import type { KeyValueStore } from '../../lib/state';
-import { formatAjvErrors, type Locator } from '../config/errors';
-import { createAjv, expandSecrets, validateCollecting } from '../config/schema';
+import { displayPath, formatAjvErrors, pointerToPath, type Locator } from '../config/errors';
+import { collect, expandSecrets } from '../config/schema';
+import { getValidator, type Validator } from '../config/validators';
 import { resolveCollected } from '../config/secrets';
 import { formatLocation } from '../config/source';
 import {
@@ -53,7 +53,7 @@ interface Candidate {
 interface CheckedDefinition {
   def: PluginDefinition;
   record: PluginRecord;
-  validateOptions?: ValidateFunction;
+  options?: { schema: JsonSchema; validate: Validator };
 }
 
 const KINDS: PluginKind[] = ['hypervisor', 'service', 'notification'];
@@ -160,15 +160,28 @@ function semver(): typeof Semver {
   return semverModule;
 }
 
-const ajv = createAjv();
+/** The schema a plugin's options or a service's keys are checked against, as the host uses it. */
+export function effectiveSchema(schema: JsonSchema): JsonSchema {
+  return { type: 'object', ...expandSecrets(schema) };
+}
 
-function compileSchema(schema: unknown, what: string): ValidateFunction {
+function compileSchema(schema: unknown, what: string): { schema: JsonSchema; validate: Validator } {
   if (!schema || typeof schema !== 'object' || Array.isArray(schema)) throw new Error(`${what} must be a JSON schema object`);
+  const effective = effectiveSchema(schema as JsonSchema);
   try {
-    return ajv.compile({ type: 'object', ...expandSecrets(schema as JsonSchema) });
+    return { schema: effective, validate: getValidator(effective) };
   } catch (e) {
     throw new Error(`${what} is not a valid JSON schema: ${describeError(e)}`);
   }
+}
+
+/** The schemas of a definition that the host compiles (the build precompiles these for built-ins). */
+export function definitionSchemas(def: PluginDefinition): { what: string; schema: JsonSchema }[] {
+  const out: { what: string; schema: JsonSchema }[] = [];
+  if (def.optionsSchema !== undefined) out.push({ what: 'optionsSchema', schema: def.optionsSchema });
+  if (def.kind === 'service' && def.serviceSchema !== undefined) out.push({ what: 'serviceSchema', schema: def.serviceSchema });
+  if (def.kind === 'notification' && def.channelSchema !== undefined) out.push({ what: 'channelSchema', schema: def.channelSchema });
+  return out;
 }
 
 function checkDefinition(value: unknown, c: Candidate): CheckedDefinition | PluginRecord {
@@ -185,17 +198,18 @@ function checkDefinition(value: unknown, c: Candidate): CheckedDefinition | Plug
     return bad(`it needs plugin API ${def.apiVersion}, but this homelab-autopilot provides ${PLUGIN_API_VERSION}: update the plugin or homelab-autopilot`);
   }
   if (typeof def.create !== 'function') return bad("'create' must be a function (ctx) => instance");
-  let validateOptions: ValidateFunction | undefined;
+  let options: CheckedDefinition['options'];
   try {
-    if (def.optionsSchema !== undefined) validateOptions = compileSchema(def.optionsSchema, 'optionsSchema');
-    if (def.kind === 'service' && def.serviceSchema !== undefined) compileSchema(def.serviceSchema, 'serviceSchema');
-    if (def.kind === 'notification' && def.channelSchema !== undefined) compileSchema(def.channelSchema, 'channelSchema');
+    for (const { what, schema } of definitionSchemas(def as PluginDefinition)) {
+      const compiled = compileSchema(schema, what);
+      if (what === 'optionsSchema') options = compiled;
+    }
   } catch (e) {
     return bad(describeError(e));
   }
   return {
     def: def as PluginDefinition,
-    validateOptions,
+    options,
     record: {
       name: def.name,
       kind: def.kind as PluginKind,
@@ -210,8 +224,21 @@ function checkDefinition(value: unknown, c: Candidate): CheckedDefinition | Plug
   };
 }
 
+/** CommonJS files are required (cheap); ES modules (.mjs, "type": "module") are imported. */
+async function loadModule(entry: string): Promise<Record<string, unknown>> {
+  if (!entry.endsWith('.mjs')) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      return { default: require(entry) as unknown };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ERR_REQUIRE_ESM') throw e;
+    }
+  }
+  return (await import(pathToFileURL(entry).href)) as Record<string, unknown>;
+}
+
 async function importCandidate(c: Candidate): Promise<unknown[]> {
-  const mod = (await import(pathToFileURL(c.entry).href)) as Record<string, unknown>;
+  const mod = await loadModule(c.entry);
   let exp: unknown = mod.default ?? mod;
   if (exp && typeof exp === 'object' && !Array.isArray(exp)) {
     const o = exp as Record<string, unknown>;
@@ -377,12 +404,16 @@ export async function createPlugins(found: Discovered, opts: CreateOptions): Pro
     const options = structuredClone(opts.options[def.name] ?? {});
     const logger = opts.logger.child(`plugin:${def.name}`);
     try {
-      if (d.validateOptions) {
-        const { ok, errors, collected } = validateCollecting(d.validateOptions, options);
-        if (!ok) throw new Error(`bad options: ${formatAjvErrors(errors, opts.locator, ['plugins', def.name]).join('; ')}`);
-        await resolveCollected(collected, {
+      if (d.options) {
+        if (!d.options.validate(options)) {
+          throw new Error(`bad options: ${formatAjvErrors(d.options.validate.errors ?? [], opts.locator, { schema: d.options.schema, data: options }, ['plugins', def.name]).join('; ')}`);
+        }
+        await resolveCollected(collect(d.options.schema, options), {
           configDir: opts.configDir,
-          where: (ptr) => `${formatLocation(opts.locator(['plugins', def.name, ...ptr.split('/').slice(1)]))}: plugins.${def.name}${ptr.replace(/\//g, '.')}`,
+          where: (ptr) => {
+            const p = ['plugins', def.name, ...pointerToPath(ptr)];
+            return `${formatLocation(opts.locator(p))}: ${displayPath(p)}`;
+          },
           signal: opts.signal,
         });
       }

@@ -4,6 +4,7 @@ import type { ArtifactRecord } from '../../../lib/state';
 import { BaseCommand } from '../../base';
 
 export default class BackupsProtect extends BaseCommand<typeof BackupsProtect> {
+  protected static override writesLogFile = true;
   static override summary = 'Protect a backup archive from retention (or lift the protection with --remove).';
   static override description = "Retention never deletes a protected archive, and a protected archive does not count against any keep-* limit. IDs are shown by 'backups list --json'.";
   static override examples = ['<%= config.bin %> backups protect 42', '<%= config.bin %> backups protect 42 --remove'];
