@@ -220,15 +220,19 @@ export class BackupEngine {
       if (typeof p?.path !== 'string' || !path.isAbsolute(p.path)) throw new AutopilotError('INTERNAL', `the ${svc.type} plugin returned a path that is not absolute: ${JSON.stringify(p?.path)}`);
       return { ...p, present: fs.existsSync(p.path) };
     });
-    const missingRequired = all.filter((p) => !p.present && p.required);
+    // on a dry run the beforeBackup hook has not run, and may be what creates a path
+    const deferred = dryRun && typeof plugin.beforeBackup === 'function';
+    const missingRequired = all.filter((p) => !p.present && p.required && !deferred);
     if (missingRequired.length) {
       throw new AutopilotError('SOURCE_MISSING', `${missingRequired.map((p) => p.path).join(', ')} ${missingRequired.length > 1 ? 'do' : 'does'} not exist`, {
         hint: `fix the paths of service '${svc.name}' in the config, or remove them`,
       });
     }
-    for (const p of all) if (!p.present) warnings.push(`${p.path} does not exist here; skipped`);
+    for (const p of all) {
+      if (!p.present) warnings.push(p.required ? `${p.path} does not exist yet; the plugin's beforeBackup step must create it` : `${p.path} does not exist here; skipped`);
+    }
     const present = all.filter((p) => p.present).map((p) => p.path);
-    if (!present.length) throw new AutopilotError('SOURCE_MISSING', 'none of the paths to back up exist', { hint: `check the paths of service '${svc.name}'` });
+    if (!present.length && !deferred) throw new AutopilotError('SOURCE_MISSING', 'none of the paths to back up exist', { hint: `check the paths of service '${svc.name}'` });
     return { present, all, exclude: src.exclude ?? [], warnings };
   }
 
@@ -238,7 +242,7 @@ export class BackupEngine {
     try {
       const plugin = this.deps.registry.require<ServicePlugin>('service', svc.type, `service '${svc.name}'`);
       const src = await this.sources(svc, plugin, true);
-      const sel = await listSelection(src.present, src.exclude, this.deps.signal);
+      const sel = src.present.length ? await listSelection(src.present, src.exclude, this.deps.signal) : { files: 0, bytes: 0 };
       const archive = this.archivePath(svc.name, this.now());
       const copies = this.destinations().map((d) => ({ destination: d.name, path: path.join(d.path, svc.name, path.basename(archive)) }));
       const prune: ServicePlan['prune'] = [];
@@ -285,13 +289,13 @@ export class BackupEngine {
     let hookRan = false;
     try {
       plugin = this.deps.registry.require<ServicePlugin>('service', svc.type, `service '${svc.name}'`);
-      const src = await this.sources(svc, plugin, false);
-      result.warnings.push(...src.warnings);
-      for (const w of src.warnings) log.warn(w);
       if (plugin.beforeBackup) {
         hookRan = true;
         await plugin.beforeBackup(svc, this.op(svc, false));
       }
+      const src = await this.sources(svc, plugin, false);
+      result.warnings.push(...src.warnings);
+      for (const w of src.warnings) log.warn(w);
       const when = this.now();
       const dest = this.archivePath(svc.name, when);
       const removed = await cleanStalePartials(path.dirname(dest));
@@ -416,11 +420,16 @@ export class BackupEngine {
     const keep = this.retentionFor(svc, dest);
     if (!state || !keepsSomething(keep)) return [];
     const artifacts = state.listArtifacts({ service: svc.name, destination: dest.name }).filter((a) => isOurArchiveName(svc.name, path.basename(a.location)));
-    const newestVerified = artifacts.find((a) => a.verifyResult?.startsWith('ok'));
     const pinned = new Map<string, string>();
-    if (newestVerified) pinned.set(String(newestVerified.id), 'newest verified backup');
     const candidates = artifacts.map((a) => ({ id: String(a.id), time: new Date(a.createdAt), protected: a.protected }));
-    if (extra) candidates.push({ ...extra, protected: false });
+    if (extra) {
+      // a dry run previews the state after a good backup: the new archive is the newest verified one
+      candidates.push({ ...extra, protected: false });
+      pinned.set(extra.id, 'newest verified backup');
+    } else {
+      const newestVerified = artifacts.find((a) => a.verifyResult?.startsWith('ok'));
+      if (newestVerified) pinned.set(String(newestVerified.id), 'newest verified backup');
+    }
     const decisions = computePrune(candidates, keep, pinned);
     const byId = new Map(artifacts.map((a) => [String(a.id), a]));
     return decisions.filter((d) => byId.has(d.id)).map((d) => ({ artifact: byId.get(d.id) as ArtifactRecord, decision: d }));
