@@ -142,14 +142,12 @@ function buildWinston(options: LoggerOptions): { logger: Logger; close(): Promis
   if (options.logDir) {
     try {
       fs.mkdirSync(options.logDir, { recursive: true });
-      const file = path.join(options.logDir, 'homelab-autopilot.log');
       fs.accessSync(options.logDir, fs.constants.W_OK);
       transports.push(
-        new winston.transports.File({
-          filename: file,
-          maxsize: options.maxSize ?? 10 * 1024 * 1024,
+        rotatingFileTransport({
+          file: path.join(options.logDir, 'homelab-autopilot.log'),
+          maxSize: options.maxSize ?? 10 * 1024 * 1024,
           maxFiles: options.maxFiles ?? 5,
-          tailable: true,
           format: format.combine(format.timestamp(), format.json()),
         }),
       );
@@ -164,20 +162,48 @@ function buildWinston(options: LoggerOptions): { logger: Logger; close(): Promis
     logger,
     close: () =>
       new Promise<void>((resolve) => {
-        const fileTransports = transports.filter((t) => t instanceof winston.transports.File);
-        if (fileTransports.length === 0) {
-          resolve();
-          return;
-        }
-        let pending = fileTransports.length;
-        const done = (): void => {
-          if (--pending === 0) resolve();
-        };
-        for (const t of fileTransports) t.on('finish', done);
-        setTimeout(resolve, 2000).unref();
-        w.end();
+        // the file transport writes synchronously; only the stderr stream may need a moment
+        w.close();
+        setImmediate(resolve);
       }),
   };
+}
+
+const MESSAGE = Symbol.for('message');
+
+/**
+ * A winston transport that appends each line synchronously (nothing is lost when the
+ * process ends right after a line) and rotates by size the way logrotate names files:
+ * homelab-autopilot.log, .log.1, .log.2, … keeping maxFiles files in all.
+ */
+function rotatingFileTransport(opts: { file: string; maxSize: number; maxFiles: number; format: Winston.Logform.Format }): Winston.transport {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const Transport = require('winston-transport') as typeof import('winston-transport');
+  let size = fs.existsSync(opts.file) ? fs.statSync(opts.file).size : 0;
+  const rotate = (): void => {
+    for (let i = opts.maxFiles - 1; i >= 1; i--) {
+      const from = i === 1 ? opts.file : `${opts.file}.${i - 1}`;
+      const to = `${opts.file}.${i}`;
+      if (fs.existsSync(from)) fs.renameSync(from, to);
+    }
+    if (opts.maxFiles <= 1) fs.rmSync(opts.file, { force: true });
+    size = 0;
+  };
+  class RotatingFile extends Transport {
+    override log(info: Record<string | symbol, unknown>, next: () => void): void {
+      const line = `${String(info[MESSAGE])}\n`;
+      const bytes = Buffer.byteLength(line);
+      try {
+        if (size > 0 && size + bytes > opts.maxSize) rotate();
+        fs.appendFileSync(opts.file, line, { mode: 0o640 });
+        size += bytes;
+      } catch {
+        // a full or vanished log disk must never fail a backup
+      }
+      next();
+    }
+  }
+  return new RotatingFile({ format: opts.format });
 }
 
 /** A logger that drops everything (library use, tests). */

@@ -31,12 +31,12 @@ Exit codes: 0 all succeeded, 1 a service failed, 2 bad usage or config, 75 anoth
     const services = (argv as string[]).filter((a) => a !== '--json');
     const flag = services.find((a) => a.startsWith('-'));
     if (flag) throw new AutopilotError('USAGE', `unknown flag ${flag}`, { hint: `see ${this.config.bin} backup --help` });
-    const dryRun = flags['dry-run'];
+    const dryRun = Boolean(flags['dry-run']);
     const app = await this.openApp(dryRun ? 'ro' : 'rw');
     const progress = !this.jsonEnabled() && process.stderr.isTTY ? this.progressRenderer() : undefined;
     const report = await app.backupEngine(progress).run({
       services,
-      all: flags.all,
+      all: Boolean(flags.all),
       dryRun,
       lockWaitMs: flags['lock-wait'] === undefined ? undefined : flags['lock-wait'] * 1000,
     });
