@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AutopilotError } from './errors';
 import { processAlive } from './state';
@@ -71,6 +72,11 @@ function lastLines(s: string, n = 4): string {
     .join(' | ');
 }
 
+/** Buffer sizes for the streams that carry archive data: big enough that writes are few. */
+const STREAM_BUFFER = 1024 * 1024;
+/** While writing, flush to disk every so many bytes, so that the final fsync has little left to do. */
+const SYNC_EVERY = 64 * 1024 * 1024;
+
 /** tar's exit status 1 means "some files changed while being read": the archive is complete but not a consistent snapshot. */
 const TAR_CHANGED = 1;
 
@@ -93,6 +99,21 @@ export interface ArchiveResult {
   sha256: string;
   durationMs: number;
   warnings: string[];
+}
+
+/** A writable stream into an open file that it leaves open (we fsync and close it ourselves). */
+function fileSink(fh: fsp.FileHandle): Writable {
+  return new Writable({
+    highWaterMark: STREAM_BUFFER,
+    write(chunk: Buffer, _enc, cb) {
+      fh.write(chunk).then(({ bytesWritten }) => cb(bytesWritten === chunk.length ? null : new Error(`short write (${bytesWritten} of ${chunk.length} bytes): is the disk full?`)), cb);
+    },
+    writev(chunks, cb) {
+      const buffers = chunks.map((c) => c.chunk as Buffer);
+      const total = buffers.reduce((n, b) => n + b.length, 0);
+      fh.writev(buffers).then(({ bytesWritten }) => cb(bytesWritten === total ? null : new Error(`short write (${bytesWritten} of ${total} bytes): is the disk full?`)), cb);
+    },
+  });
 }
 
 export function partialName(dest: string): string {
@@ -158,24 +179,32 @@ export async function createArchive(opts: CreateArchiveOptions): Promise<Archive
   const hash = createHash('sha256');
   let bytes = 0;
   let lastReport = 0;
+  let lastSync = 0;
+  const syncs: Promise<void>[] = [];
+  let fh: fsp.FileHandle | null = null;
   try {
-    const out = fs.createWriteStream(tmp, { flags: 'wx', mode: 0o640 });
-    const writing = pipeline(
-      comp.child.stdout!,
-      async function* (source: AsyncIterable<Buffer>) {
-        for await (const chunk of source) {
-          hash.update(chunk);
-          bytes += chunk.length;
-          const now = Date.now();
-          if (opts.onProgress && now - lastReport >= 500) {
-            lastReport = now;
-            opts.onProgress(bytes);
-          }
-          yield chunk;
+    fh = await fsp.open(tmp, 'wx', 0o640);
+    const file = fh;
+    const out = fileSink(file);
+    // hashes and counts what passes; starts the disk flush of what is written so far now and then
+    const tap = new Transform({
+      highWaterMark: STREAM_BUFFER,
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        bytes += chunk.length;
+        if (bytes - lastSync >= SYNC_EVERY) {
+          lastSync = bytes;
+          syncs.push(file.datasync().catch(() => undefined));
         }
+        const now = Date.now();
+        if (opts.onProgress && now - lastReport >= 500) {
+          lastReport = now;
+          opts.onProgress(bytes);
+        }
+        cb(null, chunk);
       },
-      out,
-    );
+    });
+    const writing = pipeline(comp.child.stdout!, tap, out);
     const [tarCode, compCode] = await Promise.all([tar.done, comp.done, writing]);
     if (opts.signal?.aborted) throw new AutopilotError('ABORTED', 'the backup was cancelled');
     if (timedOut) throw new AutopilotError('TIMEOUT', `the archive was not finished within ${Math.round((opts.timeoutMs ?? 0) / 1000)}s`);
@@ -183,7 +212,10 @@ export async function createArchive(opts: CreateArchiveOptions): Promise<Archive
     if (tarCode === TAR_CHANGED) warnings.push(`some files changed while they were archived: ${lastLines(tar.stderr, 3)}`);
     else if (tarCode !== 0) throw new AutopilotError('ARCHIVE_FAILED', `tar failed (exit ${tarCode}): ${lastLines(tar.stderr) || 'no message'}`);
     if (compCode !== 0) throw new AutopilotError('ARCHIVE_FAILED', `${cmd} failed (exit ${compCode}): ${lastLines(comp.stderr) || 'no message'}`);
-    await fsyncPath(tmp, 'r+');
+    await Promise.all(syncs);
+    await fh.sync();
+    await fh.close();
+    fh = null;
     // never overwrite: a name taken since we chose it is an error, not a silent replacement
     if (fs.existsSync(opts.dest)) throw new AutopilotError('ARCHIVE_FAILED', `${opts.dest} appeared while the archive was being written`);
     await fsp.rename(tmp, opts.dest);
@@ -193,6 +225,8 @@ export async function createArchive(opts: CreateArchiveOptions): Promise<Archive
   } catch (e) {
     kill();
     await Promise.allSettled(procs.map((p) => p.done));
+    await Promise.allSettled(syncs);
+    await fh?.close().catch(() => undefined);
     await fsp.rm(tmp, { force: true });
     if (e instanceof AutopilotError) throw e;
     throw new AutopilotError('ARCHIVE_FAILED', `writing ${opts.dest} failed: ${(e as Error).message}`, { cause: e });
@@ -244,16 +278,14 @@ export async function verifyArchive(
   });
   const hash = createHash('sha256');
   try {
-    const feeding = pipeline(
-      fs.createReadStream(file),
-      async function* (source: AsyncIterable<Buffer>) {
-        for await (const chunk of source) {
-          hash.update(chunk);
-          yield chunk;
-        }
+    const tap = new Transform({
+      highWaterMark: STREAM_BUFFER,
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        cb(null, chunk);
       },
-      dec.child.stdin!,
-    ).catch((e: NodeJS.ErrnoException) => {
+    });
+    const feeding = pipeline(fs.createReadStream(file, { highWaterMark: STREAM_BUFFER }), tap, dec.child.stdin!).catch((e: NodeJS.ErrnoException) => {
       // the decompressor stops reading when the data is corrupt; its exit code tells why
       if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_PREMATURE_CLOSE') throw e;
     });
@@ -278,7 +310,7 @@ export async function copyArchive(src: string, dest: string, signal?: AbortSigna
   await fsp.mkdir(path.dirname(dest), { recursive: true });
   const tmp = partialName(dest);
   try {
-    await pipeline(fs.createReadStream(src), fs.createWriteStream(tmp, { flags: 'wx', mode: 0o640 }), { signal });
+    await pipeline(fs.createReadStream(src, { highWaterMark: STREAM_BUFFER }), fs.createWriteStream(tmp, { flags: 'wx', mode: 0o640, highWaterMark: STREAM_BUFFER }), { signal });
     await fsyncPath(tmp, 'r+');
     if (fs.existsSync(dest)) throw new AutopilotError('ARCHIVE_FAILED', `${dest} already exists`);
     await fsp.rename(tmp, dest);
