@@ -5,5 +5,6 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/test/tsconfig.json' }] },
   testTimeout: 120000,
+  globalSetup: '<rootDir>/test/setup/global-setup.js',
   verbose: true,
 };

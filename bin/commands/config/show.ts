@@ -11,7 +11,11 @@ export default class ConfigShow extends BaseCommand<typeof ConfigShow> {
   async run(): Promise<AutopilotConfig> {
     const { flags } = await this.parse(ConfigShow);
     const app = await this.openApp('none');
-    const masked = maskDeep(app.loaded.masked);
+    // sections in the documented order, whatever order the file had
+    const order = ['global', 'backup', 'notifications', 'monitoring', 'updates', 'plugins', 'services'];
+    const raw = maskDeep(app.loaded.masked) as unknown as Record<string, unknown>;
+    const keys = [...order.filter((k) => k in raw), ...Object.keys(raw).filter((k) => !order.includes(k))];
+    const masked = Object.fromEntries(keys.map((k) => [k, raw[k]])) as unknown as AutopilotConfig;
     if (flags.format === 'json') this.out(JSON.stringify(masked, null, 2));
     else {
       const { stringify } = await import('yaml');
