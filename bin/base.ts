@@ -9,7 +9,7 @@ import type { App, StateMode } from '../core/app';
 import type { GlobalConfig } from '../core/config/types';
 import { AutopilotError, EXIT, describeError, exitCodeFor } from '../lib/errors';
 import type { CreatedLogger, LogFormat, LogLevel } from '../lib/log';
-import { mask } from '../lib/mask';
+import { mask, maskDeep } from '../lib/mask';
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>;
 
@@ -28,6 +28,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   /** Commands that change something also log to the log file; read-only ones log to stderr only. */
   protected static writesLogFile = false;
+
+  /** Whether this invocation writes the log file (a --dry-run writes nothing). */
+  protected writesLogFile(): boolean {
+    return (this.constructor as typeof BaseCommand).writesLogFile && !(this.flags as Record<string, unknown>)['dry-run'];
+  }
 
   protected flags!: BaseFlags<T>;
   protected controller = new AbortController();
@@ -73,7 +78,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     this.createdLogger = createLogger({
       level: (this.flags['log-level'] as LogLevel | undefined) ?? g.log_level,
       format: (this.flags['log-format'] as LogFormat | undefined) ?? g.log_format,
-      logDir: (this.constructor as typeof BaseCommand).writesLogFile ? g.log_dir : undefined,
+      logDir: this.writesLogFile() ? g.log_dir : undefined,
       maxSize: g.log_max_size_mb * 1024 * 1024,
       maxFiles: g.log_max_files,
     });
@@ -83,6 +88,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   /** The exit code of an interrupted run. */
   protected get interruptedExit(): number {
     return this.signalName === 'SIGTERM' ? EXIT.SIGTERM : EXIT.SIGINT;
+  }
+
+  /** --json prints the command's result, with every secret masked. */
+  public override toSuccessJson(result: unknown): unknown {
+    return maskDeep(result);
   }
 
   /** Human output goes to stdout unless --json is given. */

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -116,11 +117,15 @@ function fileSink(fh: fsp.FileHandle): Writable {
   });
 }
 
+/** The temporary name of an archive being written: hidden, and naming this host and process. */
 export function partialName(dest: string): string {
-  return path.join(path.dirname(dest), `.${path.basename(dest)}.partial-${process.pid}`);
+  return path.join(path.dirname(dest), `.${path.basename(dest)}.partial-${os.hostname()}-${process.pid}`);
 }
 
-/** Removes temporary files left in `dir` by runs whose process is gone. Returns what it removed. */
+/**
+ * Removes temporary files left in `dir` by runs of this host whose process is gone (a
+ * folder shared by several hosts keeps the others' files). Returns what it removed.
+ */
 export async function cleanStalePartials(dir: string): Promise<string[]> {
   let names: string[];
   try {
@@ -130,9 +135,9 @@ export async function cleanStalePartials(dir: string): Promise<string[]> {
   }
   const removed: string[] = [];
   for (const n of names) {
-    const m = /^\..+\.partial-(\d+)$/.exec(n);
-    if (!m) continue;
-    const pid = Number(m[1]);
+    const m = /^\..+\.partial-(.+)-(\d+)$/.exec(n);
+    if (!m || m[1] !== os.hostname()) continue;
+    const pid = Number(m[2]);
     if (pid !== process.pid && processAlive(pid, null)) continue;
     await fsp.rm(path.join(dir, n), { force: true });
     removed.push(path.join(dir, n));
@@ -156,6 +161,15 @@ export async function createArchive(opts: CreateArchiveOptions): Promise<Archive
   await fsp.mkdir(path.dirname(opts.dest), { recursive: true });
   if (opts.signal?.aborted) throw new AutopilotError('ABORTED', 'the backup was cancelled');
 
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let lastReport = 0;
+  let lastSync = 0;
+  const syncs: Promise<void>[] = [];
+  // the file is opened before the processes start: once the compressor exits, Node discards
+  // whatever output nobody is reading yet, so the reader must be attached straight after spawn
+  let fh: fsp.FileHandle | null = await fsp.open(tmp, 'wx', 0o640);
+  const file = fh;
   const tar = track(spawn('tar', ['--create', '--file=-', '--sparse', ...tarSelection(opts.sources, opts.exclude ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] }), 'tar');
   const [cmd, args] = compressArgs(opts.compression, level, opts.threads ?? 1);
   // the compressor reads tar's pipe directly; Node only sees the compressed bytes
@@ -176,15 +190,7 @@ export async function createArchive(opts: CreateArchiveOptions): Promise<Archive
   const onAbort = (): void => kill();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
 
-  const hash = createHash('sha256');
-  let bytes = 0;
-  let lastReport = 0;
-  let lastSync = 0;
-  const syncs: Promise<void>[] = [];
-  let fh: fsp.FileHandle | null = null;
   try {
-    fh = await fsp.open(tmp, 'wx', 0o640);
-    const file = fh;
     const out = fileSink(file);
     // hashes and counts what passes; starts the disk flush of what is written so far now and then
     const tap = new Transform({

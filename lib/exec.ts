@@ -49,6 +49,7 @@ export function execFile(cmd: string, args: readonly string[], options: ExecOpti
     const onAbort = (): void => {
       aborted = true;
       child.kill('SIGTERM');
+      setTimeout(() => child.exitCode === null && child.kill('SIGKILL'), 5000).unref();
     };
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const timer =

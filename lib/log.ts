@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as Winston from 'winston';
-import { mask } from './mask';
+import { mask, maskDeep } from './mask';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 export const LOG_LEVELS: LogLevel[] = ['error', 'warn', 'info', 'debug'];
@@ -118,8 +118,8 @@ function buildWinston(options: LoggerOptions): { logger: Logger; close(): Promis
   const masking = format((info) => {
     info.message = mask(String(info.message));
     for (const key of Object.keys(info)) {
-      const v = (info as Record<string, unknown>)[key];
-      if (typeof v === 'string' && key !== 'level') (info as Record<string, unknown>)[key] = mask(v);
+      if (key === 'level' || key === 'message') continue;
+      (info as Record<string, unknown>)[key] = maskDeep((info as Record<string, unknown>)[key]);
     }
     return info;
   });

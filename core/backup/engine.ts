@@ -105,6 +105,16 @@ export function isOurArchiveName(service: string, file: string): boolean {
   return new RegExp(`^${esc}_\\d{8}_\\d{6}(-\\d+)?\\.tar\\.(zst|gz)$`).test(file);
 }
 
+const entries = (n: number): string => `${n} ${n === 1 ? 'entry' : 'entries'}`;
+
+/** Renames an archive that failed verification to <name>.failed (a free name), so it never looks complete. */
+async function setAside(file: string): Promise<string> {
+  let target = `${file}.failed`;
+  for (let n = 2; fs.existsSync(target); n++) target = `${file}.failed-${n}`;
+  await fs.promises.rename(file, target);
+  return target;
+}
+
 export class BackupEngine {
   private readonly log: Logger;
   constructor(private readonly deps: BackupEngineDeps) {
@@ -208,8 +218,23 @@ export class BackupEngine {
     return report;
   }
 
-  private op(svc: ServiceConfig, dryRun: boolean): OperationContext {
-    return { signal: this.deps.signal, logger: this.deps.logger.child(`plugin:${svc.type}`), dryRun };
+  private op(svc: ServiceConfig, dryRun: boolean, signal: AbortSignal = this.deps.signal): OperationContext {
+    return { signal, logger: this.deps.logger.child(`plugin:${svc.type}`), dryRun };
+  }
+
+  /** Runs a plugin hook, giving up when the signal aborts even if the hook ignores it. */
+  private async hook(run: () => void | Promise<void>, signal: AbortSignal, what: string): Promise<void> {
+    if (signal.aborted) throw new AutopilotError('ABORTED', `${what} was not started: cancelled`);
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new AutopilotError('ABORTED', `${what} was cancelled`));
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      await Promise.race([Promise.resolve().then(run), aborted]);
+    } finally {
+      if (onAbort) signal.removeEventListener('abort', onAbort);
+    }
   }
 
   private async sources(svc: ServiceConfig, plugin: ServicePlugin, dryRun: boolean): Promise<{ present: string[]; all: (BackupPath & { present: boolean })[]; exclude: string[]; warnings: string[] }> {
@@ -218,7 +243,17 @@ export class BackupEngine {
     const warnings: string[] = [];
     const all = src.paths.map((p) => {
       if (typeof p?.path !== 'string' || !path.isAbsolute(p.path)) throw new AutopilotError('INTERNAL', `the ${svc.type} plugin returned a path that is not absolute: ${JSON.stringify(p?.path)}`);
-      return { ...p, present: fs.existsSync(p.path) };
+      let real = p.path;
+      try {
+        if (fs.lstatSync(p.path).isSymbolicLink()) {
+          // tar would store the link itself, not the data behind it
+          real = fs.realpathSync(p.path);
+          warnings.push(`${p.path} is a symbolic link: archiving ${real}, what it points to`);
+        }
+      } catch {
+        /* missing, or a dangling link: reported as missing below */
+      }
+      return { ...p, path: real, present: fs.existsSync(real) };
     });
     // on a dry run the beforeBackup hook has not run, and may be what creates a path
     const deferred = dryRun && typeof plugin.beforeBackup === 'function';
@@ -267,7 +302,7 @@ export class BackupEngine {
   }
 
   private failure(base: Pick<ServiceBackupResult, 'service' | 'type' | 'copies' | 'pruned' | 'warnings'> & Partial<ServiceBackupResult>, e: unknown, started: number): ServiceBackupResult {
-    const interrupted = isAbortError(e) || this.deps.signal.aborted;
+    const interrupted = this.deps.signal.aborted || (isAbortError(e) && !(e instanceof AutopilotError && e.code === 'TIMEOUT'));
     const err = e instanceof AutopilotError ? e : null;
     if (!err && !interrupted) this.log.debug(`unexpected error backing up ${base.service}: ${(e as Error)?.stack ?? String(e)}`);
     return {
@@ -283,6 +318,10 @@ export class BackupEngine {
     const state = this.deps.state as StateManager;
     const started = Date.now();
     const runId = state.startRun('backup', svc.name, { parentId: jobRunId });
+    // one deadline for everything this service does: hooks, archive, verification, copies
+    const timeoutMs = (svc.timeout ?? this.deps.config.backup.timeout) * 1000;
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const signal = AbortSignal.any([this.deps.signal, deadline]);
     const result: ServiceBackupResult = { service: svc.name, type: svc.type, status: 'success', copies: [], pruned: [], warnings: [], durationMs: 0 };
     const log = this.log.child(svc.name);
     let plugin: ServicePlugin | null = null;
@@ -291,7 +330,8 @@ export class BackupEngine {
       plugin = this.deps.registry.require<ServicePlugin>('service', svc.type, `service '${svc.name}'`);
       if (plugin.beforeBackup) {
         hookRan = true;
-        await plugin.beforeBackup(svc, this.op(svc, false));
+        const before = plugin.beforeBackup.bind(plugin);
+        await this.hook(() => before(svc, this.op(svc, false, signal)), signal, 'the beforeBackup step');
       }
       const src = await this.sources(svc, plugin, false);
       result.warnings.push(...src.warnings);
@@ -309,8 +349,7 @@ export class BackupEngine {
         level: this.deps.config.backup.compression_level ?? DEFAULT_LEVEL[this.compression],
         threads: this.deps.config.backup.compression_threads,
         dest,
-        signal: this.deps.signal,
-        timeoutMs: (svc.timeout ?? this.deps.config.backup.timeout) * 1000,
+        signal,
         onProgress: (bytes) => this.deps.onEvent?.({ type: 'progress', service: svc.name, bytes, elapsedMs: Date.now() - t0 }),
       });
       result.warnings.push(...archive.warnings);
@@ -319,16 +358,20 @@ export class BackupEngine {
       let verifiedAt: string | null = null;
       let verifyResult: string | null = null;
       if (this.deps.config.backup.verify) {
-        const v = await verifyArchive(archive.path, { size: archive.size, sha256: archive.sha256 }, { signal: this.deps.signal });
+        const v = await verifyArchive(archive.path, { size: archive.size, sha256: archive.sha256 }, { signal });
+        if (signal.aborted) throw new AutopilotError('ABORTED', 'verification was cancelled');
         verifiedAt = new Date().toISOString();
-        verifyResult = v.ok ? `ok: ${v.entries} entries` : `failed: ${v.error}`;
+        verifyResult = v.ok ? `ok: ${entries(v.entries)}` : `failed: ${v.error}`;
         result.archive.entries = v.entries;
         result.archive.verified = v.ok;
         if (!v.ok) {
-          state.addArtifact({ runId, service: svc.name, destination: PRIMARY, location: archive.path, size: archive.size, sha256: archive.sha256, createdAt: when.toISOString(), verifiedAt, verifyResult });
-          throw new AutopilotError('VERIFY_FAILED', `the new archive ${archive.path} failed verification: ${v.error}`, { hint: 'the archive is kept for inspection; check the disk and run the backup again' });
+          // renamed, so that it neither looks complete nor takes a place in retention
+          const failed = await setAside(archive.path);
+          result.archive.path = failed;
+          state.addArtifact({ runId, service: svc.name, destination: PRIMARY, location: failed, size: archive.size, sha256: archive.sha256, createdAt: when.toISOString(), verifiedAt, verifyResult });
+          throw new AutopilotError('VERIFY_FAILED', `the new archive failed verification: ${v.error}`, { hint: `it is kept as ${failed} for inspection; check the disk and run the backup again` });
         }
-        log.info(`verified ${archive.path}: ${v.entries} entries, sha256 ${archive.sha256.slice(0, 12)}…`);
+        log.info(`verified ${archive.path}: ${entries(v.entries)}, sha256 ${archive.sha256.slice(0, 12)}…`);
       }
       state.addArtifact({ runId, service: svc.name, destination: PRIMARY, location: archive.path, size: archive.size, sha256: archive.sha256, createdAt: when.toISOString(), verifiedAt, verifyResult });
       state.set(`last_backup.${svc.name}`, { at: when.toISOString(), location: archive.path, size: archive.size });
@@ -337,24 +380,26 @@ export class BackupEngine {
         const target = path.join(d.path, svc.name, path.basename(archive.path));
         try {
           await cleanStalePartials(path.dirname(target));
-          await copyArchive(archive.path, target, this.deps.signal);
-          const v = await verifyArchive(target, { size: archive.size, sha256: archive.sha256 }, { signal: this.deps.signal });
+          await copyArchive(archive.path, target, signal);
+          const v = await verifyArchive(target, { size: archive.size, sha256: archive.sha256 }, { signal });
+          if (signal.aborted) throw new AutopilotError('ABORTED', 'the copy was cancelled');
+          const location = v.ok ? target : await setAside(target);
           state.addArtifact({
             runId,
             service: svc.name,
             destination: d.name,
-            location: target,
+            location,
             size: archive.size,
             sha256: archive.sha256,
             createdAt: when.toISOString(),
             verifiedAt: new Date().toISOString(),
-            verifyResult: v.ok ? `ok: ${v.entries} entries` : `failed: ${v.error}`,
+            verifyResult: v.ok ? `ok: ${entries(v.entries)}` : `failed: ${v.error}`,
           });
-          if (!v.ok) throw new AutopilotError('VERIFY_FAILED', `the copy failed verification: ${v.error}`);
+          if (!v.ok) throw new AutopilotError('VERIFY_FAILED', `the copy failed verification (kept as ${location}): ${v.error}`);
           result.copies.push({ destination: d.name, path: target, ok: true });
           log.info(`copied to ${d.name}: ${target}`);
         } catch (e) {
-          if (isAbortError(e)) throw e;
+          if (isAbortError(e) || signal.aborted) throw e;
           result.copies.push({ destination: d.name, path: target, ok: false, error: mask(describeError(e)) });
           log.error(`copy to ${d.name} failed: ${describeError(e)}`);
         }
@@ -366,6 +411,8 @@ export class BackupEngine {
         if (d.name !== PRIMARY && !result.copies.find((c) => c.destination === d.name)?.ok) continue;
         for (const p of this.pruneDecisions(svc, d)) {
           if (p.decision.mark !== 'remove') continue;
+          // protected since the decision was taken (backups protect in another shell)?
+          if (state.getArtifact(p.artifact.id)?.protected) continue;
           try {
             await fs.promises.rm(p.artifact.location, { force: true });
             state.markArtifactDeleted(p.artifact.id);
@@ -383,17 +430,27 @@ export class BackupEngine {
         result.error = `copy to ${failedCopies.map((c) => c.destination).join(', ')} failed: ${failedCopies.map((c) => c.error).join('; ')}`;
       }
     } catch (e) {
-      Object.assign(result, this.failure(result, e, started));
+      const timedOut = deadline.aborted && !this.deps.signal.aborted;
+      Object.assign(
+        result,
+        timedOut
+          ? this.failure(result, new AutopilotError('TIMEOUT', `the backup did not finish within ${timeoutMs / 1000}s`, { hint: `raise timeout for service '${svc.name}' (or backup.timeout)` }), started)
+          : this.failure(result, e, started),
+      );
       if (result.status === 'failed') log.error(`backup of ${svc.name} failed: ${result.error}`);
     } finally {
       if (plugin?.afterBackup && hookRan) {
+        const after = plugin.afterBackup.bind(plugin);
+        // afterBackup runs even after a timeout or a cancel (to restart what beforeBackup stopped), with a minute of its own
+        const afterSignal = AbortSignal.timeout(60_000);
         try {
-          await plugin.afterBackup(svc, this.op(svc, false), { ok: result.status === 'success', error: result.error });
+          await this.hook(() => after(svc, this.op(svc, false, afterSignal), { ok: result.status === 'success', error: result.error }), afterSignal, 'the afterBackup step');
         } catch (e) {
-          result.warnings.push(`afterBackup hook failed: ${describeError(e)}`);
+          result.warnings.push(mask(`afterBackup step failed: ${describeError(e)}`));
         }
       }
       result.durationMs = Date.now() - started;
+      result.warnings = result.warnings.map(mask);
       state.finishRun(runId, result.status === 'interrupted' ? 'interrupted' : result.status === 'success' ? 'success' : 'failed', {
         error: result.error,
         archive: result.archive?.path,
@@ -419,7 +476,10 @@ export class BackupEngine {
     const state = this.deps.state;
     const keep = this.retentionFor(svc, dest);
     if (!state || !keepsSomething(keep)) return [];
-    const artifacts = state.listArtifacts({ service: svc.name, destination: dest.name }).filter((a) => isOurArchiveName(svc.name, path.basename(a.location)));
+    // our own archives only, and never one that failed verification (kept aside for inspection)
+    const artifacts = state
+      .listArtifacts({ service: svc.name, destination: dest.name })
+      .filter((a) => isOurArchiveName(svc.name, path.basename(a.location)) && !a.verifyResult?.startsWith('failed'));
     const pinned = new Map<string, string>();
     const candidates = artifacts.map((a) => ({ id: String(a.id), time: new Date(a.createdAt), protected: a.protected }));
     if (extra) {

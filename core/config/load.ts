@@ -260,6 +260,35 @@ export function configValidator(plugins: SchemaPlugin[]): { schema: Record<strin
   return { schema, validate: getValidator(schema) };
 }
 
+/** What a schema cannot say: destination names and folders that would mix up archives. */
+function semanticErrors(config: AutopilotConfig, locator: Locator): string[] {
+  const out: string[] = [];
+  const dests = config.backup?.destinations ?? [];
+  const seen = new Map<string, number>();
+  dests.forEach((d, i) => {
+    const at = (key: string): string => `${formatLocation(locator(['backup', 'destinations', i, key]))}: backup.destinations[${i}].${key}`;
+    if (d.name === 'primary') out.push(`${at('name')}: 'primary' is the name of backup.root; choose another name`);
+    const prev = seen.get(d.name);
+    if (prev !== undefined) out.push(`${at('name')}: destination '${d.name}' is defined twice (also backup.destinations[${prev}])`);
+    seen.set(d.name, i);
+  });
+  return out;
+}
+
+/** Destination folders must differ from backup.root and from each other once resolved (checked after paths are made absolute). */
+function destinationPathErrors(config: AutopilotConfig, locator: Locator): string[] {
+  const out: string[] = [];
+  const root = path.resolve(config.backup.root);
+  const byPath = new Map<string, string>([[root, 'backup.root']]);
+  config.backup.destinations.forEach((d, i) => {
+    const p = path.resolve(d.path);
+    const other = byPath.get(p);
+    if (other) out.push(`${formatLocation(locator(['backup', 'destinations', i, 'path']))}: backup.destinations[${i}].path: ${p} is already used by ${other}; each destination needs its own folder`);
+    byPath.set(p, `backup.destinations[${i}] (${d.name})`);
+  });
+  return out;
+}
+
 function setAtPointer(obj: unknown, pointer: string, value: unknown): void {
   const p = pointerToPath(pointer);
   let cur = obj as Record<string | number, unknown>;
@@ -271,10 +300,18 @@ function setAtPointer(obj: unknown, pointer: string, value: unknown): void {
 }
 
 export async function validateConfig(raw: RawConfig, servicePlugins: SchemaPlugin[], opts: ValidateOptions = {}): Promise<LoadedConfig> {
-  const { schema, validate } = configValidator(servicePlugins);
+  let checker: ReturnType<typeof configValidator>;
+  try {
+    checker = configValidator(servicePlugins);
+  } catch (e) {
+    throw new AutopilotError('PLUGIN_FAILED', `the config schema cannot be built from the service plugins' schemas: ${(e as Error).message}`, {
+      hint: "a plugins.d service plugin's serviceSchema is at fault: 'homelab-autopilot plugins list' shows where each plugin comes from",
+    });
+  }
+  const { schema, validate } = checker;
   const data = structuredClone(raw.data);
-  if (!validate(data)) {
-    const lines = formatAjvErrors(validate.errors ?? [], raw.locator, { schema, data });
+  const lines = validate(data) ? semanticErrors(data as unknown as AutopilotConfig, raw.locator) : formatAjvErrors(validate.errors ?? [], raw.locator, { schema, data });
+  if (lines.length) {
     throw new AutopilotError('CONFIG_INVALID', `the configuration has ${lines.length} error${lines.length > 1 ? 's' : ''}`, { details: lines });
   }
   const where = (pointer: string): string => {
@@ -289,6 +326,8 @@ export async function validateConfig(raw: RawConfig, servicePlugins: SchemaPlugi
     secretPointers = res.secretPointers;
   }
   const config = data as unknown as AutopilotConfig;
+  const pathErrors = destinationPathErrors(config, raw.locator);
+  if (pathErrors.length) throw new AutopilotError('CONFIG_INVALID', `the configuration has ${pathErrors.length} error${pathErrors.length > 1 ? 's' : ''}`, { details: pathErrors });
   const masked = structuredClone(config);
   for (const ptr of secretPointers) setAtPointer(masked, ptr, MASK);
   return { file: raw.file, dir: raw.dir, extraFiles: raw.extraFiles, config, masked, warnings, locator: raw.locator };

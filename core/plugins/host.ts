@@ -98,7 +98,14 @@ export function pluginsDirCandidates(dir: string, failures: PluginRecord[]): Can
       }
       try {
         const pkg = JSON.parse(fs.readFileSync(pkgFile, 'utf8')) as { main?: string };
-        out.push({ source: 'plugins.d', location: full, entry: path.resolve(full, pkg.main ?? 'index.js') });
+        const entry = path.resolve(full, pkg.main ?? 'index.js');
+        const within = (p: string, dir: string): boolean => p.startsWith(dir + path.sep);
+        const realFull = fs.realpathSync(full);
+        if (!within(entry, full) || (fs.existsSync(entry) && !within(fs.realpathSync(entry), realFull))) {
+          failures.push(failed(name, 'plugins.d', full, `package.json "main" (${pkg.main}) points outside the plugin folder: a plugin must be self-contained`));
+          continue;
+        }
+        out.push({ source: 'plugins.d', location: full, entry });
       } catch (e) {
         failures.push(failed(name, 'plugins.d', full, `package.json is not valid JSON: ${describeError(e)}`));
       }
@@ -131,16 +138,49 @@ function unsafeReason(file: string, st: fs.Stats, asRoot: boolean): string | nul
   return null;
 }
 
-/** The first reason a plugin path may not be trusted, walking folders (bounded). */
+const MAX_CHECKED = 5000;
+
+/** The folders above a path, each of which could swap what is below it. */
+function parentProblem(real: string, asRoot: boolean): string | null {
+  for (let dir = path.dirname(real); ; dir = path.dirname(dir)) {
+    const st = fs.statSync(dir);
+    // a sticky folder owned by root (like /tmp) lets no one replace another's entries
+    const sticky = (st.mode & 0o1000) !== 0 && st.uid === 0;
+    if (!sticky) {
+      if (asRoot && st.uid !== 0) return `folder ${dir} (above it) is owned by uid ${st.uid}, not root: run chown root:root ${dir}`;
+      if ((asRoot ? st.mode & 0o022 : st.mode & 0o002) !== 0) return `folder ${dir} (above it) is writable by ${asRoot ? 'group or others' : 'others'}: run chmod ${asRoot ? 'go-w' : 'o-w'} ${dir}`;
+    }
+    if (dir === path.dirname(dir)) return null;
+  }
+}
+
+/**
+ * The first reason a plugin path may not be trusted: the file or folder (everything in it,
+ * following links to what they point to) and every folder above it.
+ */
 export function checkPermissions(location: string, asRoot: boolean): string | null {
-  const stack = [location];
+  let real: string;
+  try {
+    real = fs.realpathSync(location);
+  } catch (e) {
+    return `cannot check ${location}: ${describeError(e)}`;
+  }
+  const above = parentProblem(real, asRoot);
+  if (above) return above;
+  const stack = [real];
   let seen = 0;
-  while (stack.length && seen < 5000) {
+  while (stack.length) {
+    if (++seen > MAX_CHECKED) return `${location} holds more than ${MAX_CHECKED} files, too many to check: ship the plugin bundled`;
     const p = stack.pop() as string;
-    seen++;
     let st: fs.Stats;
     try {
-      st = fs.statSync(p);
+      st = fs.lstatSync(p);
+      if (st.isSymbolicLink()) {
+        const target = fs.realpathSync(p);
+        const why = unsafeReason(target, fs.statSync(target), asRoot) ?? parentProblem(target, asRoot);
+        if (why) return `${p} links to ${target}: ${why}`;
+        continue;
+      }
     } catch (e) {
       return `cannot check ${p}: ${describeError(e)}`;
     }
@@ -199,6 +239,9 @@ function checkDefinition(value: unknown, c: Candidate): CheckedDefinition | Plug
   }
   if (typeof def.create !== 'function') return bad("'create' must be a function (ctx) => instance");
   let options: CheckedDefinition['options'];
+  if (def.kind === 'service' && def.serviceSchema && /"\$(ref|id|defs)"|"definitions"/.test(JSON.stringify(def.serviceSchema))) {
+    return bad('serviceSchema must be self-contained: it becomes part of the config schema, where $ref, $id, $defs and definitions cannot resolve');
+  }
   try {
     for (const { what, schema } of definitionSchemas(def as PluginDefinition)) {
       const compiled = compileSchema(schema, what);

@@ -291,8 +291,8 @@ export class StateManager {
 
   startRun(kind: string, target: string, opts: { dryRun?: boolean; parentId?: number | null } = {}): number {
     const res = this.db
-      .prepare('INSERT INTO runs (parent_id, kind, target, started_at, status, dry_run, host, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(opts.parentId ?? null, kind, target, now(), 'running', opts.dryRun ? 1 : 0, this.host, process.pid);
+      .prepare('INSERT INTO runs (parent_id, kind, target, started_at, status, dry_run, host, pid, proc_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(opts.parentId ?? null, kind, target, now(), 'running', opts.dryRun ? 1 : 0, this.host, process.pid, processStartTime(process.pid));
     return Number(res.lastInsertRowid);
   }
 
@@ -304,10 +304,10 @@ export class StateManager {
 
   /** Runs left 'running' by a process of this host that no longer exists become 'interrupted'. Returns how many. */
   markInterruptedRuns(): number {
-    const rows = this.db.prepare("SELECT id, pid FROM runs WHERE status = 'running' AND host = ?").all(this.host) as { id: number; pid: number }[];
+    const rows = this.db.prepare("SELECT id, pid, proc_start FROM runs WHERE status = 'running' AND host = ?").all(this.host) as { id: number; pid: number; proc_start: string | null }[];
     let n = 0;
     for (const r of rows) {
-      if (r.pid === process.pid || processAlive(r.pid, null)) continue;
+      if ((r.pid === process.pid && r.proc_start === processStartTime(process.pid)) || processAlive(r.pid, r.proc_start)) continue;
       this.db
         .prepare("UPDATE runs SET status = 'interrupted', ended_at = ?, summary = ? WHERE id = ? AND status = 'running'")
         .run(now(), JSON.stringify({ reason: `process ${r.pid} ended without finishing the run` }), r.id);
@@ -415,10 +415,15 @@ export class StateManager {
       }
       if (Date.now() >= deadline) {
         const h = r.holder;
+        const foreign = h.host !== this.host;
         throw new AutopilotError(
           'LOCKED',
           `another run holds the '${name}' lock: pid ${h.pid} on ${h.host} since ${h.acquiredAt}${h.command ? ` (${h.command})` : ''}`,
-          { hint: 'wait for it to finish, or give --lock-wait SECONDS to wait for it' },
+          {
+            hint: foreign
+              ? `it was taken on another host (${h.host}), whose processes cannot be checked from here: if nothing runs there any more (the host was renamed, or the state folder copied), delete the lock with: sqlite3 ${this.file} "DELETE FROM locks WHERE name = '${name}'"`
+              : 'wait for it to finish, or give --lock-wait SECONDS to wait for it',
+          },
         );
       }
       await sleep(Math.min(poll, Math.max(10, deadline - Date.now())), opts.signal);

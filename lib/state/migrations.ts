@@ -58,6 +58,10 @@ export const MIGRATIONS: readonly string[] = [
     command TEXT
   );
   `,
+  // 2: the start time of the process of a run, so that a reused PID does not keep a dead run 'running'
+  `
+  ALTER TABLE runs ADD COLUMN proc_start TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -176,6 +176,48 @@ describe('secrets', () => {
   });
 });
 
+describe('edge cases a homelab meets', () => {
+  it('a source that is a symbolic link is archived as what it points to', async () => {
+    const dir = tmpDir();
+    write(path.join(dir, 'disk/photo.jpg'), 'jpeg bytes');
+    fs.symlinkSync(path.join(dir, 'disk'), path.join(dir, 'photos'));
+    write(path.join(dir, 'ha.yaml'), basicConfig(dir, { services: `  - name: photos\n    type: files\n    paths: [${dir}/photos]` }));
+    const r = await runCli(['backup', '--all', '--json', '--config', path.join(dir, 'ha.yaml')]);
+    expect(r.code).toBe(0);
+    const svc = json(r).services[0];
+    expect(svc.warnings[0]).toContain('is a symbolic link: archiving');
+    const listing = require('node:child_process').execFileSync('tar', ['--zstd', '-tf', svc.archive.path]).toString();
+    expect(listing).toContain('disk/photo.jpg');
+  });
+
+  it('a service that takes longer than its timeout fails alone, and the next one runs', async () => {
+    const dir = tmpDir();
+    write(path.join(dir, 'data/f'), 'x');
+    write(
+      path.join(dir, 'ha.yaml'),
+      basicConfig(dir, {
+        global: `  plugins_dir: ${ROOT}/examples/plugins.d`,
+        services: `  - name: stuck\n    type: dump\n    timeout: 1\n    dump_dir: ${dir}/dump\n    dump_command: [sleep, "30"]\n  - name: fine\n    type: files\n    paths: [./data]`,
+      }),
+    );
+    const t0 = Date.now();
+    const r = await runCli(['backup', '--all', '--json', '--config', path.join(dir, 'ha.yaml')]);
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    expect(r.code).toBe(1);
+    const [stuck, fine] = json(r).services;
+    expect(stuck).toMatchObject({ status: 'failed', error: 'the backup did not finish within 1s' });
+    expect(fine.status).toBe('success');
+  });
+
+  it('a dry run writes no log file either', async () => {
+    const dir = tmpDir();
+    write(path.join(dir, 'ha.yaml'), basicConfig(dir, { services: '  - name: h\n    type: files\n    paths: [/etc/hostname, /nonexistent-optional]' }).replace('paths: [/etc/hostname, /nonexistent-optional]', 'paths: [/etc/hostname]'));
+    const r = await runCli(['backup', '--all', '--dry-run', '--log-level', 'debug', '--config', path.join(dir, 'ha.yaml')]);
+    expect(r.code).toBe(0);
+    expect(fs.existsSync(path.join(dir, 'logs'))).toBe(false);
+  });
+});
+
 describe('the state database after a run', () => {
   it('passes an integrity check and holds no lock', async () => {
     const dir = tmpDir();

@@ -42,6 +42,11 @@ describe('plugins.d: bad plugins are reported and skipped, the good ones load an
     write(path.join(pd, 'folder-plugin/package.json'), JSON.stringify({ name: 'folder-plugin', main: 'lib/main.js' }));
     write(path.join(pd, 'folder-plugin/lib/main.js'), good('folder'));
     write(path.join(pd, 'README.txt'), 'not code, ignored');
+    write(path.join(pd, 'escapes/package.json'), JSON.stringify({ main: '../../outside.js' }));
+    write(path.join(dir, 'outside.js'), good('outside'));
+    write(path.join(pd, 'refs.js'), good('refs').replace("serviceSchema: {", "serviceSchema: { definitions: { p: { type: 'string' } },"));
+    write(path.join(dir, 'elsewhere/linked.js'), good('linked'), 0o666);
+    fs.symlinkSync(path.join(dir, 'elsewhere/linked.js'), path.join(pd, 'linked.js'));
     write(path.join(dir, 'data/f.txt'), 'hello');
     cfg = write(
       path.join(dir, 'ha.yaml'),
@@ -75,6 +80,10 @@ describe('plugins.d: bad plugins are reported and skipped, the good ones load an
     expect(by('writable')).toMatchObject({ status: 'failed', reason: expect.stringMatching(/refused: file .*writable\.js is writable by group or others \(mode 666\): run chmod go-w/) });
     expect(by('not-root')).toMatchObject({ status: 'failed', reason: expect.stringMatching(/refused: file .*not-root\.js is owned by uid 65534, not root: run chown root:root/) });
     expect(recs.some((x) => x.file.endsWith('README.txt'))).toBe(false);
+    expect(by('escapes')).toMatchObject({ status: 'failed', reason: expect.stringContaining('points outside the plugin folder') });
+    expect(recs.some((x) => x.name === 'outside')).toBe(false);
+    expect(by('refs')).toMatchObject({ status: 'failed', reason: expect.stringContaining('serviceSchema must be self-contained') });
+    expect(by('linked')).toMatchObject({ status: 'failed', reason: expect.stringMatching(/refused: file .*elsewhere\/linked\.js is writable by group or others/) });
   });
 
   it('the human listing shows the same, and the failures are logged as warnings', async () => {
