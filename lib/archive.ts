@@ -92,6 +92,10 @@ export interface CreateArchiveOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
   onProgress?(bytesWritten: number): void;
+  /** how often an archive whose files changed while read is made again (default 2) */
+  changeRetries?: number;
+  /** told when an attempt is discarded */
+  onRetry?(why: string): void;
 }
 
 export interface ArchiveResult {
@@ -154,7 +158,27 @@ async function fsyncPath(p: string, flags = 'r'): Promise<void> {
   }
 }
 
+/** tar said files changed while it read them: the attempt is discarded and made again. */
+class FilesChanged extends Error {}
+
+/**
+ * Writes the archive. When tar reports that files changed while it read them (a database
+ * being written, a log growing), the archive could hold a torn copy: it is thrown away and
+ * made again, up to `changeRetries` times (default 2); after that it is kept with a warning.
+ */
 export async function createArchive(opts: CreateArchiveOptions): Promise<ArchiveResult> {
+  const retries = opts.changeRetries ?? 2;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await writeArchiveOnce(opts, attempt >= retries, attempt + 1);
+    } catch (e) {
+      if (!(e instanceof FilesChanged)) throw e;
+      opts.onRetry?.(`files changed while they were archived (${e.message}); making the archive again`);
+    }
+  }
+}
+
+async function writeArchiveOnce(opts: CreateArchiveOptions, acceptChanged: boolean, attempts: number): Promise<ArchiveResult> {
   const started = Date.now();
   const level = opts.level ?? DEFAULT_LEVEL[opts.compression];
   const tmp = partialName(opts.dest);
@@ -215,8 +239,10 @@ export async function createArchive(opts: CreateArchiveOptions): Promise<Archive
     if (opts.signal?.aborted) throw new AutopilotError('ABORTED', 'the backup was cancelled');
     if (timedOut) throw new AutopilotError('TIMEOUT', `the archive was not finished within ${Math.round((opts.timeoutMs ?? 0) / 1000)}s`);
     const warnings: string[] = [];
-    if (tarCode === TAR_CHANGED) warnings.push(`some files changed while they were archived: ${lastLines(tar.stderr, 3)}`);
-    else if (tarCode !== 0) throw new AutopilotError('ARCHIVE_FAILED', `tar failed (exit ${tarCode}): ${lastLines(tar.stderr) || 'no message'}`);
+    if (tarCode === TAR_CHANGED) {
+      if (!acceptChanged) throw new FilesChanged(lastLines(tar.stderr, 2));
+      warnings.push(`some files kept changing while they were archived (${attempts} attempts), their copies may be inconsistent: ${lastLines(tar.stderr, 3)}`);
+    } else if (tarCode !== 0) throw new AutopilotError('ARCHIVE_FAILED', `tar failed (exit ${tarCode}): ${lastLines(tar.stderr) || 'no message'}`);
     if (compCode !== 0) throw new AutopilotError('ARCHIVE_FAILED', `${cmd} failed (exit ${compCode}): ${lastLines(comp.stderr) || 'no message'}`);
     await Promise.all(syncs);
     await fh.sync();
@@ -234,7 +260,7 @@ export async function createArchive(opts: CreateArchiveOptions): Promise<Archive
     await Promise.allSettled(syncs);
     await fh?.close().catch(() => undefined);
     await fsp.rm(tmp, { force: true });
-    if (e instanceof AutopilotError) throw e;
+    if (e instanceof AutopilotError || e instanceof FilesChanged) throw e;
     throw new AutopilotError('ARCHIVE_FAILED', `writing ${opts.dest} failed: ${(e as Error).message}`, { cause: e });
   } finally {
     if (timer) clearTimeout(timer);

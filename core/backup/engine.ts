@@ -351,6 +351,7 @@ export class BackupEngine {
         dest,
         signal,
         onProgress: (bytes) => this.deps.onEvent?.({ type: 'progress', service: svc.name, bytes, elapsedMs: Date.now() - t0 }),
+        onRetry: (why) => log.warn(why),
       });
       result.warnings.push(...archive.warnings);
       for (const w of archive.warnings) log.warn(w);
@@ -487,8 +488,9 @@ export class BackupEngine {
       candidates.push({ ...extra, protected: false });
       pinned.set(extra.id, 'newest verified backup');
     } else {
-      const newestVerified = artifacts.find((a) => a.verifyResult?.startsWith('ok'));
-      if (newestVerified) pinned.set(String(newestVerified.id), 'newest verified backup');
+      // the newest verified archive; with verification turned off, the newest archive
+      const newest = artifacts.find((a) => a.verifyResult?.startsWith('ok')) ?? (this.deps.config.backup.verify ? undefined : artifacts[0]);
+      if (newest) pinned.set(String(newest.id), newest.verifyResult ? 'newest verified backup' : 'newest backup');
     }
     const decisions = computePrune(candidates, keep, pinned);
     const byId = new Map(artifacts.map((a) => [String(a.id), a]));

@@ -209,6 +209,24 @@ describe('edge cases a homelab meets', () => {
     expect(fine.status).toBe('success');
   });
 
+  it('a file that changes while it is read makes tar try again, then it is kept with a warning', async () => {
+    const dir = tmpDir();
+    write(path.join(dir, 'live/growing.log'), 'start\n');
+    write(path.join(dir, 'ha.yaml'), basicConfig(dir, { services: '  - name: live\n    type: files\n    paths: [./live]' }));
+    // a writer that never stops, like a busy database or log
+    const writer = require('node:child_process').spawn('sh', ['-c', `while :; do echo line >> ${dir}/live/growing.log; done`], { stdio: 'ignore' });
+    try {
+      const r = await runCli(['backup', '--all', '--json', '--config', path.join(dir, 'ha.yaml')]);
+      expect(r.code).toBe(0);
+      const svc = json(r).services[0];
+      expect(svc.status).toBe('success');
+      expect(svc.warnings.join('\n')).toMatch(/some files kept changing while they were archived \(3 attempts\)/);
+      expect(r.stderr.match(/making the archive again/g)).toHaveLength(2);
+    } finally {
+      writer.kill('SIGKILL');
+    }
+  });
+
   it('a dry run writes no log file either', async () => {
     const dir = tmpDir();
     write(path.join(dir, 'ha.yaml'), basicConfig(dir, { services: '  - name: h\n    type: files\n    paths: [/etc/hostname, /nonexistent-optional]' }).replace('paths: [/etc/hostname, /nonexistent-optional]', 'paths: [/etc/hostname]'));
