@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { AutopilotError } from '../lib/errors';
 import type { Logger } from '../lib/log';
 import { StateManager, type KeyValueStore } from '../lib/state';
-import { BackupEngine, type BackupEvent } from './backup/engine';
+import type { BackupEngine, BackupEvent } from './backup/engine';
 import { findConfigFile, readRawConfig, validateConfig, type FoundConfig, type LoadedConfig } from './config/load';
 import { formatLocation } from './config/source';
 import type { GlobalConfig } from './config/types';
@@ -107,7 +107,12 @@ export async function openApp(opts: AppOptions): Promise<App> {
     state,
     warnings,
     unresolvedServices,
-    backupEngine: (onEvent) => new BackupEngine({ config: loaded.config, registry, logger, state, signal: opts.signal, onEvent }),
+    backupEngine: (onEvent) => {
+      // loaded when a backup runs: config validate and the listings never need it
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { BackupEngine: Engine } = require('./backup/engine') as typeof import('./backup/engine');
+      return new Engine({ config: loaded.config, registry, logger, state, signal: opts.signal, onEvent });
+    },
     close: () => state?.close(),
   };
 }
