@@ -7,4 +7,5 @@ module.exports = {
   testTimeout: 120000,
   globalSetup: '<rootDir>/test/setup/global-setup.js',
   verbose: true,
+  reporters: ['default', '<rootDir>/test/setup/summary-reporter.js'],
 };
