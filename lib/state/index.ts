@@ -42,18 +42,8 @@ export interface ArtifactRecord {
   deletedAt: string | null;
 }
 
-export interface NewArtifact {
-  runId: number | null;
-  service: string;
-  destination: string;
-  location: string;
-  size: number;
-  sha256: string | null;
-  createdAt: string;
-  verifiedAt?: string | null;
-  verifyResult?: string | null;
-  protected?: boolean;
-}
+export type NewArtifact = Omit<ArtifactRecord, 'id' | 'verifiedAt' | 'verifyResult' | 'protected' | 'deletedAt'> &
+  Partial<Pick<ArtifactRecord, 'verifiedAt' | 'verifyResult' | 'protected'>>;
 
 export interface LockInfo {
   name: string;

@@ -47,3 +47,16 @@ export function makeAwkwardTree(root: string, randomBytes = 3 * 1024 * 1024): vo
   fs.symlinkSync('../etc/app.conf', path.join(root, 'bin', 'link-to-conf'));
   for (let i = 0; i < 200; i++) w(`many/f${i}.txt`, `file ${i}\n`);
 }
+
+/** Random letters from a 16-letter alphabet: zstd -19 needs seconds per MiB of it (to be caught mid-archive). */
+export function slowToCompress(bytes: number, seed = 12345): Buffer {
+  const buf = Buffer.alloc(bytes);
+  let x = seed;
+  for (let i = 0; i < buf.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    buf[i] = 97 + ((x >>> 0) % 16);
+  }
+  return buf;
+}

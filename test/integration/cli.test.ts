@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { basicConfig, cleanupTmp, collect, json, ROOT, runCli, sleep, startCli, tmpDir, write } from '../helpers/cli';
+import { slowToCompress } from '../helpers/tree';
 
 afterAll(cleanupTmp);
 
@@ -86,15 +87,7 @@ describe('output and exit codes', () => {
 
   it('SIGTERM in the middle of an archive stops cleanly: no partial file, the run recorded as interrupted, exit 143', async () => {
     const dir = tmpDir();
-    const buf = Buffer.alloc(4 << 20);
-    let x = 99;
-    for (let i = 0; i < buf.length; i++) {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      buf[i] = 97 + ((x >>> 0) % 16);
-    }
-    write(path.join(dir, 'big.dat'), buf);
+    write(path.join(dir, 'big.dat'), slowToCompress(4 << 20, 99));
     write(path.join(dir, 'ha.yaml'), basicConfig(dir, { backup: '  compression_level: 19', services: `  - name: big\n    type: files\n    paths: [./big.dat]\n  - name: after\n    type: files\n    paths: [/etc/hostname]` }));
     const child = startCli(['backup', '--all', '--config', path.join(dir, 'ha.yaml')]);
     const done = collect(child);

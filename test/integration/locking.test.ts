@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { basicConfig, cleanupTmp, collect, json, ROOT, runCli, sleep, startCli, tmpDir, write } from '../helpers/cli';
+import { slowToCompress } from '../helpers/tree';
 
 afterAll(cleanupTmp);
 
@@ -77,16 +78,8 @@ describe('two overlapping backup runs', () => {
 describe('a run killed with SIGKILL in the middle of an archive', () => {
   it('leaves no archive that looks complete, and the next run cleans up and succeeds', async () => {
     const dir = tmpDir();
-    // 4 MiB of random letters: zstd -19 needs seconds for it, time to be caught in the middle
-    const buf = Buffer.alloc(4 << 20);
-    let x = 12345;
-    for (let i = 0; i < buf.length; i++) {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      buf[i] = 97 + ((x >>> 0) % 16);
-    }
-    fs.writeFileSync(path.join(dir, 'big.dat'), buf);
+    // zstd -19 needs seconds for it: time to be caught in the middle
+    fs.writeFileSync(path.join(dir, 'big.dat'), slowToCompress(4 << 20));
     const cfg = write(
       path.join(dir, 'ha.yaml'),
       basicConfig(dir, { backup: '  compression_level: 19', services: '  - name: big\n    type: files\n    paths: [./big.dat]' }),
