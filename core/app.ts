@@ -8,10 +8,11 @@ import { AutopilotError } from '../lib/errors';
 import type { Logger } from '../lib/log';
 import { StateManager, type KeyValueStore } from '../lib/state';
 import type { BackupEngine, BackupEvent } from './backup/engine';
+import type { NotificationEngine } from './notify/engine';
 import { findConfigFile, readRawConfig, validateConfig, type FoundConfig, type LoadedConfig } from './config/load';
 import { formatLocation } from './config/source';
 import type { GlobalConfig } from './config/types';
-import { createPlugins, discoverPlugins, type PluginRegistry } from './plugins/host';
+import { createPlugins, discoverPlugins, schemaPlugins, type PluginRegistry } from './plugins/host';
 
 export const BUILTIN_PLUGINS = path.join(__dirname, '..', 'plugins');
 
@@ -42,6 +43,10 @@ export interface App {
   /** services whose plugin is missing or failed: `service -> reason` */
   unresolvedServices: { service: string; reason: string; location: string }[];
   backupEngine(onEvent?: (e: BackupEvent) => void): BackupEngine;
+  /** the notification engine (one per app) */
+  notifier(): NotificationEngine;
+  /** channels whose plugin is missing or failed */
+  unresolvedChannels: { channel: string; reason: string; location: string }[];
   close(): void;
 }
 
@@ -62,10 +67,8 @@ export async function openApp(opts: AppOptions): Promise<App> {
   const pluginsDir =
     typeof rawGlobal.plugins_dir === 'string' ? path.resolve(raw.dir, rawGlobal.plugins_dir) : path.join(raw.dir, 'plugins.d');
   const discovered = await discoverPlugins({ builtinRoot: opts.builtinRoot ?? BUILTIN_PLUGINS, pluginsDir });
-  const servicePlugins = discovered.definitions
-    .filter((d) => d.def.kind === 'service')
-    .map((d) => ({ name: d.def.name, serviceSchema: (d.def as { serviceSchema?: Record<string, unknown> }).serviceSchema }));
-  const loaded = await validateConfig(raw, servicePlugins, { signal: opts.signal });
+  const { service: servicePlugins, notification: channelPlugins } = schemaPlugins(discovered);
+  const loaded = await validateConfig(raw, servicePlugins, { signal: opts.signal }, channelPlugins);
   const logger = opts.makeLogger(loaded.config.global);
   const warnings = [...loaded.warnings];
 
@@ -99,9 +102,34 @@ export async function openApp(opts: AppOptions): Promise<App> {
     });
   });
 
+  const unresolvedChannels: App['unresolvedChannels'] = [];
+  loaded.config.notifications.channels.forEach((c, i) => {
+    if (registry.find('notification', c.type)) return;
+    const failure = registry.failures.find((f) => f.name === c.type);
+    unresolvedChannels.push({
+      channel: c.name,
+      location: formatLocation(loaded.locator(['notifications', 'channels', i, 'type'])),
+      reason: failure
+        ? `the notification plugin '${c.type}' failed to load: ${failure.reason}`
+        : `no notification plugin named '${c.type}' is installed (installed: ${registry.installed('notification').join(', ') || 'none'})`,
+    });
+  });
+
+  let notifier: NotificationEngine | null = null;
+  const getNotifier = (): NotificationEngine => {
+    if (!notifier) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { NotificationEngine: Engine } = require('./notify/engine') as typeof import('./notify/engine');
+      notifier = new Engine({ config: loaded.config.notifications, registry, state, logger, signal: opts.signal });
+    }
+    return notifier;
+  };
+
   return {
     found,
     loaded,
+    unresolvedChannels,
+    notifier: getNotifier,
     registry,
     logger,
     state,
@@ -111,7 +139,7 @@ export async function openApp(opts: AppOptions): Promise<App> {
       // loaded when a backup runs: config validate and the listings never need it
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { BackupEngine: Engine } = require('./backup/engine') as typeof import('./backup/engine');
-      return new Engine({ config: loaded.config, registry, logger, state, signal: opts.signal, onEvent });
+      return new Engine({ config: loaded.config, registry, logger, state, signal: opts.signal, onEvent, notifier: getNotifier() });
     },
     close: () => state?.close(),
   };

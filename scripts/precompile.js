@@ -8,14 +8,15 @@ const standaloneCode = require('ajv/dist/standalone').default;
 const dist = path.join(__dirname, '..', 'dist');
 const { createAjv, schemaKey } = require(path.join(dist, 'core/config/validators'));
 const { buildConfigSchema } = require(path.join(dist, 'core/config/schema'));
-const { discoverPlugins, definitionSchemas, effectiveSchema } = require(path.join(dist, 'core/plugins/host'));
+const { discoverPlugins, definitionSchemas, effectiveSchema, schemaPlugins } = require(path.join(dist, 'core/plugins/host'));
 
 (async () => {
   const found = await discoverPlugins({ builtinRoot: path.join(dist, 'plugins'), pluginsDir: path.join(dist, 'no-plugins.d'), asRoot: false });
   if (found.failures.length) throw new Error(`built-in plugins failed: ${found.failures.map((f) => `${f.name}: ${f.reason}`).join('; ')}`);
   const schemas = new Map();
   const add = (s) => schemas.set(schemaKey(s), s);
-  add(buildConfigSchema(found.definitions.filter((d) => d.def.kind === 'service').map((d) => ({ name: d.def.name, serviceSchema: d.def.serviceSchema }))));
+  const { service, notification } = schemaPlugins(found);
+  add(buildConfigSchema(service, notification));
   for (const d of found.definitions) for (const { schema } of definitionSchemas(d.def)) add(effectiveSchema(schema));
   const ajv = createAjv(true);
   for (const [key, schema] of schemas) ajv.addSchema(schema, key);

@@ -15,6 +15,7 @@ import { computePrune, keepsSomething, type KeepOptions, type PruneDecision } fr
 import type { ArtifactRecord, StateManager } from '../../lib/state';
 import type { AutopilotConfig } from '../config/types';
 import type { BackupPath, OperationContext, ServiceConfig, ServicePlugin } from '../plugins/contract';
+import type { DeliveryReport, Digest, NotificationEngine, NotifyEvent } from '../notify/engine';
 import type { PluginRegistry } from '../plugins/host';
 
 export const PRIMARY = 'primary';
@@ -75,6 +76,8 @@ export interface BackupReport {
   startedAt: string;
   durationMs: number;
   services: ServiceBackupResult[];
+  /** what the notification engine did with this run's events */
+  notifications: DeliveryReport[];
 }
 
 export type BackupEvent =
@@ -90,6 +93,8 @@ export interface BackupEngineDeps {
   state: StateManager | null;
   signal: AbortSignal;
   onEvent?(e: BackupEvent): void;
+  /** where backup_success / backup_failed go (not on dry runs) */
+  notifier?: NotificationEngine;
   /** the clock, for tests */
   now?(): Date;
 }
@@ -103,6 +108,26 @@ function stampName(d: Date): string {
 export function isOurArchiveName(service: string, file: string): boolean {
   const esc = service.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   return new RegExp(`^${esc}_\\d{8}_\\d{6}(-\\d+)?\\.tar\\.(zst|gz)$`).test(file);
+}
+
+function hostname(): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('node:os') as typeof import('node:os')).hostname();
+}
+
+/** The event a service's backup raises. */
+function backupEvent(r: ServiceBackupResult): NotifyEvent {
+  const size = r.archive ? ` (${(r.archive.size / 1048576).toFixed(1)} MiB, ${r.archive.verified ? 'verified' : 'not verified'})` : '';
+  return r.status === 'success'
+    ? { event: 'backup_success', severity: 'success', subject: r.service, title: `Backup of ${r.service} succeeded`, text: `${r.archive?.path ?? ''}${size}`, details: { durationMs: r.durationMs, copies: r.copies.length } }
+    : {
+        event: 'backup_failed',
+        severity: 'critical',
+        subject: r.service,
+        title: `Backup of ${r.service} FAILED`,
+        text: `${r.error ?? 'unknown error'}${r.hint ? `\nhint: ${r.hint}` : ''}`,
+        details: { durationMs: r.durationMs },
+      };
 }
 
 const entries = (n: number): string => `${n} ${n === 1 ? 'entry' : 'entries'}`;
@@ -171,7 +196,7 @@ export class BackupEngine {
     const targets = this.selectServices(req);
     for (const s of targets) assertSafeName('service', s.name);
     const startedAt = this.now();
-    const report: BackupReport = { runId: null, dryRun: req.dryRun, ok: true, interrupted: false, startedAt: startedAt.toISOString(), durationMs: 0, services: [] };
+    const report: BackupReport = { runId: null, dryRun: req.dryRun, ok: true, interrupted: false, startedAt: startedAt.toISOString(), durationMs: 0, services: [], notifications: [] };
     const state = this.deps.state;
     let lock: { release(): void } | null = null;
     if (!req.dryRun) {
@@ -187,6 +212,8 @@ export class BackupEngine {
       if (marked) this.log.warn(`${marked} earlier run${marked > 1 ? 's were' : ' was'} left unfinished by a process that died; recorded as interrupted`);
       report.runId = state.startRun('backup', req.all ? 'all' : req.services.join(','), { dryRun: false });
     }
+    const notifier = req.dryRun ? undefined : this.deps.notifier;
+    const digest: Digest | undefined = notifier && req.all && this.deps.config.notifications.digest ? notifier.digest() : undefined;
     try {
       for (let i = 0; i < targets.length; i++) {
         const svc = targets[i];
@@ -201,6 +228,16 @@ export class BackupEngine {
         if (result.status === 'interrupted') report.interrupted = true;
         report.services.push(result);
         this.deps.onEvent?.({ type: 'service-done', result });
+        if (notifier && result.status !== 'interrupted') {
+          const ev = backupEvent(result);
+          if (digest) digest.add(ev);
+          else report.notifications.push(await notifier.notify(ev, report.runId));
+        }
+      }
+      if (digest && digest.size) {
+        const failed = report.services.filter((s) => s.status === 'failed').length;
+        const title = failed ? `Backup: ${failed} of ${report.services.length} services FAILED on ${hostname()}` : `Backup: ${report.services.length} services backed up on ${hostname()}`;
+        report.notifications.push(...(await digest.flush({ title, subject: 'backup --all' }, report.runId)));
       }
     } finally {
       report.ok = !report.interrupted && report.services.every((s) => s.status === 'success' || s.status === 'planned');

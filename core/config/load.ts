@@ -255,8 +255,8 @@ export interface ValidateOptions {
 }
 
 /** The config schema for this set of service plugins, and its validator. */
-export function configValidator(plugins: SchemaPlugin[]): { schema: Record<string, unknown>; validate: Validator } {
-  const schema = buildConfigSchema(plugins);
+export function configValidator(plugins: SchemaPlugin[], channels: SchemaPlugin[] = []): { schema: Record<string, unknown>; validate: Validator } {
+  const schema = buildConfigSchema(plugins, channels);
   return { schema, validate: getValidator(schema) };
 }
 
@@ -271,6 +271,12 @@ function semanticErrors(config: AutopilotConfig, locator: Locator): string[] {
     const prev = seen.get(d.name);
     if (prev !== undefined) out.push(`${at('name')}: destination '${d.name}' is defined twice (also backup.destinations[${prev}])`);
     seen.set(d.name, i);
+  });
+  const channels = new Map<string, number>();
+  (config.notifications?.channels ?? []).forEach((c, i) => {
+    const prev = channels.get(c.name);
+    if (prev !== undefined) out.push(`${formatLocation(locator(['notifications', 'channels', i, 'name']))}: notifications.channels[${i}].name: channel '${c.name}' is defined twice (also notifications.channels[${prev}])`);
+    channels.set(c.name, i);
   });
   return out;
 }
@@ -299,10 +305,10 @@ function setAtPointer(obj: unknown, pointer: string, value: unknown): void {
   if (cur && typeof cur === 'object' && p.length) cur[p[p.length - 1]] = value;
 }
 
-export async function validateConfig(raw: RawConfig, servicePlugins: SchemaPlugin[], opts: ValidateOptions = {}): Promise<LoadedConfig> {
+export async function validateConfig(raw: RawConfig, servicePlugins: SchemaPlugin[], opts: ValidateOptions = {}, channelPlugins: SchemaPlugin[] = []): Promise<LoadedConfig> {
   let checker: ReturnType<typeof configValidator>;
   try {
-    checker = configValidator(servicePlugins);
+    checker = configValidator(servicePlugins, channelPlugins);
   } catch (e) {
     throw new AutopilotError('PLUGIN_FAILED', `the config schema cannot be built from the service plugins' schemas: ${(e as Error).message}`, {
       hint: "a plugins.d service plugin's serviceSchema is at fault: 'homelab-autopilot plugins list' shows where each plugin comes from",

@@ -138,27 +138,60 @@ export const COMMON_SERVICE_PROPERTIES: Record<string, JsonSchema> = {
   timeout: { type: 'integer', minimum: 1, description: 'seconds the backup of this service may take' },
 };
 
+export const EVENT_TYPES = [
+  'backup_success',
+  'backup_failed',
+  'update_success',
+  'update_failed',
+  'rollback_executed',
+  'service_down',
+  'service_recovered',
+  'external_access_failed',
+  'disk_space_warning',
+  'restore_test_passed',
+  'restore_test_failed',
+  'failover_executed',
+] as const;
+
+export const SEVERITIES = ['info', 'success', 'warning', 'critical'] as const;
+
+/** Keys every notification channel may set, whatever its type. */
+export const COMMON_CHANNEL_PROPERTIES: Record<string, JsonSchema> = {
+  name: { type: 'string', pattern: NAME_PATTERN },
+  type: { type: 'string', minLength: 1 },
+  enabled: { type: 'boolean', default: true },
+  events: { type: 'array', items: { enum: [...EVENT_TYPES] }, uniqueItems: true, description: 'the event types this channel gets (default: all of at least min_severity)' },
+  min_severity: { enum: ['info', 'warning', 'critical'], default: 'warning' },
+  title_template: { type: 'string', minLength: 1 },
+  text_template: { type: 'string', minLength: 1 },
+  timeout: { type: 'integer', minimum: 1, maximum: 600, description: 'seconds this channel may take, retries included' },
+};
+
 export interface SchemaPlugin {
   name: string;
   serviceSchema?: JsonSchema;
+  channelSchema?: JsonSchema;
 }
 
-/** The schema of the whole config, given the service plugins that loaded. */
-export function buildConfigSchema(servicePlugins: SchemaPlugin[]): JsonSchema {
-  const branches = servicePlugins.map((p) => {
-    const own = (p.serviceSchema ?? {}) as { properties?: Record<string, JsonSchema>; required?: string[]; [k: string]: unknown };
-    const { properties, required, ...rest } = own;
-    return {
-      if: { properties: { type: { const: p.name } }, required: ['type'] },
-      then: expandSecrets({
-        ...rest,
-        type: 'object',
-        properties: { ...COMMON_SERVICE_PROPERTIES, ...(properties ?? {}) },
-        required: ['name', 'type', ...(required ?? [])],
-        additionalProperties: false,
-      }),
-    };
-  });
+/** An `if type == <plugin> then <common keys + the plugin's keys, nothing else>` branch. */
+function typeBranch(pluginName: string, common: Record<string, JsonSchema>, own: JsonSchema | undefined): JsonSchema {
+  const { properties, required, ...rest } = (own ?? {}) as { properties?: Record<string, JsonSchema>; required?: string[]; [k: string]: unknown };
+  return {
+    if: { properties: { type: { const: pluginName } }, required: ['type'] },
+    then: expandSecrets({
+      ...rest,
+      type: 'object',
+      properties: { ...common, ...(properties ?? {}) },
+      required: ['name', 'type', ...(required ?? [])],
+      additionalProperties: false,
+    }),
+  };
+}
+
+/** The schema of the whole config, given the service and notification plugins that loaded. */
+export function buildConfigSchema(servicePlugins: SchemaPlugin[], notificationPlugins: SchemaPlugin[] = []): JsonSchema {
+  const branches = servicePlugins.map((p) => typeBranch(p.name, COMMON_SERVICE_PROPERTIES, p.serviceSchema));
+  const channelBranches = notificationPlugins.map((p) => typeBranch(p.name, COMMON_CHANNEL_PROPERTIES, p.channelSchema));
   return {
     type: 'object',
     additionalProperties: false,
@@ -211,7 +244,27 @@ export function buildConfigSchema(servicePlugins: SchemaPlugin[]): JsonSchema {
           },
         },
       },
-      notifications: { type: 'object', additionalProperties: false, properties: {}, description: 'reserved: channels and routing arrive with the notification engine' },
+      notifications: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        properties: {
+          cooldown: { type: 'integer', minimum: 0, default: 3600, description: 'seconds before the same event about the same subject is sent again' },
+          repeat_interval: { type: 'integer', minimum: 0, default: 86400, description: 'seconds before a failure that persists is sent again' },
+          digest: { type: 'boolean', default: true, description: 'backup --all sends one message per run instead of one per service' },
+          timeout: { type: 'integer', minimum: 1, maximum: 600, default: 30, description: 'seconds a channel may take, retries included' },
+          channels: {
+            type: 'array',
+            default: [],
+            items: {
+              type: 'object',
+              required: ['name', 'type'],
+              properties: COMMON_CHANNEL_PROPERTIES,
+              ...(channelBranches.length ? { allOf: channelBranches } : {}),
+            },
+          },
+        },
+      },
       monitoring: { type: 'object', additionalProperties: false, properties: {}, description: 'reserved: health checks arrive with the monitor engine' },
       updates: { type: 'object', additionalProperties: false, properties: {}, description: 'reserved: update policies arrive with the update engine' },
       plugins: {

@@ -30,10 +30,30 @@ export interface BackupConfig {
   destinations: DestinationConfig[];
 }
 
+export interface ChannelConfig {
+  name: string;
+  type: string;
+  enabled: boolean;
+  events?: string[];
+  min_severity: 'info' | 'warning' | 'critical';
+  title_template?: string;
+  text_template?: string;
+  timeout?: number;
+  [key: string]: unknown;
+}
+
+export interface NotificationsConfig {
+  cooldown: number;
+  repeat_interval: number;
+  digest: boolean;
+  timeout: number;
+  channels: ChannelConfig[];
+}
+
 export interface AutopilotConfig {
   global: GlobalConfig;
   backup: BackupConfig;
-  notifications?: Record<string, unknown>;
+  notifications: NotificationsConfig;
   monitoring?: Record<string, unknown>;
   updates?: Record<string, unknown>;
   plugins: Record<string, Record<string, unknown>>;

@@ -15,7 +15,7 @@
  */
 
 /** The version of this contract. A plugin's `apiVersion` is a semver range that must include it. */
-export const PLUGIN_API_VERSION = '1.0.0';
+export const PLUGIN_API_VERSION = '1.1.0';
 
 export type PluginKind = 'hypervisor' | 'service' | 'notification';
 
@@ -58,6 +58,23 @@ export interface ExecOptions {
   signal?: AbortSignal;
 }
 
+export interface HttpRequest {
+  url: string;
+  /** default POST */
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+  /** milliseconds (default 15 s) */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
 /** What `create()` receives. */
 export interface PluginContext {
   /** a logger whose lines are labelled with the plugin's name */
@@ -72,6 +89,11 @@ export interface PluginContext {
   configDir: string;
   /** runs a command without a shell; never throws for a non-zero exit code */
   exec(command: string, args: string[], options?: ExecOptions): Promise<ExecResult>;
+  /**
+   * One HTTP request (since plugin API 1.1). Throws on a network error, a time-out or a status
+   * outside 2xx; the error has `status` and, for 429 and 503, `retryAfterMs` from Retry-After.
+   */
+  http(request: HttpRequest): Promise<HttpResponse>;
 }
 
 /** What every operation receives. */
@@ -174,7 +196,11 @@ export interface NotificationMessage {
 }
 
 export interface NotificationPlugin {
-  /** Delivers one message to this channel; throws when delivery failed. */
+  /**
+   * Delivers one message to this channel; throws when delivery failed. An error with
+   * `retryAfterMs` (as ctx.http's errors for 429) makes the engine wait that long before
+   * trying again; the engine retries with backoff within the channel's time budget.
+   */
   send(message: NotificationMessage, channel: Record<string, unknown>, op: OperationContext): Promise<void>;
 }
 

@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import type Semver from 'semver';
 import { AutopilotError, describeError } from '../../lib/errors';
 import { execFile } from '../../lib/exec';
+import { httpRequest } from '../../lib/http';
 import type { Logger } from '../../lib/log';
 import type { KeyValueStore } from '../../lib/state';
 import { displayPath, formatAjvErrors, pointerToPath, type Locator } from '../config/errors';
@@ -239,8 +240,11 @@ function checkDefinition(value: unknown, c: Candidate): CheckedDefinition | Plug
   }
   if (typeof def.create !== 'function') return bad("'create' must be a function (ctx) => instance");
   let options: CheckedDefinition['options'];
-  if (def.kind === 'service' && def.serviceSchema && /"\$(ref|id|defs)"|"definitions"/.test(JSON.stringify(def.serviceSchema))) {
-    return bad('serviceSchema must be self-contained: it becomes part of the config schema, where $ref, $id, $defs and definitions cannot resolve');
+  for (const key of ['serviceSchema', 'channelSchema'] as const) {
+    const part = (def as Record<string, unknown>)[key];
+    if (part && /"\$(ref|id|defs)"|"definitions"/.test(JSON.stringify(part))) {
+      return bad(`${key} must be self-contained: it becomes part of the config schema, where $ref, $id, $defs and definitions cannot resolve`);
+    }
   }
   try {
     for (const { what, schema } of definitionSchemas(def as PluginDefinition)) {
@@ -304,6 +308,14 @@ export interface Discovered {
   definitions: CheckedDefinition[];
   failures: PluginRecord[];
   pluginsDir: string;
+}
+
+/** The plugins whose schemas extend the config schema (service keys, channel keys). */
+export function schemaPlugins(found: Discovered): { service: { name: string; serviceSchema?: JsonSchema }[]; notification: { name: string; channelSchema?: JsonSchema }[] } {
+  return {
+    service: found.definitions.filter((d) => d.def.kind === 'service').map((d) => ({ name: d.def.name, serviceSchema: (d.def as { serviceSchema?: JsonSchema }).serviceSchema })),
+    notification: found.definitions.filter((d) => d.def.kind === 'notification').map((d) => ({ name: d.def.name, channelSchema: (d.def as { channelSchema?: JsonSchema }).channelSchema })),
+  };
 }
 
 /** Imports and checks every plugin; creates none. */
@@ -475,6 +487,7 @@ export async function createPlugins(found: Discovered, opts: CreateOptions): Pro
         configDir: opts.configDir,
         exec: (command, args, o = {}) =>
           execFile(command, args, { cwd: o.cwd, env: o.env ? { ...process.env, ...o.env } : undefined, input: o.input, timeoutMs: o.timeoutMs ?? 600_000, signal: o.signal ?? opts.signal }),
+        http: (request) => httpRequest({ ...request, signal: request.signal ?? opts.signal }),
       };
       const instance = await withTimeout(Promise.resolve(def.create(ctx) as Promise<Instance>), opts.createTimeoutMs ?? 10_000, 'create()');
       if (!instance || typeof instance !== 'object') throw new Error('create() returned no plugin instance');

@@ -45,6 +45,20 @@ export interface ArtifactRecord {
 export type NewArtifact = Omit<ArtifactRecord, 'id' | 'verifiedAt' | 'verifyResult' | 'protected' | 'deletedAt'> &
   Partial<Pick<ArtifactRecord, 'verifiedAt' | 'verifyResult' | 'protected'>>;
 
+export interface NotificationRecord {
+  id: number;
+  createdAt: string;
+  channel: string;
+  event: string;
+  severity: string;
+  subject: string;
+  title: string;
+  status: 'sent' | 'failed' | 'suppressed';
+  attempts: number;
+  error: string | null;
+  runId: number | null;
+}
+
 export interface LockInfo {
   name: string;
   host: string;
@@ -364,6 +378,36 @@ export class StateManager {
     if (!opts.includeDeleted) where.push('deleted_at IS NULL');
     const sql = `SELECT * FROM artifacts ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, id DESC`;
     return (this.db.prepare(sql).all(...args) as Record<string, unknown>[]).map(toArtifact);
+  }
+
+  // ---- notifications -----------------------------------------------------------------------
+
+  recordNotification(n: Omit<NotificationRecord, 'id' | 'createdAt'>): number {
+    const res = this.db
+      .prepare('INSERT INTO notifications (created_at, channel, event, severity, subject, title, status, attempts, error, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(now(), n.channel, n.event, n.severity, n.subject, n.title, n.status, n.attempts, n.error, n.runId);
+    return Number(res.lastInsertRowid);
+  }
+
+  listNotifications(opts: { channel?: string; limit?: number } = {}): NotificationRecord[] {
+    const rows = (
+      opts.channel
+        ? this.db.prepare('SELECT * FROM notifications WHERE channel = ? ORDER BY id DESC LIMIT ?').all(opts.channel, opts.limit ?? 50)
+        : this.db.prepare('SELECT * FROM notifications ORDER BY id DESC LIMIT ?').all(opts.limit ?? 50)
+    ) as Record<string, unknown>[];
+    return rows.map((r) => ({
+      id: Number(r.id),
+      createdAt: String(r.created_at),
+      channel: String(r.channel),
+      event: String(r.event),
+      severity: String(r.severity),
+      subject: String(r.subject),
+      title: String(r.title),
+      status: r.status as NotificationRecord['status'],
+      attempts: Number(r.attempts),
+      error: (r.error as string) ?? null,
+      runId: r.run_id === null ? null : Number(r.run_id),
+    }));
   }
 
   // ---- locks -----------------------------------------------------------------------------

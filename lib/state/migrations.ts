@@ -62,6 +62,23 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE runs ADD COLUMN proc_start TEXT;
   `,
+  // 3: every notification sent, failed or held back by its cooldown
+  `
+  CREATE TABLE notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    event TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    title TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('sent', 'failed', 'suppressed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    run_id INTEGER REFERENCES runs(id)
+  );
+  CREATE INDEX notifications_created ON notifications (created_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

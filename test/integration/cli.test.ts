@@ -54,7 +54,7 @@ describe('output and exit codes', () => {
     const r = await runCli(['backup', '--all', '--json', '--config', path.join(dir, 'ha.yaml')]);
     expect(r.code).toBe(0);
     const report = json(r);
-    expect(Object.keys(report).sort()).toEqual(['dryRun', 'durationMs', 'interrupted', 'ok', 'runId', 'services', 'startedAt']);
+    expect(Object.keys(report).sort()).toEqual(['dryRun', 'durationMs', 'interrupted', 'notifications', 'ok', 'runId', 'services', 'startedAt']);
     expect(r.stderr).toContain('[backup:h] archiving /etc/hostname');
     const usage = await runCli(['backup', '--all', '--bogus', '--json', '--config', path.join(dir, 'ha.yaml')]);
     expect(usage.code).toBe(2);

@@ -16,9 +16,13 @@ export default class ConfigValidate extends BaseCommand<typeof ConfigValidate> {
 
   async run(): Promise<ValidateResult> {
     const app = await this.openApp('none');
-    if (app.unresolvedServices.length) {
-      throw new AutopilotError('PLUGIN_MISSING', `${app.unresolvedServices.length} service${app.unresolvedServices.length > 1 ? 's have' : ' has'} no usable plugin`, {
-        details: app.unresolvedServices.map((u) => `${u.location}: services.${u.service}.type: ${u.reason}`),
+    const missing = [
+      ...app.unresolvedServices.map((u) => `${u.location}: services.${u.service}.type: ${u.reason}`),
+      ...app.unresolvedChannels.map((u) => `${u.location}: notifications.channels.${u.channel}.type: ${u.reason}`),
+    ];
+    if (missing.length) {
+      throw new AutopilotError('PLUGIN_MISSING', `${missing.length} service${missing.length > 1 ? 's or channels have' : ' or channel has'} no usable plugin`, {
+        details: missing,
         hint: "'homelab-autopilot plugins list' shows every plugin and why one failed",
       });
     }
