@@ -90,6 +90,8 @@ export function formatAjvErrors(rawErrors: ErrorObject[], locator: Locator, vali
     if (e.keyword === 'if') continue;
     if (covered.some((c) => e.schemaPath.startsWith(c))) continue;
     const path = [...prefix, ...pointerToPath(e.instancePath)];
+    // a secret's value is never repeated in an error
+    if ((e.parentSchema as Record<string, unknown> | undefined)?.['x-secret'] === true) e.data = '********';
     let loc: Location;
     let where = path;
     let message: string;

@@ -1,0 +1,65 @@
+/** Built-in notification plugin `discord`: a channel webhook through discord.js's WebhookClient, embeds coloured by severity. */
+import type { NotificationPluginDefinition } from '../../../core/plugins/contract';
+
+const COLOR: Record<string, number> = { info: 0x3b82f6, success: 0x16a34a, warning: 0xd97706, critical: 0xdc2626 };
+
+const plugin: NotificationPluginDefinition = {
+  name: 'discord',
+  kind: 'notification',
+  version: '1.0.0',
+  apiVersion: '^1.1.0',
+  description: 'Posts to a Discord channel webhook, embeds coloured by severity',
+  channelSchema: {
+    properties: {
+      webhook_url: {
+        type: 'string',
+        pattern: '^https://(ptb\\.|canary\\.)?discord(app)?\\.com/api(/v\\d+)?/webhooks/\\d{17,20}/[\\w-]{60,80}$',
+        'x-secret': true,
+        description: 'https://discord.com/api/webhooks/<id>/<token> (a secret: use webhook_url_file)',
+      },
+      username: { type: 'string' },
+      api_url: { type: 'string', pattern: '^https?://', description: 'the Discord API base, for a proxy (default https://discord.com/api)' },
+    },
+    required: ['webhook_url'],
+  },
+  create() {
+    return {
+      async send(message, channel, op) {
+        // discord.js is heavy: loaded only when a message goes to Discord
+        const { WebhookClient } = await import('discord.js');
+        const client = new WebhookClient(
+          { url: String(channel.webhook_url) },
+          { rest: { ...(typeof channel.api_url === 'string' ? { api: channel.api_url } : {}), timeout: 15_000, retries: 0 } },
+        );
+        const stop = (): void => client.destroy();
+        op.signal.addEventListener('abort', stop, { once: true });
+        try {
+          await client.send({
+            username: typeof channel.username === 'string' ? channel.username : 'homelab-autopilot',
+            embeds: [
+              {
+                title: message.title.slice(0, 256),
+                description: message.text.slice(0, 4000) || '-',
+                color: COLOR[message.severity] ?? 0x888888,
+                timestamp: message.time,
+                fields: [
+                  { name: 'event', value: message.event, inline: true },
+                  { name: 'subject', value: message.subject.slice(0, 1024), inline: true },
+                ],
+                footer: { text: 'homelab-autopilot' },
+              },
+            ],
+          });
+        } catch (e) {
+          const err = e as Error & { status?: number };
+          throw Object.assign(new Error(`discord: ${err.message}`), { status: err.status });
+        } finally {
+          op.signal.removeEventListener('abort', stop);
+          client.destroy();
+        }
+      },
+    };
+  },
+};
+
+export default plugin;
