@@ -150,6 +150,6 @@ describe('notification channels, against a recording server on 127.0.0.1', () =>
     const cfg = config(dir, '    - name: pager\n      type: pagerduty', '  - name: h\n    type: files\n    paths: [/etc/hostname]');
     const r = await runCli(['config', 'validate', '--config', cfg]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/ha\.yaml:\d+:\d+: notifications\.channels\.pager\.type: no notification plugin named 'pagerduty' is installed \(installed: command, gotify, ntfy, webhook\)/);
+    expect(r.stderr).toMatch(/ha\.yaml:\d+:\d+: notifications\.channels\.pager\.type: no notification plugin named 'pagerduty' is installed \(installed: command, discord, email, gotify, ntfy, slack, webhook\)/);
   });
 });
