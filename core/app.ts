@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AutopilotError } from '../lib/errors';
 import type { Logger } from '../lib/log';
-import { StateManager, type KeyValueStore } from '../lib/state';
+import type { KeyValueStore, StateManager } from '../lib/state';
 import type { BackupEngine, BackupEvent } from './backup/engine';
 import type { NotificationEngine } from './notify/engine';
 import { findConfigFile, readRawConfig, validateConfig, type FoundConfig, type LoadedConfig } from './config/load';
@@ -73,8 +73,11 @@ export async function openApp(opts: AppOptions): Promise<App> {
   const warnings = [...loaded.warnings];
 
   let state: StateManager | null = null;
-  if (opts.state === 'rw') state = StateManager.open(loaded.config.global.state_dir);
-  else if (opts.state === 'ro') state = StateManager.openReadOnly(loaded.config.global.state_dir);
+  if (opts.state !== 'none') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { StateManager: State } = require('../lib/state') as typeof import('../lib/state');
+    state = opts.state === 'rw' ? State.open(loaded.config.global.state_dir) : State.openReadOnly(loaded.config.global.state_dir);
+  }
 
   const registry = await createPlugins(discovered, {
     options: loaded.config.plugins ?? {},

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { AutopilotError } from '../../lib/errors';
 import { MASK } from '../../lib/mask';
 import { displayPath, formatAjvErrors, pointerToPath, type Locator } from './errors';
-import { buildConfigSchema, collect, type SchemaPlugin } from './schema';
+import { buildConfigSchema, collect, entrySchema, type Collected, type SchemaPlugin } from './schema';
 import { getValidator, type Validator } from './validators';
 import { resolveCollected } from './secrets';
 import { formatLocation, locate, parseSource, type Location, type SourceFile } from './source';
@@ -254,10 +254,36 @@ export interface ValidateOptions {
   resolveSecrets?: boolean;
 }
 
-/** The config schema for this set of service plugins, and its validator. */
-export function configValidator(plugins: SchemaPlugin[], channels: SchemaPlugin[] = []): { schema: Record<string, unknown>; validate: Validator } {
-  const schema = buildConfigSchema(plugins, channels);
-  return { schema, validate: getValidator(schema) };
+/** Checks each service and channel against its type's entry schema; returns the error lines and what to resolve. */
+function validateEntries(data: Record<string, unknown>, raw: RawConfig, servicePlugins: SchemaPlugin[], channelPlugins: SchemaPlugin[]): { lines: string[]; collected: Collected[] } {
+  const lines: string[] = [];
+  const collected: Collected[] = [];
+  const groups: { list: unknown; plugins: SchemaPlugin[]; kind: 'service' | 'channel'; at: string[] }[] = [
+    { list: data.services, plugins: servicePlugins, kind: 'service', at: ['services'] },
+    { list: (data.notifications as Record<string, unknown> | undefined)?.channels, plugins: channelPlugins, kind: 'channel', at: ['notifications', 'channels'] },
+  ];
+  for (const g of groups) {
+    if (!Array.isArray(g.list)) continue;
+    g.list.forEach((item: unknown, i) => {
+      const type = item && typeof item === 'object' ? (item as Record<string, unknown>).type : undefined;
+      // an unknown type is reported with the plugins that are installed (core/app.ts)
+      const plugin = g.plugins.find((p) => p.name === type);
+      if (!plugin) return;
+      const schema = entrySchema(g.kind, g.kind === 'service' ? plugin.serviceSchema : plugin.channelSchema);
+      const validate = getValidator(schema);
+      if (!validate(item)) lines.push(...formatAjvErrors(validate.errors ?? [], raw.locator, { schema, data: item }, [...g.at, i]));
+      else collected.push(collect(schema, item, `/${g.at.join('/')}/${i}`));
+    });
+  }
+  return { lines, collected };
+}
+
+function mergeCollected(all: Collected[]): Collected {
+  return {
+    secretSources: all.flatMap((c) => c.secretSources),
+    secretValues: all.flatMap((c) => c.secretValues),
+    paths: all.flatMap((c) => c.paths),
+  };
 }
 
 /** What a schema cannot say: destination names and folders that would mix up archives. */
@@ -306,17 +332,14 @@ function setAtPointer(obj: unknown, pointer: string, value: unknown): void {
 }
 
 export async function validateConfig(raw: RawConfig, servicePlugins: SchemaPlugin[], opts: ValidateOptions = {}, channelPlugins: SchemaPlugin[] = []): Promise<LoadedConfig> {
-  let checker: ReturnType<typeof configValidator>;
-  try {
-    checker = configValidator(servicePlugins, channelPlugins);
-  } catch (e) {
-    throw new AutopilotError('PLUGIN_FAILED', `the config schema cannot be built from the service plugins' schemas: ${(e as Error).message}`, {
-      hint: "a plugins.d service plugin's serviceSchema is at fault: 'homelab-autopilot plugins list' shows where each plugin comes from",
-    });
-  }
-  const { schema, validate } = checker;
+  const schema = buildConfigSchema();
+  const validate = getValidator(schema);
   const data = structuredClone(raw.data);
-  const lines = validate(data) ? semanticErrors(data as unknown as AutopilotConfig, raw.locator) : formatAjvErrors(validate.errors ?? [], raw.locator, { schema, data });
+  const baseOk = validate(data);
+  const lines = baseOk ? [] : formatAjvErrors(validate.errors ?? [], raw.locator, { schema, data });
+  const entries = validateEntries(data, raw, servicePlugins, channelPlugins);
+  lines.push(...entries.lines.filter((l) => !lines.includes(l)));
+  if (!lines.length) lines.push(...semanticErrors(data as unknown as AutopilotConfig, raw.locator));
   if (lines.length) {
     throw new AutopilotError('CONFIG_INVALID', `the configuration has ${lines.length} error${lines.length > 1 ? 's' : ''}`, { details: lines });
   }
@@ -327,7 +350,7 @@ export async function validateConfig(raw: RawConfig, servicePlugins: SchemaPlugi
   const warnings: string[] = [];
   let secretPointers: string[] = [];
   if (opts.resolveSecrets !== false) {
-    const res = await resolveCollected(collect(schema, data), { configDir: raw.dir, where, signal: opts.signal });
+    const res = await resolveCollected(mergeCollected([collect(schema, data), ...entries.collected]), { configDir: raw.dir, where, signal: opts.signal });
     warnings.push(...res.warnings);
     secretPointers = res.secretPointers;
   }

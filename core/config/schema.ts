@@ -30,7 +30,7 @@ function conditionHolds(cond: JsonSchema, data: unknown): boolean {
  * Walks validated data alongside its schema and collects the annotated values: paths to
  * resolve, secret sources to read or run, and secret values to mask.
  */
-export function collect(schema: JsonSchema, data: unknown): Collected {
+export function collect(schema: JsonSchema, data: unknown, pointerPrefix = ''): Collected {
   const out: Collected = { secretSources: [], secretValues: [], paths: [] };
   const walk = (s: JsonSchema | undefined, value: unknown, pointer: string, parent: unknown, key: string | number | null): void => {
     if (!s || typeof s !== 'object') return;
@@ -57,7 +57,7 @@ export function collect(schema: JsonSchema, data: unknown): Collected {
       else walk(sub, value, pointer, parent, key);
     }
   };
-  walk(schema, data, '', null, null);
+  walk(schema, data, pointerPrefix, null, null);
   // the same value may be reached through a common and a plugin schema: keep one of each
   const uniq = <T extends { pointer: string }>(xs: T[]): T[] => [...new Map(xs.map((x) => [x.pointer, x])).values()];
   return { secretSources: uniq(out.secretSources), secretValues: uniq(out.secretValues), paths: uniq(out.paths) };
@@ -173,25 +173,25 @@ export interface SchemaPlugin {
   channelSchema?: JsonSchema;
 }
 
-/** An `if type == <plugin> then <common keys + the plugin's keys, nothing else>` branch. */
-function typeBranch(pluginName: string, common: Record<string, JsonSchema>, own: JsonSchema | undefined): JsonSchema {
+/**
+ * The schema of one entry of a given type: the common keys plus the plugin's own, nothing
+ * else. Each service and channel is checked against its type's entry schema on its own, so
+ * that start-up loads only the validators of the types in use, and a plugins.d plugin never
+ * makes the whole config schema change.
+ */
+export function entrySchema(kind: 'service' | 'channel', own: JsonSchema | undefined): JsonSchema {
   const { properties, required, ...rest } = (own ?? {}) as { properties?: Record<string, JsonSchema>; required?: string[]; [k: string]: unknown };
-  return {
-    if: { properties: { type: { const: pluginName } }, required: ['type'] },
-    then: expandSecrets({
-      ...rest,
-      type: 'object',
-      properties: { ...common, ...(properties ?? {}) },
-      required: ['name', 'type', ...(required ?? [])],
-      additionalProperties: false,
-    }),
-  };
+  return expandSecrets({
+    ...rest,
+    type: 'object',
+    properties: { ...(kind === 'service' ? COMMON_SERVICE_PROPERTIES : COMMON_CHANNEL_PROPERTIES), ...(properties ?? {}) },
+    required: ['name', 'type', ...(required ?? [])],
+    additionalProperties: false,
+  });
 }
 
-/** The schema of the whole config, given the service and notification plugins that loaded. */
-export function buildConfigSchema(servicePlugins: SchemaPlugin[], notificationPlugins: SchemaPlugin[] = []): JsonSchema {
-  const branches = servicePlugins.map((p) => typeBranch(p.name, COMMON_SERVICE_PROPERTIES, p.serviceSchema));
-  const channelBranches = notificationPlugins.map((p) => typeBranch(p.name, COMMON_CHANNEL_PROPERTIES, p.channelSchema));
+/** The schema of the config itself; services and channels are checked here for their common keys only (see entrySchema). */
+export function buildConfigSchema(): JsonSchema {
   return {
     type: 'object',
     additionalProperties: false,
@@ -260,7 +260,6 @@ export function buildConfigSchema(servicePlugins: SchemaPlugin[], notificationPl
               type: 'object',
               required: ['name', 'type'],
               properties: COMMON_CHANNEL_PROPERTIES,
-              ...(channelBranches.length ? { allOf: channelBranches } : {}),
             },
           },
         },
@@ -279,7 +278,6 @@ export function buildConfigSchema(servicePlugins: SchemaPlugin[], notificationPl
           type: 'object',
           required: ['name', 'type'],
           properties: COMMON_SERVICE_PROPERTIES,
-          ...(branches.length ? { allOf: branches } : {}),
         },
       },
     },

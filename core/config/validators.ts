@@ -1,8 +1,8 @@
 /**
  * JSON Schema validators. Compiling a schema with ajv costs tens of milliseconds, so the
  * schemas of the built-in plugin set are compiled at build time (scripts/precompile.js,
- * ajv's standalone code) into dist/core/config/precompiled.js, keyed by a hash of the
- * schema. Any other schema (a plugins.d plugin's, or the config schema once a plugins.d
+ * ajv's standalone code) into dist/core/config/validators/<hash of the schema>.js, each
+ * loaded on first use. Any other schema (a plugins.d plugin's, or the config schema once a plugins.d
  * service plugin extends it) is compiled here at run time, with the same options.
  */
 import { createHash } from 'node:crypto';
@@ -35,28 +35,38 @@ export function schemaKey(schema: JsonSchema): string {
   return 'v' + createHash('sha256').update(JSON.stringify(schema)).digest('hex').slice(0, 40);
 }
 
-let precompiled: Record<string, Validator> | null = null;
 let runtimeAjv: Ajv | null = null;
 const compiled = new Map<string, Validator>();
+const PRECOMPILED_DIR = path.join(__dirname, 'validators');
 
-function loadPrecompiled(): Record<string, Validator> {
-  if (precompiled) return precompiled;
-  const file = path.join(__dirname, 'precompiled.js');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  precompiled = fs.existsSync(file) ? (require(file) as Record<string, Validator>) : {};
-  return precompiled;
+/** A validator compiled at build time, loaded on its first use (most start-ups use only the config schema's). */
+function precompiled(key: string): Validator | null {
+  const file = path.join(PRECOMPILED_DIR, `${key}.js`);
+  if (!fs.existsSync(file)) return null;
+  let fn: Validator | null = null;
+  const lazy: Validator = (data: unknown) => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    fn ??= (require(file) as { validate: Validator }).validate;
+    const ok = fn(data);
+    lazy.errors = fn.errors;
+    return ok;
+  };
+  return lazy;
 }
 
 /** Whether a schema's validator was compiled at build time (for tests and the benchmark). */
 export function isPrecompiled(schema: JsonSchema): boolean {
-  return schemaKey(schema) in loadPrecompiled();
+  return fs.existsSync(path.join(PRECOMPILED_DIR, `${schemaKey(schema)}.js`));
 }
 
 /** The validator of a schema; throws when the schema itself is invalid. */
 export function getValidator(schema: JsonSchema): Validator {
   const key = schemaKey(schema);
-  const cached = compiled.get(key) ?? loadPrecompiled()[key];
-  if (cached) return cached;
+  const cached = compiled.get(key) ?? precompiled(key);
+  if (cached) {
+    compiled.set(key, cached);
+    return cached;
+  }
   runtimeAjv ??= createAjv();
   const fn = runtimeAjv.compile(schema) as Validator;
   compiled.set(key, fn);

@@ -14,7 +14,7 @@ import { httpRequest } from '../../lib/http';
 import type { Logger } from '../../lib/log';
 import type { KeyValueStore } from '../../lib/state';
 import { displayPath, formatAjvErrors, pointerToPath, type Locator } from '../config/errors';
-import { collect, expandSecrets } from '../config/schema';
+import { collect, entrySchema, expandSecrets } from '../config/schema';
 import { getValidator, type Validator } from '../config/validators';
 import { resolveCollected } from '../config/secrets';
 import { formatLocation } from '../config/source';
@@ -206,22 +206,24 @@ export function effectiveSchema(schema: JsonSchema): JsonSchema {
   return { type: 'object', ...expandSecrets(schema) };
 }
 
-function compileSchema(schema: unknown, what: string): { schema: JsonSchema; validate: Validator } {
-  if (!schema || typeof schema !== 'object' || Array.isArray(schema)) throw new Error(`${what} must be a JSON schema object`);
-  const effective = effectiveSchema(schema as JsonSchema);
+function compileSchema(schema: JsonSchema, what: string): { schema: JsonSchema; validate: Validator } {
   try {
-    return { schema: effective, validate: getValidator(effective) };
+    return { schema, validate: getValidator(schema) };
   } catch (e) {
     throw new Error(`${what} is not a valid JSON schema: ${describeError(e)}`);
   }
 }
 
-/** The schemas of a definition that the host compiles (the build precompiles these for built-ins). */
+/**
+ * The schemas the host validates against for a definition, in their final form: its options,
+ * and the entry schema of a service or channel of its type (the build precompiles these for
+ * built-ins; for others, compiling them here proves them valid before a config needs them).
+ */
 export function definitionSchemas(def: PluginDefinition): { what: string; schema: JsonSchema }[] {
   const out: { what: string; schema: JsonSchema }[] = [];
-  if (def.optionsSchema !== undefined) out.push({ what: 'optionsSchema', schema: def.optionsSchema });
-  if (def.kind === 'service' && def.serviceSchema !== undefined) out.push({ what: 'serviceSchema', schema: def.serviceSchema });
-  if (def.kind === 'notification' && def.channelSchema !== undefined) out.push({ what: 'channelSchema', schema: def.channelSchema });
+  if (def.optionsSchema !== undefined) out.push({ what: 'optionsSchema', schema: effectiveSchema(def.optionsSchema) });
+  if (def.kind === 'service') out.push({ what: 'serviceSchema', schema: entrySchema('service', def.serviceSchema) });
+  if (def.kind === 'notification') out.push({ what: 'channelSchema', schema: entrySchema('channel', def.channelSchema) });
   return out;
 }
 
@@ -240,6 +242,10 @@ function checkDefinition(value: unknown, c: Candidate): CheckedDefinition | Plug
   }
   if (typeof def.create !== 'function') return bad("'create' must be a function (ctx) => instance");
   let options: CheckedDefinition['options'];
+  for (const key of ['optionsSchema', 'serviceSchema', 'channelSchema'] as const) {
+    const part = (def as Record<string, unknown>)[key];
+    if (part !== undefined && (!part || typeof part !== 'object' || Array.isArray(part))) return bad(`${key} must be a JSON schema object`);
+  }
   for (const key of ['serviceSchema', 'channelSchema'] as const) {
     const part = (def as Record<string, unknown>)[key];
     if (part && /"\$(ref|id|defs)"|"definitions"/.test(JSON.stringify(part))) {

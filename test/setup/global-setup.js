@@ -27,6 +27,6 @@ module.exports = async () => {
       throw new Error(`the tests need ${missing.map((m) => m.cmd).join(', ')}: install ${pkgs.join(' ')} (apt-get install ${pkgs.join(' ')})`);
     }
   }
-  const dist = path.join(__dirname, '..', '..', 'dist', 'core', 'config', 'precompiled.js');
+  const dist = path.join(__dirname, '..', '..', 'dist', 'core', 'config', 'validators');
   if (!fs.existsSync(dist)) throw new Error('dist/ is missing: run `npm run build` first (npm test does)');
 };
