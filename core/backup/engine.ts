@@ -236,7 +236,8 @@ export class BackupEngine {
       }
       if (digest && digest.size) {
         const failed = report.services.filter((s) => s.status === 'failed').length;
-        const title = failed ? `Backup: ${failed} of ${report.services.length} services FAILED on ${hostname()}` : `Backup: ${report.services.length} services backed up on ${hostname()}`;
+        const n = report.services.length;
+        const title = failed ? `Backup: ${failed} of ${n} service${n > 1 ? 's' : ''} FAILED on ${hostname()}` : `Backup: ${n} service${n > 1 ? 's' : ''} backed up on ${hostname()}`;
         report.notifications.push(...(await digest.flush({ title, subject: 'backup --all' }, report.runId)));
       }
     } finally {

@@ -19,6 +19,9 @@ describe('the quick start', () => {
     expect(list.map((a: { destination: string }) => a.destination).sort()).toEqual(['primary', 'second-disk']);
     expect(fs.existsSync(path.join(dir, 'examples/quickstart-state/state.db'))).toBe(true);
     expect(fs.readFileSync(path.join(dir, 'examples/quickstart-state/logs/homelab-autopilot.log'), 'utf8')).toContain('"level":"info"');
+    // the example notification plugin wrote the run's digest
+    const note = JSON.parse(fs.readFileSync(path.join(dir, 'examples/quickstart-state/notifications.jsonl'), 'utf8').trim().split('\n')[0]);
+    expect(note).toMatchObject({ event: 'backup_success', subject: 'backup --all', title: expect.stringMatching(/^Backup: 1 service backed up on /) });
   });
 });
 
