@@ -43,7 +43,7 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
   if (req.signal) signals.push(req.signal);
   let res: Response;
   try {
-    res = await fetch(req.url, { method: req.method ?? 'POST', headers: req.headers, body: req.body, signal: AbortSignal.any(signals), redirect: 'follow' });
+    res = await fetch(req.url, { method: req.method ?? 'POST', headers: req.headers, body: req.body, signal: AbortSignal.any(signals), redirect: 'error' });
   } catch (e) {
     const err = e as Error & { cause?: { code?: string; message?: string } };
     const why = err.name === 'TimeoutError' ? `no answer within ${(req.timeoutMs ?? 15_000) / 1000}s` : err.name === 'AbortError' ? 'cancelled' : (err.cause?.code ?? err.cause?.message ?? err.message);

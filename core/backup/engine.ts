@@ -214,6 +214,7 @@ export class BackupEngine {
     }
     const notifier = req.dryRun ? undefined : this.deps.notifier;
     const digest: Digest | undefined = notifier && req.all && this.deps.config.notifications.digest ? notifier.digest() : undefined;
+    const pending: Promise<DeliveryReport>[] = [];
     try {
       for (let i = 0; i < targets.length; i++) {
         const svc = targets[i];
@@ -231,9 +232,11 @@ export class BackupEngine {
         if (notifier && result.status !== 'interrupted') {
           const ev = backupEvent(result);
           if (digest) digest.add(ev);
-          else report.notifications.push(await notifier.notify(ev, report.runId));
+          // sent while the next service runs: a slow channel never holds up the backups
+          else pending.push(notifier.notify(ev, report.runId));
         }
       }
+      report.notifications.push(...(await Promise.all(pending)));
       if (digest && digest.size) {
         const failed = report.services.filter((s) => s.status === 'failed').length;
         const n = report.services.length;

@@ -39,7 +39,7 @@ export interface DeliveryReport {
   event: string;
   subject: string;
   /** sent: passed the cooldown (the channels may still have failed); suppressed: held back */
-  decision: 'sent' | 'suppressed' | 'no-channel';
+  decision: 'sent' | 'suppressed' | 'no-channel' | 'failed';
   reason?: string;
   channels: ChannelResult[];
 }
@@ -112,18 +112,17 @@ export class NotificationEngine {
     const now = this.now().getTime();
     const key = (kind: string, event: string): string => `notify.${kind}.${event}.${ev.subject}`;
     const failed = RECOVERY_OF[ev.event];
-    if (failed && state.exists(key('failing', failed))) {
-      state.delete(key('failing', failed));
-      state.delete(key('last', failed));
-      return { send: true, recoveryOf: failed };
-    }
+    // a recovery always goes through; the failure ends once someone has been told (settle())
+    if (failed && state.exists(key('failing', failed))) return { send: true, recoveryOf: failed };
     const last = state.get<string>(key('last', ev.event));
     const since = last ? now - Date.parse(last) : Infinity;
     if (PERSISTENT.has(ev.event)) {
-      const firstTime = !state.exists(key('failing', ev.event));
-      if (firstTime) state.set(key('failing', ev.event), this.now().toISOString());
+      const ongoing = state.exists(key('failing', ev.event));
+      if (!ongoing) state.set(key('failing', ev.event), this.now().toISOString());
       const every = this.deps.config.repeat_interval * 1000;
-      if (!firstTime && since < every) return { send: false, reason: `still failing; repeated every ${this.deps.config.repeat_interval}s, last sent ${Math.round(since / 1000)}s ago` };
+      if (ongoing && since < every) return { send: false, reason: `still failing; repeated every ${this.deps.config.repeat_interval}s, last sent ${Math.round(since / 1000)}s ago` };
+      // failing again soon after a recovery (flapping): the cooldown still holds
+      if (!ongoing && since < this.deps.config.cooldown * 1000) return { send: false, reason: `failing again ${Math.round(since / 1000)}s after the last alert (cooldown ${this.deps.config.cooldown}s)` };
       return { send: true };
     }
     const cooldown = this.deps.config.cooldown * 1000;
@@ -131,8 +130,12 @@ export class NotificationEngine {
     return { send: true };
   }
 
-  private markSent(ev: NotifyEvent): void {
-    this.deps.state?.set(`notify.last.${ev.event}.${ev.subject}`, this.now().toISOString());
+  /** After delivery: only an event someone received counts as sent (and only then does a recovery end its failure). */
+  private settle(ev: NotifyEvent, recoveryOf: string | undefined, delivered: boolean): void {
+    const state = this.deps.state;
+    if (!state || state.readonly || !delivered) return;
+    state.set(`notify.last.${ev.event}.${ev.subject}`, this.now().toISOString());
+    if (recoveryOf) state.delete(`notify.failing.${recoveryOf}.${ev.subject}`);
   }
 
   private message(ev: NotifyEvent, channel: ChannelConfig): NotificationMessage {
@@ -166,19 +169,23 @@ export class NotificationEngine {
       const left = deadline - Date.now();
       const signal = AbortSignal.any([this.deps.signal, AbortSignal.timeout(Math.max(1, left))]);
       let error: Error & { retryAfterMs?: number };
+      let onAbort: (() => void) | undefined;
       try {
         await Promise.race([
-          plugin.send(message, channel, { signal, logger: this.deps.logger.child(`plugin:${channel.type}`), dryRun: false }),
+          plugin.send(message, channel, { signal, logger: this.deps.logger.child(`plugin:${channel.type}`), dryRun: false, deadline }),
           new Promise<never>((_, reject) => {
-            if (signal.aborted) reject(new Error('no time left'));
-            signal.addEventListener('abort', () => reject(new Error(`no answer within ${Math.round(budget / 1000)}s`)), { once: true });
+            onAbort = () => reject(new Error(this.deps.signal.aborted ? 'cancelled' : `no answer within ${Math.round(budget / 1000)}s`));
+            if (signal.aborted) onAbort();
+            else signal.addEventListener('abort', onAbort, { once: true });
           }),
         ]);
         return result(true, attempt);
       } catch (e) {
         error = e as Error & { retryAfterMs?: number };
+      } finally {
+        if (onAbort) signal.removeEventListener('abort', onAbort);
       }
-      const wait = error.retryAfterMs ?? delay * (0.8 + Math.random() * 0.4);
+      const wait = error.retryAfterMs !== undefined ? Math.max(250, error.retryAfterMs) : delay * (0.8 + Math.random() * 0.4);
       if (this.deps.signal.aborted || Date.now() + wait >= deadline) {
         return result(false, attempt, mask(`${describeError(error)}${attempt > 1 ? ` (after ${attempt} attempts)` : ''}`));
       }
@@ -226,11 +233,11 @@ export class NotificationEngine {
       const channels = this.channels.filter((c) => routes(c, ev.event, ev.severity, d.recoveryOf));
       if (!channels.length) return { event: ev.event, subject: ev.subject, decision: 'no-channel', channels: [] };
       const results = await this.dispatch(ev, channels, runId);
-      this.markSent(ev);
+      this.settle(ev, d.recoveryOf, results.some((r) => r.ok));
       return { event: ev.event, subject: ev.subject, decision: 'sent', channels: results };
     } catch (e) {
       this.log.warn(`notification of ${ev.event} about ${ev.subject} failed: ${describeError(e)}`);
-      return { event: ev.event, subject: ev.subject, decision: 'sent', reason: describeError(e), channels: [] };
+      return { event: ev.event, subject: ev.subject, decision: 'failed', reason: mask(describeError(e)), channels: [] };
     }
   }
 
@@ -266,10 +273,10 @@ export class NotificationEngine {
         this.record(ev, r, r.ok ? 'sent' : 'failed', runId);
         if (r.ok) this.log.info(`digest (${items.length} event${items.length > 1 ? 's' : ''}) sent to ${c.name}`);
         else this.log.warn(`digest could not be sent to ${c.name}: ${r.error}`);
-        return { ev, r };
+        return { ev, r, items: items.map((x) => x.ev) };
       });
-      const done = (await Promise.all(deliveries)).filter((x): x is { ev: NotifyEvent; r: ChannelResult } => x !== null);
-      for (const { ev } of decided.filter((x) => x.d.send)) this.markSent(ev);
+      const done = (await Promise.all(deliveries)).filter((x): x is { ev: NotifyEvent; r: ChannelResult; items: NotifyEvent[] } => x !== null);
+      for (const { ev, d } of decided.filter((x) => x.d.send)) this.settle(ev, d.recoveryOf, done.some((x) => x.r.ok && x.items.includes(ev)));
       if (done.length) reports.push({ event: done[0].ev.event, subject: summary.subject, decision: 'sent', channels: done.map((x) => x.r) });
       return reports;
     } catch (e) {

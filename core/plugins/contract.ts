@@ -101,6 +101,8 @@ export interface OperationContext {
   signal: AbortSignal;
   logger: PluginLogger;
   dryRun: boolean;
+  /** when the operation must be done by (epoch ms), when it has a budget: size your own time-outs to it */
+  deadline?: number;
 }
 
 interface DefinitionBase<K extends PluginKind, I> {

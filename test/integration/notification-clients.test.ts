@@ -89,8 +89,11 @@ describe('email through nodemailer to a real SMTP server', () => {
       );
       const r = await runCli(['notify', 'test', '--json', '--config', cfg]);
       expect(r.code).toBe(0);
-      expect(tls.received[0]).toMatchObject({ secure: true, to: ['b@homelab.lan'] });
-      expect(plain.received[0]).toMatchObject({ secure: false, to: ['c@homelab.lan'] });
+      for (const [server, secure, to] of [[tls, true, 'b@homelab.lan'], [plain, false, 'c@homelab.lan']] as const) {
+        expect(server.received[0]).toMatchObject({ secure, to: [to], from: 'a@homelab.lan' });
+        expect(server.received[0].mail.subject).toMatch(/^Test message from homelab-autopilot on /);
+        expect(server.received[0].mail.text).toContain('If you can read this, this channel works.');
+      }
     } finally {
       await tls.close();
       await plain.close();
@@ -150,6 +153,16 @@ describe('Slack and Discord through their real clients, pointed at a recording s
     const body = JSON.parse(discord.body);
     expect(body.embeds[0]).toMatchObject({ title: 'Backup of web FAILED', color: 0xdc2626, fields: [{ name: 'event', value: 'backup_failed' }, { name: 'subject', value: 'web' }] });
     expect(r.stderr + r.stdout).not.toContain('XXXXSECRET');
+  });
+
+  it('Slack honours a 429 Retry-After', async () => {
+    const dir = tmpDir();
+    rec.answer('/services/T/B/X', { status: 429, headers: { 'retry-after': '1', 'content-type': 'text/plain' }, body: 'rate_limited' }, { status: 200, body: 'ok', headers: { 'content-type': 'text/plain' } });
+    const cfg = configWith(dir, `    - name: slack\n      type: slack\n      webhook_url: ${rec.url}/services/T/B/X`);
+    const r = await runCli(['notify', 'test', '--json', '--config', cfg]);
+    expect(json(r)[0]).toMatchObject({ channel: 'slack', ok: true, attempts: 2 });
+    const [a, b] = rec.to('/services/T/B/X');
+    expect(b.at - a.at).toBeGreaterThanOrEqual(900);
     expect(r.stderr + r.stdout).not.toContain('tokenSECRET');
   });
 });

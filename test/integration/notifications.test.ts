@@ -84,6 +84,40 @@ describe('notification channels, against a recording server on 127.0.0.1', () =>
     ]);
   });
 
+  it('a failure that persists is sent again after repeat_interval; a failure nobody received is sent again on the next run', async () => {
+    const dir = tmpDir();
+    rec.answer('/hook', { status: 500 }, { status: 200 });
+    const cfg = config(dir, `    - name: hook\n      type: webhook\n      url: ${rec.url}/hook\n      timeout: 1`, `  - name: web\n    type: files\n    paths: [${dir}/web]`, '  repeat_interval: 2\n');
+    expect((await runCli(['backup', 'web', '--config', cfg])).code).toBe(1); // delivery fails (500 until the budget ends)
+    const failedTries = rec.to('/hook').length;
+    expect(failedTries).toBeGreaterThanOrEqual(1);
+    await runCli(['backup', 'web', '--config', cfg]); // nobody got it: sent again, and this time it arrives
+    expect(rec.to('/hook')).toHaveLength(failedTries + 1);
+    await runCli(['backup', 'web', '--config', cfg]); // within repeat_interval: held back
+    expect(rec.to('/hook')).toHaveLength(failedTries + 1);
+    await new Promise((r) => setTimeout(r, 2100));
+    await runCli(['backup', 'web', '--config', cfg]); // repeat_interval passed: sent again
+    expect(rec.to('/hook')).toHaveLength(failedTries + 2);
+  });
+
+  it('templates override the title and text; notify test --channel tries one channel', async () => {
+    const dir = tmpDir();
+    const cfg = config(
+      dir,
+      `    - name: a\n      type: webhook\n      url: ${rec.url}/a\n      title_template: "[{{host}}] {{severity}}: {{title}}"\n      text_template: "{{event}} about {{subject}}"\n    - name: b\n      type: webhook\n      url: ${rec.url}/b`,
+      '  - name: h\n    type: files\n    paths: [/etc/hostname]',
+    );
+    const r = await runCli(['notify', 'test', '--channel', 'a', '--json', '--config', cfg]);
+    expect(json(r).map((c: { channel: string }) => c.channel)).toEqual(['a']);
+    expect(rec.to('/b')).toHaveLength(0);
+    const msg = JSON.parse(rec.to('/a')[0].body);
+    expect(msg.title).toMatch(/^\[.+\] info: Test message from homelab-autopilot/);
+    expect(msg.text).toMatch(/^test about /);
+    const bad = await runCli(['notify', 'test', '--channel', 'nope', '--config', cfg]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("no notification channel named 'nope'");
+  });
+
   it('backup --all sends one digest per channel instead of one message per service', async () => {
     const dir = tmpDir();
     write(path.join(dir, 'a/f'), 'a');

@@ -29,7 +29,15 @@ const plugin: NotificationPluginDefinition = {
         const { WebhookClient } = await import('discord.js');
         const client = new WebhookClient(
           { url: String(channel.webhook_url) },
-          { rest: { ...(typeof channel.api_url === 'string' ? { api: channel.api_url } : {}), timeout: 15_000, retries: 0 } },
+          {
+            rest: {
+              ...(typeof channel.api_url === 'string' ? { api: channel.api_url } : {}),
+              // within our budget, and a rate limit comes back to us (with its delay) instead of being waited out inside
+              timeout: Math.max(1000, Math.min(15_000, (op.deadline ?? Date.now() + 15_000) - Date.now())),
+              retries: 0,
+              rejectOnRateLimit: () => true,
+            },
+          },
         );
         const stop = (): void => client.destroy();
         op.signal.addEventListener('abort', stop, { once: true });
@@ -51,8 +59,9 @@ const plugin: NotificationPluginDefinition = {
             ],
           });
         } catch (e) {
-          const err = e as Error & { status?: number };
-          throw Object.assign(new Error(`discord: ${err.message}`), { status: err.status });
+          const err = e as Error & { status?: number; retryAfter?: number; timeToReset?: number };
+          const retryAfterMs = err.name === 'RateLimitError' ? (err.retryAfter ?? err.timeToReset) : undefined;
+          throw Object.assign(new Error(`discord: ${err.message}`), { status: err.status, retryAfterMs });
         } finally {
           op.signal.removeEventListener('abort', stop);
           client.destroy();

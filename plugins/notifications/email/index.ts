@@ -46,6 +46,7 @@ const plugin: NotificationPluginDefinition = {
         const nodemailer = (await import('nodemailer')) as typeof import('nodemailer');
         const fs = await import('node:fs/promises');
         const mode = String(channel.tls ?? 'starttls');
+        const left = (cap: number): number => Math.max(1000, Math.min(cap, (op.deadline ?? Date.now() + cap) - Date.now()));
         if (channel.tls_reject_unauthorized === false) op.logger.warn(`channel ${String(channel.name)}: the SMTP server's certificate is not checked (tls_reject_unauthorized: false)`);
         const transport = nodemailer.createTransport({
           host: String(channel.host),
@@ -58,9 +59,10 @@ const plugin: NotificationPluginDefinition = {
             rejectUnauthorized: channel.tls_reject_unauthorized !== false,
             ca: typeof channel.ca_file === 'string' ? await fs.readFile(channel.ca_file, 'utf8') : undefined,
           },
-          connectionTimeout: 10_000,
-          greetingTimeout: 10_000,
-          socketTimeout: 20_000,
+          // within the channel's budget: a late send must not arrive after we gave up (or retried)
+          connectionTimeout: left(10_000),
+          greetingTimeout: left(10_000),
+          socketTimeout: left(20_000),
         });
         const stop = (): void => transport.close();
         op.signal.addEventListener('abort', stop, { once: true });

@@ -50,8 +50,8 @@ const plugin: NotificationPluginDefinition = {
             ],
           });
         } catch (e) {
-          const err = e as Error & { status?: number; original?: { status?: number } };
-          const status = err.status ?? err.original?.status;
+          const err = e as Error & { statusCode?: number; status?: number };
+          const status = err.statusCode ?? err.status;
           const wait = retryAfter && /^\d+$/.test(retryAfter) ? Number(retryAfter) * 1000 : undefined;
           throw Object.assign(new Error(`slack: ${err.message}`), { status, retryAfterMs: status === 429 ? wait : undefined });
         }
