@@ -16,15 +16,8 @@ import type { ChannelConfig, NotificationsConfig } from '../config/types';
 import type { NotificationMessage, NotificationPlugin, Severity } from '../plugins/contract';
 import type { PluginRegistry } from '../plugins/host';
 
-export interface NotifyEvent {
-  event: string;
-  severity: Severity;
-  /** the service or host it is about */
-  subject: string;
-  title: string;
-  text: string;
-  details?: Record<string, unknown>;
-}
+/** An event as engines raise it: a message without its time (added when it is sent). */
+export type NotifyEvent = Omit<NotificationMessage, 'time'>;
 
 export interface ChannelResult {
   channel: string;

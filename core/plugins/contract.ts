@@ -14,6 +14,8 @@
  *   };
  */
 
+import type { HttpRequest, HttpResponse } from '../../lib/http';
+
 /** The version of this contract. A plugin's `apiVersion` is a semver range that must include it. */
 export const PLUGIN_API_VERSION = '1.1.0';
 
@@ -58,22 +60,8 @@ export interface ExecOptions {
   signal?: AbortSignal;
 }
 
-export interface HttpRequest {
-  url: string;
-  /** default POST */
-  method?: string;
-  headers?: Record<string, string>;
-  body?: string | Buffer;
-  /** milliseconds (default 15 s) */
-  timeoutMs?: number;
-  signal?: AbortSignal;
-}
-
-export interface HttpResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
+/** What ctx.http takes and returns (lib/http.ts is the one definition). */
+export type { HttpRequest, HttpResponse } from '../../lib/http';
 
 /** What `create()` receives. */
 export interface PluginContext {
