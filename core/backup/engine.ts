@@ -117,7 +117,9 @@ function hostname(): string {
 
 /** The event a service's backup raises. */
 function backupEvent(r: ServiceBackupResult): NotifyEvent {
-  const size = r.archive ? ` (${(r.archive.size / 1048576).toFixed(1)} MiB, ${r.archive.verified ? 'verified' : 'not verified'})` : '';
+  const bytes = r.archive?.size ?? 0;
+  const human = bytes < 1024 ? `${bytes} B` : bytes < 1048576 ? `${(bytes / 1024).toFixed(1)} KiB` : bytes < 1073741824 ? `${(bytes / 1048576).toFixed(1)} MiB` : `${(bytes / 1073741824).toFixed(2)} GiB`;
+  const size = r.archive ? ` (${human}, ${r.archive.verified ? 'verified' : 'not verified'})` : '';
   return r.status === 'success'
     ? { event: 'backup_success', severity: 'success', subject: r.service, title: `Backup of ${r.service} succeeded`, text: `${r.archive?.path ?? ''}${size}`, details: { durationMs: r.durationMs, copies: r.copies.length } }
     : {
