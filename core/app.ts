@@ -2,7 +2,6 @@
  * The composition root: config -> logger -> state -> plugin registry -> engines.
  * The CLI calls openApp() once per command; nothing here prints or exits.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AutopilotError } from '../lib/errors';
 import type { Logger } from '../lib/log';
@@ -146,14 +145,4 @@ export async function openApp(opts: AppOptions): Promise<App> {
     },
     close: () => state?.close(),
   };
-}
-
-/** Checks that a folder can be written, creating it if needed (used before long jobs to fail early). */
-export function assertWritableDir(dir: string, what: string): void {
-  try {
-    fs.mkdirSync(dir, { recursive: true });
-    fs.accessSync(dir, fs.constants.W_OK);
-  } catch (e) {
-    throw new AutopilotError('USAGE', `${what} ${dir} is not writable: ${(e as Error).message}`, { hint: 'fix its permissions or point the config elsewhere' });
-  }
 }

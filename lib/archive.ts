@@ -89,8 +89,8 @@ export interface CreateArchiveOptions {
   threads?: number;
   /** the final path; the file appears there only when complete */
   dest: string;
+  /** cancels the work (a caller's deadline is an AbortSignal.timeout in it) */
   signal?: AbortSignal;
-  timeoutMs?: number;
   onProgress?(bytesWritten: number): void;
   /** how often an archive whose files changed while read is made again (default 2) */
   changeRetries?: number;
@@ -204,13 +204,6 @@ async function writeArchiveOnce(opts: CreateArchiveOptions, acceptChanged: boole
   const kill = (): void => {
     for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
   };
-  let timedOut = false;
-  const timer = opts.timeoutMs
-    ? setTimeout(() => {
-        timedOut = true;
-        kill();
-      }, opts.timeoutMs)
-    : undefined;
   const onAbort = (): void => kill();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
 
@@ -237,7 +230,6 @@ async function writeArchiveOnce(opts: CreateArchiveOptions, acceptChanged: boole
     const writing = pipeline(comp.child.stdout!, tap, out);
     const [tarCode, compCode] = await Promise.all([tar.done, comp.done, writing]);
     if (opts.signal?.aborted) throw new AutopilotError('ABORTED', 'the backup was cancelled');
-    if (timedOut) throw new AutopilotError('TIMEOUT', `the archive was not finished within ${Math.round((opts.timeoutMs ?? 0) / 1000)}s`);
     const warnings: string[] = [];
     if (tarCode === TAR_CHANGED) {
       if (!acceptChanged) throw new FilesChanged(lastLines(tar.stderr, 2));
@@ -263,7 +255,6 @@ async function writeArchiveOnce(opts: CreateArchiveOptions, acceptChanged: boole
     if (e instanceof AutopilotError || e instanceof FilesChanged) throw e;
     throw new AutopilotError('ARCHIVE_FAILED', `writing ${opts.dest} failed: ${(e as Error).message}`, { cause: e });
   } finally {
-    if (timer) clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);
   }
 }
@@ -281,7 +272,7 @@ export interface VerifyResult {
 export async function verifyArchive(
   file: string,
   expect: { size?: number; sha256?: string | null },
-  opts: { signal?: AbortSignal; timeoutMs?: number } = {},
+  opts: { signal?: AbortSignal } = {},
 ): Promise<VerifyResult> {
   const compression = compressionOf(file);
   let st: fs.Stats;
@@ -302,7 +293,6 @@ export async function verifyArchive(
   const kill = (): void => {
     for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
   };
-  const timer = opts.timeoutMs ? setTimeout(kill, opts.timeoutMs) : undefined;
   opts.signal?.addEventListener('abort', kill, { once: true });
   let entries = 0;
   tar.child.stdout!.on('data', (c: Buffer) => {
@@ -330,7 +320,6 @@ export async function verifyArchive(
     if (entries === 0) return { ok: false, size: st.size, sha256, entries, error: 'the archive holds no entries' };
     return { ok: true, size: st.size, sha256, entries };
   } finally {
-    if (timer) clearTimeout(timer);
     opts.signal?.removeEventListener('abort', kill);
     kill();
   }

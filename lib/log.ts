@@ -9,7 +9,6 @@ import type * as Winston from 'winston';
 import { mask, maskDeep } from './mask';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
-export const LOG_LEVELS: LogLevel[] = ['error', 'warn', 'info', 'debug'];
 export type LogFormat = 'human' | 'json';
 
 export interface Logger {

@@ -5,6 +5,7 @@
  * It continues past a failed service and reports each one.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { cleanStalePartials, copyArchive, createArchive, DEFAULT_LEVEL, EXTENSION, listSelection, verifyArchive, type Compression } from '../../lib/archive';
 import { AutopilotError, describeError, isAbortError } from '../../lib/errors';
@@ -108,11 +109,6 @@ function stampName(d: Date): string {
 export function isOurArchiveName(service: string, file: string): boolean {
   const esc = service.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   return new RegExp(`^${esc}_\\d{8}_\\d{6}(-\\d+)?\\.tar\\.(zst|gz)$`).test(file);
-}
-
-function hostname(): string {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return (require('node:os') as typeof import('node:os')).hostname();
 }
 
 /** The event a service's backup raises. */
@@ -242,7 +238,7 @@ export class BackupEngine {
       if (digest && digest.size) {
         const failed = report.services.filter((s) => s.status === 'failed').length;
         const n = report.services.length;
-        const title = failed ? `Backup: ${failed} of ${n} service${n > 1 ? 's' : ''} FAILED on ${hostname()}` : `Backup: ${n} service${n > 1 ? 's' : ''} backed up on ${hostname()}`;
+        const title = failed ? `Backup: ${failed} of ${n} service${n > 1 ? 's' : ''} FAILED on ${os.hostname()}` : `Backup: ${n} service${n > 1 ? 's' : ''} backed up on ${os.hostname()}`;
         report.notifications.push(...(await digest.flush({ title, subject: 'backup --all' }, report.runId)));
       }
     } finally {

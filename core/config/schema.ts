@@ -153,8 +153,6 @@ export const EVENT_TYPES = [
   'failover_executed',
 ] as const;
 
-export const SEVERITIES = ['info', 'success', 'warning', 'critical'] as const;
-
 /** Keys every notification channel may set, whatever its type. */
 export const COMMON_CHANNEL_PROPERTIES: Record<string, JsonSchema> = {
   name: { type: 'string', pattern: NAME_PATTERN },

@@ -54,11 +54,6 @@ function precompiled(key: string): Validator | null {
   return lazy;
 }
 
-/** Whether a schema's validator was compiled at build time (for tests and the benchmark). */
-export function isPrecompiled(schema: JsonSchema): boolean {
-  return fs.existsSync(path.join(PRECOMPILED_DIR, `${schemaKey(schema)}.js`));
-}
-
 /** The validator of a schema; throws when the schema itself is invalid. */
 export function getValidator(schema: JsonSchema): Validator {
   const key = schemaKey(schema);

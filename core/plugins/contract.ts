@@ -173,6 +173,9 @@ export type HypervisorPluginDefinition = DefinitionBase<'hypervisor', Hypervisor
 
 export type Severity = 'info' | 'success' | 'warning' | 'critical';
 
+/** One colour per severity (#rrggbb), so that every channel shows the same one. */
+export const SEVERITY_COLOR: Record<Severity, string> = { info: '#3b82f6', success: '#16a34a', warning: '#d97706', critical: '#dc2626' };
+
 export interface NotificationMessage {
   /** for example backup_failed */
   event: string;

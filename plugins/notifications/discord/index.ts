@@ -1,7 +1,6 @@
 /** Built-in notification plugin `discord`: a channel webhook through discord.js's WebhookClient, embeds coloured by severity. */
-import type { NotificationPluginDefinition } from '../../../core/plugins/contract';
+import { SEVERITY_COLOR, type NotificationPluginDefinition } from '../../../core/plugins/contract';
 
-const COLOR: Record<string, number> = { info: 0x3b82f6, success: 0x16a34a, warning: 0xd97706, critical: 0xdc2626 };
 
 const plugin: NotificationPluginDefinition = {
   name: 'discord',
@@ -48,7 +47,7 @@ const plugin: NotificationPluginDefinition = {
               {
                 title: message.title.slice(0, 256),
                 description: message.text.slice(0, 4000) || '-',
-                color: COLOR[message.severity] ?? 0x888888,
+                color: parseInt((SEVERITY_COLOR[message.severity] ?? '#888888').slice(1), 16),
                 timestamp: message.time,
                 fields: [
                   { name: 'event', value: message.event, inline: true },

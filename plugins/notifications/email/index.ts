@@ -2,9 +2,8 @@
  * Built-in notification plugin `email`: SMTP through nodemailer, with STARTTLS or implicit
  * TLS, authentication, several recipients, a plain-text and an HTML part.
  */
-import type { NotificationMessage, NotificationPluginDefinition } from '../../../core/plugins/contract';
+import { SEVERITY_COLOR, type NotificationMessage, type NotificationPluginDefinition } from '../../../core/plugins/contract';
 
-const COLOR: Record<string, string> = { info: '#3b82f6', success: '#16a34a', warning: '#d97706', critical: '#dc2626' };
 
 const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
 
@@ -12,7 +11,7 @@ export function emailBodies(m: NotificationMessage): { subject: string; text: st
   const tag = m.severity === 'critical' ? '[FAILED] ' : m.severity === 'warning' ? '[WARNING] ' : '';
   const text = `${m.title}\n\n${m.text}\n\n-- \nevent: ${m.event}\nsubject: ${m.subject}\ntime: ${m.time}\nhomelab-autopilot`;
   const html = `<!doctype html><html><body style="font-family:sans-serif">
-<h2 style="color:${COLOR[m.severity] ?? '#333'};margin:0 0 12px">${escapeHtml(m.title)}</h2>
+<h2 style="color:${SEVERITY_COLOR[m.severity] ?? '#333'};margin:0 0 12px">${escapeHtml(m.title)}</h2>
 <pre style="white-space:pre-wrap;font-size:14px">${escapeHtml(m.text)}</pre>
 <p style="color:#666;font-size:12px">event <b>${escapeHtml(m.event)}</b> · subject <b>${escapeHtml(m.subject)}</b> · ${escapeHtml(m.time)} · homelab-autopilot</p>
 </body></html>`;

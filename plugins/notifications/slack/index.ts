@@ -1,7 +1,6 @@
 /** Built-in notification plugin `slack`: an incoming webhook (@slack/webhook), blocks coloured by severity. */
-import type { NotificationPluginDefinition } from '../../../core/plugins/contract';
+import { SEVERITY_COLOR, type NotificationPluginDefinition } from '../../../core/plugins/contract';
 
-const COLOR: Record<string, string> = { info: '#3b82f6', success: '#16a34a', warning: '#d97706', critical: '#dc2626' };
 const EMOJI: Record<string, string> = { info: ':information_source:', success: ':white_check_mark:', warning: ':warning:', critical: ':rotating_light:' };
 
 const plugin: NotificationPluginDefinition = {
@@ -40,7 +39,7 @@ const plugin: NotificationPluginDefinition = {
             text: `${EMOJI[message.severity] ?? ''} ${message.title}`,
             attachments: [
               {
-                color: COLOR[message.severity] ?? '#888888',
+                color: SEVERITY_COLOR[message.severity] ?? '#888888',
                 blocks: [
                   { type: 'header', text: { type: 'plain_text', text: message.title.slice(0, 150) } },
                   { type: 'section', text: { type: 'mrkdwn', text: message.text.slice(0, 2900) || '-' } },
