@@ -158,6 +158,8 @@ export class NotificationEngine {
       return result(false, 0, describeError(e));
     }
     let delay = 1000;
+    // the channel's own answer, kept when a later attempt only runs out of time
+    let lastAnswer: string | undefined;
     for (let attempt = 1; ; attempt++) {
       const left = deadline - Date.now();
       const signal = AbortSignal.any([this.deps.signal, AbortSignal.timeout(Math.max(1, left))]);
@@ -178,9 +180,11 @@ export class NotificationEngine {
       } finally {
         if (onAbort) signal.removeEventListener('abort', onAbort);
       }
+      if (!signal.aborted) lastAnswer = describeError(error);
       const wait = error.retryAfterMs !== undefined ? Math.max(250, error.retryAfterMs) : delay * (0.8 + Math.random() * 0.4);
       if (this.deps.signal.aborted || Date.now() + wait >= deadline) {
-        return result(false, attempt, mask(`${describeError(error)}${attempt > 1 ? ` (after ${attempt} attempts)` : ''}`));
+        const why = signal.aborted && lastAnswer ? `${describeError(error)}; before that: ${lastAnswer}` : describeError(error);
+        return result(false, attempt, mask(`${why}${attempt > 1 ? ` (after ${attempt} attempts)` : ''}`));
       }
       this.log.debug(`channel ${channel.name}: attempt ${attempt} failed (${describeError(error)}); trying again in ${Math.round(wait)}ms`);
       await sleep(wait, this.deps.signal);
