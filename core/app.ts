@@ -92,7 +92,7 @@ export async function openApp(opts: AppOptions): Promise<App> {
 
   const unresolvedServices: App['unresolvedServices'] = [];
   loaded.config.services.forEach((svc, i) => {
-    if (registry.find('service', svc.type)) return;
+    if (registry.handlesServiceType(svc.type)) return;
     const failure = registry.failures.find((f) => f.name === svc.type);
     const installed = registry.installed('service');
     unresolvedServices.push({

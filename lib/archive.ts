@@ -381,3 +381,56 @@ export async function listSelection(sources: string[], exclude: string[], signal
     signal?.removeEventListener('abort', onAbort);
   }
 }
+
+/**
+ * A decompress test of an archive someone else wrote (a vzdump .tar/.vma, compressed with
+ * zstd, gzip or lzo or not at all): the whole file is decompressed, and a tar is listed too.
+ * Returns `skipped` with the reason when the format or its tool is not available here.
+ */
+export async function testDecompress(file: string, signal?: AbortSignal): Promise<{ ok: boolean; skipped?: string; entries?: number; error?: string }> {
+  const m = /\.(tar|vma)(?:\.(zst|gz|lzo))?$/.exec(file);
+  if (!m) return { ok: false, skipped: `${path.basename(file)} is not a .tar or .vma archive` };
+  const [, kind, comp] = m;
+  const tool: Record<string, [string, string[]]> = { zst: ['zstd', ['-q', '-d', '-c']], gz: ['gzip', ['-d', '-c']], lzo: ['lzop', ['-d', '-c']] };
+  const procs: Proc[] = [];
+  const kill = (): void => {
+    for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+  };
+  signal?.addEventListener('abort', kill, { once: true });
+  try {
+    let source: NodeJS.ReadableStream | 'file' = 'file';
+    if (comp) {
+      const [cmd, args] = tool[comp];
+      const dec = track(spawn(cmd, [...args, '--', file], { stdio: ['ignore', 'pipe', 'pipe'] }), cmd);
+      procs.push(dec);
+      source = dec.child.stdout!;
+    }
+    let entries = 0;
+    if (kind === 'tar') {
+      const tar = track(spawn('tar', ['--list', `--file=${source === 'file' ? file : '-'}`], { stdio: [source === 'file' ? 'ignore' : (source as never), 'pipe', 'pipe'] }), 'tar');
+      procs.push(tar);
+      if (source !== 'file') (source as unknown as { destroy(): void }).destroy(); // tar holds the pipe now
+      tar.child.stdout!.on('data', (c: Buffer) => {
+        for (let i = 0; i < c.length; i++) if (c[i] === 10) entries++;
+      });
+    } else if (source !== 'file') {
+      (source as NodeJS.ReadableStream).resume(); // a .vma: decompressing it all is the test
+    }
+    let codes: (number | null)[];
+    try {
+      codes = await Promise.all(procs.map((p) => p.done));
+    } catch (e) {
+      if (comp === 'lzo' && e instanceof AutopilotError && /not installed/.test(e.message)) return { ok: false, skipped: 'lzop is not installed here' };
+      throw e;
+    }
+    if (signal?.aborted) throw new AutopilotError('ABORTED', 'the decompress test was cancelled');
+    const bad = procs.findIndex((_, i) => codes[i] !== 0);
+    if (bad >= 0) return { ok: false, error: `${procs[bad].name} failed on it: ${lastLines(procs[bad].stderr) || `exit ${codes[bad]}`}` };
+    if (kind === 'tar' && entries === 0) return { ok: false, error: 'the archive holds no entries' };
+    if (!comp && kind === 'vma') return { ok: true, skipped: 'an uncompressed .vma has nothing to decompress' };
+    return { ok: true, entries: kind === 'tar' ? entries : undefined };
+  } finally {
+    signal?.removeEventListener('abort', kill);
+    kill();
+  }
+}

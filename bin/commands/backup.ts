@@ -94,6 +94,16 @@ export function renderPlan(r: BackupReport): string {
       continue;
     }
     const p = s.plan;
+    if (p.guest) {
+      const g = p.guest;
+      lines.push(`${s.service} (${s.type}): vzdump on ${g.node} (guest ${g.state}) to ${g.storage}${g.kind === 'pbs' ? ' (Proxmox Backup Server)' : ''}: mode ${g.mode}, compress ${g.compress}; storage chosen by ${g.rule}`);
+      for (const x of p.prune) lines.push(`  prune   ${x.path} (${x.destination}: ${x.reason})`);
+      if (g.kind === 'pbs') lines.push('  prune   left to the PBS prune jobs');
+      else if (!p.prune.length) lines.push('  prune   nothing');
+      for (const w of s.warnings) lines.push(`  note: ${w}`);
+      lines.push('');
+      continue;
+    }
     lines.push(`${s.service} (${s.type}): ${p.files} files, ${formatBytes(p.bytes)} before compression`);
     for (const src of p.sources) lines.push(`  archive ${src.path}${src.present ? '' : ' (missing, skipped)'}`);
     for (const e of p.exclude) lines.push(`  exclude ${e}`);

@@ -18,6 +18,7 @@ import type { AutopilotConfig } from '../config/types';
 import type { BackupPath, OperationContext, ServiceConfig, ServicePlugin } from '../plugins/contract';
 import type { DeliveryReport, Digest, NotificationEngine, NotifyEvent } from '../notify/engine';
 import type { PluginRegistry } from '../plugins/host';
+import { GuestBackupRunner } from './guests';
 
 export const PRIMARY = 'primary';
 
@@ -53,6 +54,8 @@ export interface ServicePlan {
   archive: string;
   copies: { destination: string; path: string }[];
   prune: { destination: string; path: string; reason: string }[];
+  /** a native (hypervisor) backup: where and how */
+  guest?: { node: string; state: string; storage: string; kind: 'pbs' | 'storage'; mode: string; compress: string; rule: string };
 }
 
 export interface ServiceBackupResult {
@@ -67,6 +70,8 @@ export interface ServiceBackupResult {
   warnings: string[];
   durationMs: number;
   plan?: ServicePlan;
+  /** a native (hypervisor) backup: the node it ran on, the storage, the mode, the task */
+  guest?: { node: string; storage: string; kind: 'pbs' | 'storage'; mode: string; rule: string; task?: string };
 }
 
 export interface BackupReport {
@@ -213,27 +218,48 @@ export class BackupEngine {
     const notifier = req.dryRun ? undefined : this.deps.notifier;
     const digest: Digest | undefined = notifier && req.all && this.deps.config.notifications.digest ? notifier.digest() : undefined;
     const pending: Promise<DeliveryReport>[] = [];
-    try {
-      for (let i = 0; i < targets.length; i++) {
-        const svc = targets[i];
-        if (this.deps.signal.aborted) {
-          report.interrupted = true;
-          const r: ServiceBackupResult = { service: svc.name, type: svc.type, status: 'interrupted', error: 'not started: the run was cancelled', copies: [], pruned: [], warnings: [], durationMs: 0 };
-          report.services.push(r);
-          continue;
-        }
-        this.deps.onEvent?.({ type: 'service-start', service: svc.name, index: i, total: targets.length });
-        const result = req.dryRun ? await this.planService(svc) : await this.backupService(svc, report.runId);
-        if (result.status === 'interrupted') report.interrupted = true;
-        report.services.push(result);
-        this.deps.onEvent?.({ type: 'service-done', result });
-        if (notifier && result.status !== 'interrupted') {
-          const ev = backupEvent(result);
-          if (digest) digest.add(ev);
-          // sent while the next service runs: a slow channel never holds up the backups
-          else pending.push(notifier.notify(ev, report.runId));
-        }
+    const done = (result: ServiceBackupResult): void => {
+      if (result.status === 'interrupted') report.interrupted = true;
+      report.services.push(result);
+      this.deps.onEvent?.({ type: 'service-done', result });
+      if (notifier && result.status !== 'interrupted') {
+        const ev = backupEvent(result);
+        if (digest) digest.add(ev);
+        // sent while the next service runs: a slow channel never holds up the backups
+        else pending.push(notifier.notify(ev, report.runId));
       }
+    };
+    // guests of a hypervisor are backed up by it (vzdump), per node, alongside the archives made here
+    const isGuest = (s: ServiceConfig): boolean => Boolean(this.deps.registry.guestProvider(s.type));
+    const guests = targets.filter(isGuest);
+    const archives = targets.filter((s) => !isGuest(s));
+    try {
+      const runner = new GuestBackupRunner({
+        config: this.deps.config,
+        registry: this.deps.registry,
+        logger: this.deps.logger,
+        state,
+        signal: this.deps.signal,
+        now: () => this.now(),
+        onEvent: this.deps.onEvent,
+        failure: (b, e, t) => this.failure(b, e, t),
+      });
+      const guestWork = req.dryRun ? (async () => { for (const g of guests) done(await runner.plan(g)); })() : runner.run(guests, report.runId, done);
+      const archiveWork = (async () => {
+        for (let i = 0; i < archives.length; i++) {
+          const svc = archives[i];
+          if (this.deps.signal.aborted) {
+            done({ service: svc.name, type: svc.type, status: 'interrupted', error: 'not started: the run was cancelled', copies: [], pruned: [], warnings: [], durationMs: 0 });
+            continue;
+          }
+          this.deps.onEvent?.({ type: 'service-start', service: svc.name, index: i, total: archives.length });
+          done(req.dryRun ? await this.planService(svc) : await this.backupService(svc, report.runId));
+        }
+      })();
+      await Promise.all([guestWork, archiveWork]);
+      // the report lists services in config order, whatever order they finished in
+      const order = new Map(targets.map((t, i) => [t.name, i]));
+      report.services.sort((a, b) => (order.get(a.service) ?? 0) - (order.get(b.service) ?? 0));
       report.notifications.push(...(await Promise.all(pending)));
       if (digest && digest.size) {
         const failed = report.services.filter((s) => s.status === 'failed').length;
@@ -340,7 +366,7 @@ export class BackupEngine {
     }
   }
 
-  private failure(base: Pick<ServiceBackupResult, 'service' | 'type' | 'copies' | 'pruned' | 'warnings'> & Partial<ServiceBackupResult>, e: unknown, started: number): ServiceBackupResult {
+  failure(base: Pick<ServiceBackupResult, 'service' | 'type' | 'copies' | 'pruned' | 'warnings'> & Partial<ServiceBackupResult>, e: unknown, started: number): ServiceBackupResult {
     const interrupted = this.deps.signal.aborted || (isAbortError(e) && !(e instanceof AutopilotError && e.code === 'TIMEOUT'));
     const err = e instanceof AutopilotError ? e : null;
     if (!err && !interrupted) this.log.debug(`unexpected error backing up ${base.service}: ${(e as Error)?.stack ?? String(e)}`);

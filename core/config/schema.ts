@@ -126,6 +126,7 @@ const keepSchema: JsonSchema = {
 };
 
 const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
+const STORAGE_PATTERN = '^[a-zA-Z][a-zA-Z0-9._-]*$';
 
 /** Keys every service may set, whatever its type. */
 export const COMMON_SERVICE_PROPERTIES: Record<string, JsonSchema> = {
@@ -225,6 +226,42 @@ export function buildConfigSchema(): JsonSchema {
           verify: { type: 'boolean', default: true },
           timeout: { type: 'integer', minimum: 1, default: 21600 },
           retention: { ...keepSchema, default: { keep_last: 7 } },
+          proxmox_backup_server: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['storage'],
+            description: 'guests (lxc, vm) go to this PBS storage of the PVE cluster when enabled',
+            properties: {
+              enabled: { type: 'boolean', default: true },
+              storage: { type: 'string', pattern: STORAGE_PATTERN, description: 'the PVE storage id of type pbs (Datacenter > Storage)' },
+            },
+          },
+          direct_storage: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['storage'],
+            description: 'guests go to this PVE file storage (NFS, CIFS, dir) when enabled and no PBS is',
+            properties: {
+              enabled: { type: 'boolean', default: true },
+              storage: { type: 'string', pattern: STORAGE_PATTERN, description: 'the PVE storage id (with backup content)' },
+              path: { type: 'string', minLength: 1, 'x-path': true, description: "where this host sees the storage (its dump/ folder beneath) for the decompress test, e.g. /mnt/pve/<storage>" },
+            },
+          },
+          guests: {
+            type: 'object',
+            additionalProperties: false,
+            default: {},
+            description: 'native backups of hypervisor guests (vzdump)',
+            properties: {
+              storage: { type: 'string', pattern: STORAGE_PATTERN, default: 'local', description: 'the storage used when neither proxmox_backup_server nor direct_storage is enabled' },
+              path: { type: 'string', minLength: 1, 'x-path': true, description: 'where this host sees that storage (e.g. /var/lib/vz on the node itself), for the decompress test' },
+              mode: { enum: ['snapshot', 'suspend', 'stop'], default: 'snapshot' },
+              compress: { enum: ['zstd', 'gzip', 'lzo', 'none'], default: 'zstd' },
+              parallel_nodes: { type: 'integer', minimum: 0, default: 0, description: 'nodes backed up at once (one vzdump per node at a time); 0: all' },
+              notes_template: { type: 'string', maxLength: 1024, pattern: '^[^\\n]*$', default: '{{guestname}} (homelab-autopilot)' },
+              protected: { type: 'boolean', default: false },
+            },
+          },
           destinations: {
             type: 'array',
             default: [],

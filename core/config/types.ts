@@ -28,6 +28,19 @@ export interface BackupConfig {
   timeout: number;
   retention: KeepOptions;
   destinations: DestinationConfig[];
+  proxmox_backup_server?: { enabled: boolean; storage: string };
+  direct_storage?: { enabled: boolean; storage: string; path?: string };
+  guests: GuestBackupConfig;
+}
+
+export interface GuestBackupConfig {
+  storage: string;
+  path?: string;
+  mode: 'snapshot' | 'suspend' | 'stop';
+  compress: 'zstd' | 'gzip' | 'lzo' | 'none';
+  parallel_nodes: number;
+  notes_template?: string;
+  protected: boolean;
 }
 
 export interface ChannelConfig {

@@ -17,7 +17,7 @@
 import type { HttpRequest, HttpResponse } from '../../lib/http';
 
 /** The version of this contract. A plugin's `apiVersion` is a semver range that must include it. */
-export const PLUGIN_API_VERSION = '1.1.0';
+export const PLUGIN_API_VERSION = '1.2.0';
 
 export type PluginKind = 'hypervisor' | 'service' | 'notification';
 
@@ -152,22 +152,108 @@ export interface GuestRef {
   service: string;
   /** the hypervisor's own id for it (a VMID, a container name, a unit) */
   id: string;
+  /** the service type (for hypervisors that provide several, such as lxc and vm) */
+  type?: string;
+  /** the whole service entry, with the keys of the hypervisor's guestTypes schema (since 1.2) */
+  config?: ServiceConfig;
 }
 
 export interface GuestStatus {
   id: string;
-  state: 'running' | 'stopped' | 'paused' | 'unknown';
+  state: 'running' | 'stopped' | 'paused' | 'unknown' | 'missing';
+  /** where it runs now */
   node?: string;
+  name?: string;
   uptimeSeconds?: number;
+  /** addresses without prefix length */
+  ips?: string[];
+  /** a lock the hypervisor holds on it (for example 'backup') */
+  lock?: string;
   details?: Record<string, unknown>;
+}
+
+export interface ClusterStatus {
+  /** null for a single host without a cluster */
+  name: string | null;
+  quorate: boolean;
+  nodes: { node: string; online: boolean }[];
+}
+
+/** Where a native backup goes, as the backup engine decided it (since 1.2). */
+export interface GuestBackupTarget {
+  /** the hypervisor's storage id */
+  storage: string;
+  /** 'pbs': a Proxmox Backup Server storage (deduplicated, verified by PBS); 'storage': a file storage */
+  kind: 'pbs' | 'storage';
+  /** for example snapshot | suspend | stop */
+  mode: string;
+  /** for example zstd | gzip | lzo | none */
+  compress: string;
+  notesTemplate?: string;
+  protected?: boolean;
+}
+
+export interface GuestBackupPlan {
+  guest: string;
+  node: string;
+  state: GuestStatus['state'];
+  storage: string;
+  /** the mode it will really use (a stopped guest is backed up in stop mode) */
+  mode: string;
+  compress: string;
+  notes?: string[];
+}
+
+/** One backup of a guest as the hypervisor lists it. */
+export interface GuestBackupInfo {
+  /** the hypervisor's id for it (a PVE volid) */
+  id: string;
+  storage: string;
+  /** ISO time of the backup */
+  time: string;
+  size: number;
+  format?: string;
+  protected: boolean;
+  notes?: string;
+  /** the verification state the storage reports ('ok' | 'failed'), or null when it has none */
+  verification: 'ok' | 'failed' | null;
+  /** the archive's file name, for storages whose files this host can read */
+  file?: string;
+}
+
+export interface GuestBackupResult extends GuestBackupInfo {
+  node: string;
+  mode: string;
+  warnings: string[];
+  /** the hypervisor's task id */
+  task?: string;
 }
 
 export interface HypervisorPlugin {
   /** The current state of a guest. */
   guestStatus(guest: GuestRef, op: OperationContext): Promise<GuestStatus>;
+  /** The state of several guests at once (one query where the hypervisor allows it). Since 1.2. */
+  guestStatuses?(guests: GuestRef[], op: OperationContext, opts?: { ips?: boolean }): Promise<GuestStatus[]>;
+  /** The cluster behind the guests: its nodes and whether it has quorum. Since 1.2. */
+  clusterStatus?(op: OperationContext): Promise<ClusterStatus>;
+  /** What backupGuest would do, without changing anything. Since 1.2. */
+  planBackup?(guest: GuestRef, target: GuestBackupTarget, op: OperationContext): Promise<GuestBackupPlan>;
+  /** A native backup of one guest (for example vzdump); resolves when it is complete. Since 1.2. */
+  backupGuest?(guest: GuestRef, target: GuestBackupTarget, op: OperationContext): Promise<GuestBackupResult>;
+  /** The backups of a guest on a storage, oldest first. Since 1.2. */
+  listBackups?(guest: GuestRef, storage: string, op: OperationContext): Promise<GuestBackupInfo[]>;
+  /** Deletes one backup. Since 1.2. */
+  deleteBackup?(guest: GuestRef, backup: { id: string; storage: string }, op: OperationContext): Promise<void>;
 }
 
-export type HypervisorPluginDefinition = DefinitionBase<'hypervisor', HypervisorPlugin>;
+export interface HypervisorPluginDefinition extends DefinitionBase<'hypervisor', HypervisorPlugin> {
+  /**
+   * Service types this hypervisor provides (since 1.2): services of these types are its guests,
+   * backed up natively. Each maps to the schema of the keys such a service may set beyond the
+   * common ones, as serviceSchema does for service plugins.
+   */
+  guestTypes?: Record<string, JsonSchema>;
+}
 
 // ---- notification plugins ------------------------------------------------------------------
 

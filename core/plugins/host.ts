@@ -21,6 +21,7 @@ import { formatLocation } from '../config/source';
 import {
   PLUGIN_API_VERSION,
   type HypervisorPlugin,
+  type HypervisorPluginDefinition,
   type JsonSchema,
   type NotificationPlugin,
   type PluginContext,
@@ -224,6 +225,9 @@ export function definitionSchemas(def: PluginDefinition): { what: string; schema
   if (def.optionsSchema !== undefined) out.push({ what: 'optionsSchema', schema: effectiveSchema(def.optionsSchema) });
   if (def.kind === 'service') out.push({ what: 'serviceSchema', schema: entrySchema('service', def.serviceSchema) });
   if (def.kind === 'notification') out.push({ what: 'channelSchema', schema: entrySchema('channel', def.channelSchema) });
+  if (def.kind === 'hypervisor') {
+    for (const [type, schema] of Object.entries(def.guestTypes ?? {})) out.push({ what: `guestTypes.${type}`, schema: entrySchema('service', schema) });
+  }
   return out;
 }
 
@@ -246,7 +250,16 @@ function checkDefinition(value: unknown, c: Candidate): CheckedDefinition | Plug
     const part = (def as Record<string, unknown>)[key];
     if (part !== undefined && (!part || typeof part !== 'object' || Array.isArray(part))) return bad(`${key} must be a JSON schema object`);
   }
-  for (const key of ['serviceSchema', 'channelSchema'] as const) {
+  const guestTypes = (def as Record<string, unknown>).guestTypes;
+  if (guestTypes !== undefined) {
+    if (def.kind !== 'hypervisor') return bad('guestTypes belongs to hypervisor plugins only');
+    if (!guestTypes || typeof guestTypes !== 'object' || Array.isArray(guestTypes)) return bad('guestTypes must map service type names to JSON schema objects');
+    for (const [type, schema] of Object.entries(guestTypes)) {
+      if (!PLUGIN_NAME.test(type)) return bad(`guestTypes: '${type}' is not a plain name (letters, digits, '-', '_')`);
+      if (!schema || typeof schema !== 'object' || Array.isArray(schema)) return bad(`guestTypes.${type} must be a JSON schema object`);
+    }
+  }
+  for (const key of ['serviceSchema', 'channelSchema', 'guestTypes'] as const) {
     const part = (def as Record<string, unknown>)[key];
     if (part && /"\$(ref|id|defs)"|"definitions"/.test(JSON.stringify(part))) {
       return bad(`${key} must be self-contained: it becomes part of the config schema, where $ref, $id, $defs and definitions cannot resolve`);
@@ -318,8 +331,14 @@ export interface Discovered {
 
 /** The plugins whose schemas extend the config schema (service keys, channel keys). */
 export function schemaPlugins(found: Discovered): { service: { name: string; serviceSchema?: JsonSchema }[]; notification: { name: string; channelSchema?: JsonSchema }[] } {
+  const services = found.definitions.filter((d) => d.def.kind === 'service').map((d) => ({ name: d.def.name, serviceSchema: (d.def as { serviceSchema?: JsonSchema }).serviceSchema }));
+  // a hypervisor's guest types are service types too (a service plugin of the same name wins)
+  const guests = found.definitions
+    .filter((d) => d.def.kind === 'hypervisor')
+    .flatMap((d) => Object.entries((d.def as HypervisorPluginDefinition).guestTypes ?? {}).map(([name, serviceSchema]) => ({ name, serviceSchema })))
+    .filter((g) => !services.some((s) => s.name === g.name));
   return {
-    service: found.definitions.filter((d) => d.def.kind === 'service').map((d) => ({ name: d.def.name, serviceSchema: (d.def as { serviceSchema?: JsonSchema }).serviceSchema })),
+    service: [...services, ...guests],
     notification: found.definitions.filter((d) => d.def.kind === 'notification').map((d) => ({ name: d.def.name, channelSchema: (d.def as { channelSchema?: JsonSchema }).channelSchema })),
   };
 }
@@ -415,6 +434,18 @@ export class PluginRegistry {
 
   find<T extends Instance>(kind: PluginKind, name: string): T | undefined {
     return this.loaded.find((p) => p.def.kind === kind && p.def.name === name)?.instance as T | undefined;
+  }
+
+  /** The hypervisor plugin whose guestTypes include a service type (when no service plugin has that name). */
+  guestProvider(type: string): { name: string; instance: HypervisorPlugin } | undefined {
+    if (this.find('service', type)) return undefined;
+    const p = this.loaded.find((l) => l.def.kind === 'hypervisor' && Object.hasOwn((l.def as HypervisorPluginDefinition).guestTypes ?? {}, type));
+    return p ? { name: p.def.name, instance: p.instance as HypervisorPlugin } : undefined;
+  }
+
+  /** Whether some plugin handles services of this type. */
+  handlesServiceType(type: string): boolean {
+    return Boolean(this.find('service', type) || this.guestProvider(type));
   }
 
   /** The plugin a service needs, or an error saying why it is not there and what is installed. */

@@ -11,7 +11,7 @@ export interface ListedBackup extends ArtifactRecord {
 
 export default class BackupsList extends BaseCommand<typeof BackupsList> {
   static override summary = 'List the backup archives recorded in state, newest first.';
-  static override description = 'Shows each archive with its destination, size, age, verification result and whether the file is still present.';
+  static override description = 'Shows each archive with its destination, size, age, verification result and whether the file is still present. Guest backups made by the hypervisor (vzdump) have the destination pve:<storage> and a volid as location.';
   static override examples = ['<%= config.bin %> backups list', '<%= config.bin %> backups list nextcloud --json', '<%= config.bin %> backups list --all'];
   static override args = { service: Args.string({ description: 'only this service' }) };
   static override flags = {
@@ -26,7 +26,7 @@ export default class BackupsList extends BaseCommand<typeof BackupsList> {
       app.logger.warn(`'${args.service}' is not a service in the current config; showing what state recorded for it`);
     }
     const artifacts = app.state ? app.state.listArtifacts({ service: args.service, destination: flags.destination, includeDeleted: flags.all }) : [];
-    const list = artifacts.map((a) => ({ ...a, present: a.deletedAt === null && fs.existsSync(a.location) }));
+    const list = artifacts.map((a) => ({ ...a, present: a.deletedAt === null && (a.destination.startsWith('pve:') || fs.existsSync(a.location)) }));
     if (!list.length) this.out(args.service ? `no backups recorded for ${args.service}` : 'no backups recorded yet');
     else {
       this.out(
@@ -39,7 +39,7 @@ export default class BackupsList extends BaseCommand<typeof BackupsList> {
             localTime(a.createdAt),
             formatAge(a.createdAt),
             formatBytes(a.size),
-            a.verifyResult ? (a.verifyResult.startsWith('ok') ? 'ok' : 'FAILED') : 'no',
+            a.verifyResult ? (a.verifyResult.startsWith('ok') ? 'ok' : a.verifyResult.startsWith('pending') ? 'pending' : 'FAILED') : 'no',
             a.deletedAt ? 'pruned' : a.present ? (a.protected ? 'protected' : 'present') : 'MISSING',
             a.location,
           ]),

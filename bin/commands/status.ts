@@ -1,0 +1,50 @@
+import { Args } from '@oclif/core';
+import { serviceStatus, type StatusReport } from '../../core/status';
+import { EXIT } from '../../lib/errors';
+import { BaseCommand } from '../base';
+import { formatAge, formatBytes, formatDuration, table } from '../render';
+
+export default class Status extends BaseCommand<typeof Status> {
+  static override summary = 'Show each service: where its guest runs, its state, uptime, IPs, and the last backup.';
+  static override description = `Guests (lxc, vm) are asked live from the hypervisor: the node they run on now, state, uptime and IP addresses; every service shows its last recorded backup with its age, size and verification. The cluster's quorum and offline nodes are shown above.
+
+Exit codes: 0 shown, 1 some guest's state could not be read, 2 bad usage or config.`;
+  static override examples = ['<%= config.bin %> status', '<%= config.bin %> status web dns --json'];
+  static override strict = false;
+  static override args = { service: Args.string({ description: 'only these services' }) };
+
+  async run(): Promise<StatusReport> {
+    const { argv } = await this.parse(Status);
+    const app = await this.openApp('ro');
+    const report = await serviceStatus({ config: app.loaded.config, registry: app.registry, state: app.state, logger: app.logger, signal: this.controller.signal }, argv as string[]);
+    const lines: string[] = [];
+    for (const c of report.clusters) {
+      if (c.error) lines.push(`${c.hypervisor}: cluster state unknown: ${c.error}`);
+      else if (c.status) {
+        const off = c.status.nodes.filter((n) => !n.online).map((n) => n.node);
+        lines.push(
+          `${c.hypervisor}: ${c.status.name ? `cluster ${c.status.name}` : 'single node'}, ${c.status.nodes.length} node${c.status.nodes.length === 1 ? '' : 's'}${off.length ? ` (OFFLINE: ${off.join(', ')})` : ''}${c.status.name ? (c.status.quorate ? ', quorate' : ', NO QUORUM') : ''}`,
+        );
+      }
+    }
+    if (lines.length) lines.push('');
+    const rows = report.services.map((s) => {
+      const g = s.guest;
+      const b = s.lastBackup;
+      return [
+        s.service,
+        s.type,
+        g?.node ?? '-',
+        s.error && !g ? 'ERROR' : (g?.state ?? '-') + (g?.lock ? ` (locked: ${g.lock})` : ''),
+        g?.uptimeSeconds ? formatDuration(g.uptimeSeconds * 1000) : '-',
+        g?.ips?.length ? g.ips.join(',') : '-',
+        b ? `${formatAge(b.at)}, ${formatBytes(b.size)}, ${b.verified === 'ok' ? 'verified' : b.verified === 'pending' ? 'verification pending' : b.verified === 'failed' ? 'VERIFY FAILED' : 'not verified'}` : 'never',
+      ];
+    });
+    lines.push(table(['SERVICE', 'TYPE', 'NODE', 'STATE', 'UPTIME', 'IPS', 'LAST BACKUP'], rows));
+    for (const s of report.services) if (s.error) lines.push(`  ${s.service}: ${s.error}`);
+    this.out(lines.join('\n'));
+    if (report.services.some((s) => s.error && !s.guest)) process.exitCode = EXIT.JOB_FAILED;
+    return report;
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * `status`: each configured service with, for hypervisor guests, where it runs, its state,
+ * uptime and IPs (asked live, one query per hypervisor), and the last backup recorded in state.
+ */
+import { AutopilotError, describeError } from '../lib/errors';
+import type { Logger } from '../lib/log';
+import type { StateManager } from '../lib/state';
+import type { AutopilotConfig } from './config/types';
+import type { ClusterStatus, GuestStatus, ServiceConfig } from './plugins/contract';
+import type { PluginRegistry } from './plugins/host';
+
+export interface LastBackup {
+  at: string;
+  ageSeconds: number;
+  location: string;
+  size: number;
+  /** 'ok' | 'pending' | 'failed' | 'no' */
+  verified: string;
+  detail: string | null;
+}
+
+export interface ServiceStatus {
+  service: string;
+  type: string;
+  /** the hypervisor plugin that runs it, for guests */
+  hypervisor: string | null;
+  guest: GuestStatus | null;
+  /** why the live state could not be read */
+  error: string | null;
+  lastBackup: LastBackup | null;
+}
+
+export interface StatusReport {
+  clusters: { hypervisor: string; status: ClusterStatus | null; error: string | null }[];
+  services: ServiceStatus[];
+}
+
+function lastBackup(state: StateManager | null, service: string, now: number): LastBackup | null {
+  if (!state) return null;
+  const a = state.listArtifacts({ service }).find((x) => x.verifyResult === null || !x.verifyResult.startsWith('failed')) ?? state.listArtifacts({ service })[0];
+  if (!a) return null;
+  const v = a.verifyResult ?? '';
+  return {
+    at: a.createdAt,
+    ageSeconds: Math.max(0, Math.round((now - new Date(a.createdAt).getTime()) / 1000)),
+    location: a.location,
+    size: a.size,
+    verified: v.startsWith('ok') ? 'ok' : v.startsWith('pending') ? 'pending' : v.startsWith('failed') ? 'failed' : 'no',
+    detail: a.verifyResult,
+  };
+}
+
+export async function serviceStatus(
+  deps: { config: AutopilotConfig; registry: PluginRegistry; state: StateManager | null; logger: Logger; signal: AbortSignal },
+  names: string[],
+): Promise<StatusReport> {
+  const all = deps.config.services;
+  const unknown = names.filter((n) => !all.some((s) => s.name === n));
+  if (unknown.length) throw new AutopilotError('USAGE', `no service named ${unknown.map((u) => `'${u}'`).join(', ')} in the configuration`, { hint: `configured services: ${all.map((s) => s.name).join(', ') || 'none'}` });
+  const chosen = names.length ? all.filter((s) => names.includes(s.name)) : all.filter((s) => s.enabled !== false);
+  const now = Date.now();
+  const out: ServiceStatus[] = chosen.map((s) => ({ service: s.name, type: s.type, hypervisor: deps.registry.guestProvider(s.type)?.name ?? null, guest: null, error: null, lastBackup: lastBackup(deps.state, s.name, now) }));
+  const clusters: StatusReport['clusters'] = [];
+  const groups = new Map<string, ServiceConfig[]>();
+  for (const s of chosen) {
+    const p = deps.registry.guestProvider(s.type);
+    if (p) groups.set(p.name, [...(groups.get(p.name) ?? []), s]);
+  }
+  for (const [name, svcs] of groups) {
+    const plugin = deps.registry.guestProvider(svcs[0].type)!.instance;
+    const op = { signal: deps.signal, logger: deps.logger.child(`plugin:${name}`), dryRun: true };
+    if (plugin.clusterStatus) {
+      try {
+        clusters.push({ hypervisor: name, status: await plugin.clusterStatus(op), error: null });
+      } catch (e) {
+        clusters.push({ hypervisor: name, status: null, error: describeError(e) });
+      }
+    }
+    const refs = svcs.map((s) => ({ service: s.name, id: String(s.vmid ?? s.id ?? ''), type: s.type, config: s }));
+    try {
+      const statuses = plugin.guestStatuses ? await plugin.guestStatuses(refs, op, { ips: true }) : await Promise.all(refs.map((r) => plugin.guestStatus(r, op)));
+      svcs.forEach((s, i) => {
+        const row = out.find((o) => o.service === s.name)!;
+        row.guest = statuses[i] ?? null;
+        if (statuses[i]?.state === 'missing') row.error = `guest ${refs[i].id} does not exist in the cluster`;
+      });
+    } catch (e) {
+      for (const s of svcs) out.find((o) => o.service === s.name)!.error = describeError(e);
+    }
+  }
+  return { clusters, services: out };
+}
