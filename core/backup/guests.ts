@@ -158,6 +158,7 @@ export class GuestBackupRunner {
     const nodes = [...queues.keys()];
     const limit = this.deps.config.backup.guests.parallel_nodes || nodes.length;
     let next = 0;
+    const finishing: Promise<void>[] = [];
     const worker = async (): Promise<void> => {
       while (next < nodes.length) {
         const node = nodes[next++];
@@ -166,14 +167,21 @@ export class GuestBackupRunner {
             onDone({ ...this.base(svc), status: 'interrupted', error: 'not started: the run was cancelled' });
             continue;
           }
-          onDone(await this.backupOne(svc, jobRunId));
+          // the node is free for the next guest once the hypervisor's task ended: the
+          // verification (a decompress test can take minutes) runs alongside it
+          let release = (): void => {};
+          const freed = new Promise<void>((r) => (release = r));
+          const whole = this.backupOne(svc, jobRunId, release).then(onDone);
+          finishing.push(whole);
+          await Promise.race([freed, whole]);
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(limit, nodes.length) }, worker));
+    await Promise.all(finishing);
   }
 
-  private async backupOne(svc: ServiceConfig & { timeout?: number; retention?: KeepOptions }, jobRunId: number | null): Promise<ServiceBackupResult> {
+  private async backupOne(svc: ServiceConfig & { timeout?: number; retention?: KeepOptions }, jobRunId: number | null, taskEnded: () => void = () => {}): Promise<ServiceBackupResult> {
     const state = this.deps.state as StateManager;
     const started = Date.now();
     const runId = state.startRun('backup', svc.name, { parentId: jobRunId });
@@ -188,7 +196,12 @@ export class GuestBackupRunner {
       const target = decideTarget(this.deps.config, svc);
       const ref = guestRef(svc);
       log.info(`vzdump to ${target.storage} (${target.kind === 'pbs' ? 'Proxmox Backup Server' : 'file storage'}, mode ${target.mode}; chosen by ${target.rule})`);
-      const r = await (instance.backupGuest as NonNullable<HypervisorPlugin['backupGuest']>)(ref, target, this.op(svc, false, signal, Date.now() + timeoutMs));
+      let r: Awaited<ReturnType<NonNullable<HypervisorPlugin['backupGuest']>>>;
+      try {
+        r = await (instance.backupGuest as NonNullable<HypervisorPlugin['backupGuest']>)(ref, target, this.op(svc, false, signal, Date.now() + timeoutMs));
+      } finally {
+        taskEnded();
+      }
       result.guest = { node: r.node, storage: r.storage, kind: target.kind, mode: r.mode, rule: target.rule, task: r.task };
       result.warnings.push(...r.warnings.map((w) => `vzdump: ${w}`));
       // verification: PBS's own state when it has one; otherwise the size and, where this host can read the file, a decompress test
@@ -245,6 +258,7 @@ export class GuestBackupRunner {
       );
       if (result.status === 'failed') log.error(`backup of ${svc.name} failed: ${result.error}`);
     } finally {
+      taskEnded();
       result.durationMs = Date.now() - started;
       result.warnings = result.warnings.map(mask);
       state.finishRun(runId, result.status === 'interrupted' ? 'interrupted' : result.status === 'success' ? 'success' : 'failed', {

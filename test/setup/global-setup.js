@@ -10,6 +10,8 @@ const NEEDS = [
   { cmd: 'gzip', pkg: 'gzip' },
   { cmd: 'script', pkg: 'bsdutils' },
   { cmd: 'sha256sum', pkg: 'coreutils' },
+  // the PVE API simulator makes its self-signed certificate with it
+  { cmd: 'openssl', pkg: 'openssl' },
 ];
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;

@@ -438,8 +438,8 @@ export class ProxmoxApi {
    * when the guest is on another node (it moved between our look-up and the call): we look it
    * up again and retry there, twice at most.
    */
-  async vzdump(vmid: number, o: VzdumpOptions, wo: WaitOptions = {}): Promise<VzdumpResult> {
-    let g = await this.guest(vmid, wo);
+  async vzdump(vmid: number, o: VzdumpOptions, wo: WaitOptions = {}, located?: GuestLocation): Promise<VzdumpResult> {
+    let g = located ?? (await this.guest(vmid, wo));
     let upid: unknown;
     for (let tries = 0; ; tries++) {
       const params: Record<string, unknown> = { vmid: String(vmid), storage: o.storage, mode: o.mode, compress: o.compress, remove: false };

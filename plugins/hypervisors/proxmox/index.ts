@@ -188,7 +188,7 @@ const plugin: HypervisorPluginDefinition = {
         const vmid = vmidOf(guest);
         const loc = await a.guest(vmid, { signal: op.signal });
         kindMatches(guest, loc);
-        const r = await a.vzdump(vmid, { storage: target.storage, mode: target.mode, compress: target.kind === 'pbs' || target.compress === 'none' ? '0' : target.compress, notesTemplate: target.notesTemplate, protected: target.protected }, wait(op));
+        const r = await a.vzdump(vmid, { storage: target.storage, mode: target.mode, compress: target.kind === 'pbs' || target.compress === 'none' ? '0' : target.compress, notesTemplate: target.notesTemplate, protected: target.protected }, wait(op), loc);
         const b: StorageBackup = r.backup ?? { volid: r.volid, storage: target.storage, vmid, ctime: Math.floor(Date.now() / 1000), size: r.size, format: '', protected: Boolean(target.protected), verification: null };
         const modeLine = r.outcome.log.find((l) => /backup mode: /.test(l));
         return { ...info(b), node: r.node, mode: modeLine ? modeLine.replace(/.*backup mode: /, '').trim() : target.mode, warnings: r.outcome.warnings, task: r.upid };
