@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cleanupTmp, json, runCli, tmpDir, write } from '../helpers/cli';
+import { cleanupTmp, collect, json, runCli, sleep, startCli, tmpDir, write } from '../helpers/cli';
 import { sim as startSim, type Sim } from '../helpers/pve';
 
 afterAll(cleanupTmp);
@@ -205,6 +205,73 @@ describe('backup of Proxmox guests', () => {
     const posts = sim.requests.filter((q: { method: string; path: string }) => q.method === 'POST' && q.path.endsWith('/vzdump'));
     expect(posts.at(-1)?.params).toMatchObject({ storage: 'pbs', remove: '0' });
     expect(posts.at(-1)?.params.compress).toBe('0');
+  });
+
+  it('backs a guest that moved up on its new node, and uses the default storage when no rule applies', async () => {
+    const dir = tmpDir();
+    const cfg = config(dir, { backup: '  guests:\n    storage: local', services: '  - name: web\n    type: lxc\n    vmid: 100' });
+    sim.faults.moveGuest(100, 'pve2');
+    try {
+      const plan = await runCli(['backup', 'web', '--dry-run', '--config', cfg]);
+      expect(plan.stdout).toMatch(/^web \(lxc\): vzdump on pve2 \(guest running\) to local: .*storage chosen by default$/m);
+      const rep = json(await runCli(['backup', 'web', '--json', '--config', cfg]));
+      expect(rep.services[0]).toMatchObject({ status: 'success', guest: { node: 'pve2', storage: 'local', rule: 'default' } });
+      expect(rep.services[0].archive.path).toMatch(/^local:backup\/vzdump-lxc-100-/);
+    } finally {
+      sim.faults.moveGuest(100, 'pve1');
+    }
+  });
+
+  it('a backup that fails the decompress test is reported, kept, and never pruned', async () => {
+    const dir = tmpDir();
+    const cfg = config(dir, { services: '  - name: dns\n    type: lxc\n    vmid: 101' });
+    sim.faults.corruptArchive(101);
+    const r = json(await runCli(['backup', 'dns', '--json', '--config', cfg]));
+    sim.faults.corruptArchive(101, false);
+    expect(r.ok).toBe(false);
+    expect(r.services[0].error).toMatch(/decompress test of .*vzdump-lxc-101-.*zstd failed on it/);
+    expect(r.services[0].hint).toMatch(/kept for inspection/);
+    const bad = r.services[0].archive.path;
+    // three good backups later (keep_last: 2), the bad one is still there and still recorded as failed
+    for (let i = 0; i < 3; i++) {
+      await new Promise((res) => setTimeout(res, 1100));
+      expect(json(await runCli(['backup', 'dns', '--json', '--config', cfg])).ok).toBe(true);
+    }
+    expect(sim.backups('nas')).toContain(bad);
+    const list = json(await runCli(['backups', 'list', 'dns', '--json', '--config', cfg]));
+    expect(list.find((a: { location: string }) => a.location === bad).verifyResult).toMatch(/^failed: /);
+  });
+
+  it('SIGTERM in the middle stops the running vzdump task and records the run as interrupted', async () => {
+    const dir = tmpDir();
+    const cfg = config(dir, { services: '  - name: web\n    type: lxc\n    vmid: 100' });
+    sim.options.taskDurationMs = 6000;
+    try {
+      const child = startCli(['backup', 'web', '--config', cfg]);
+      const deadline = Date.now() + 10_000;
+      while (!sim.tasks.some((t: { type: string; id: string; status: string }) => t.type === 'vzdump' && t.id === '100' && t.status === 'running') && Date.now() < deadline) await sleep(50);
+      child.kill('SIGTERM');
+      const r = await collect(child);
+      expect(r.code).toBe(143);
+      const t = sim.tasks.filter((x: { type: string; id: string }) => x.type === 'vzdump' && x.id === '100').at(-1);
+      expect(t.status).toBe('stopped');
+      expect(t.exitstatus).toMatch(/interrupt/);
+      const h = json(await runCli(['history', '--json', '--config', cfg]));
+      expect(h[0].status).toBe('interrupted');
+    } finally {
+      sim.options.taskDurationMs = 50;
+    }
+  });
+
+  it('warns on every run when TLS verification is turned off', async () => {
+    const dir = tmpDir();
+    const cfg = config(dir, { services: '  - name: web\n    type: lxc\n    vmid: 100' });
+    fs.writeFileSync(cfg, fs.readFileSync(cfg, 'utf8').replace(/fingerprint: .*/, 'insecure: true'));
+    for (let i = 0; i < 2; i++) {
+      const r = await runCli(['status', 'web', '--config', cfg]);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(/TLS verification of 127\.0\.0\.1 is turned off/);
+    }
   });
 
   it('a wrong fingerprint is refused with a clear error and a hint', async () => {

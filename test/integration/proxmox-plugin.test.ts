@@ -281,4 +281,41 @@ describe('guests', () => {
     expect(dir.volid).toMatch(/^nas:backup\/vzdump-qemu-102-.*\.vma\.zst$/);
     expect(dir.size).toBe(fs.statSync(path.join(sim.storagePath('nas'), 'dump', dir.volid.split('/').pop() as string)).size);
   });
+  it('snapshots and restores VMs too, and marks backups protected with notes', async () => {
+    const a = api();
+    await a.snapshot(102, 'vm_snap', 'before', fast);
+    expect((await a.snapshots(102)).map((x) => x.name)).toContain('vm_snap');
+    await a.deleteSnapshot(102, 'vm_snap', fast);
+    const b = await a.vzdump(102, { storage: 'nas', mode: 'snapshot', compress: 'zstd', notesTemplate: '{{guestname}} on {{node}}', protected: true }, fast);
+    expect(b.backup).toMatchObject({ protected: true, notes: 'nextcloud on pve3' });
+    const id = await a.nextId();
+    expect((await a.restore('qemu', b.volid, { vmid: id, node: 'pve1', storage: 'local-lvm', unique: true }, fast)).ok).toBe(true);
+    expect((await a.guest(id)).kind).toBe('qemu');
+  });
+  it('reads node and guest resource figures', async () => {
+    const a = api();
+    const n = await a.nodeStatus('pve1');
+    expect(n).toHaveProperty('uptime');
+    expect(n).toHaveProperty('memory');
+    const g = (await a.locate()).get(100)!;
+    expect(g.resource.maxmem).toBeGreaterThan(0);
+    expect(g.uptime).toBeGreaterThan(0);
+    // a running VM's IPs come from the guest agent
+    expect((await a.ips(102)).length).toBeGreaterThan(0);
+  });
+});
+
+describe('a single node without a cluster', () => {
+  it('has no cluster entry: it is its own quorum', async () => {
+    const one = await startSim({ standalone: true, nodes: [{ name: 'pve' }] });
+    try {
+      const client = new PveClient({ host: '127.0.0.1', port: one.port, tokenId: 'root@pam!autopilot', tokenSecret: one.token.split('=').pop(), fingerprint: one.fingerprint, timeoutMs: 5000, retries: 0, breakerThreshold: 3, breakerCooldownMs: 1000, logger: quiet });
+      const a = new ProxmoxApi(client, quiet);
+      expect(await a.cluster()).toEqual({ name: null, quorate: true, nodes: [{ node: 'pve', online: true, local: true }] });
+      expect((await a.guest(100)).node).toBe('pve');
+      expect(one.violations).toEqual([]);
+    } finally {
+      await one.close();
+    }
+  });
 });
