@@ -143,6 +143,13 @@ async function setAside(file: string): Promise<string> {
   return target;
 }
 
+/** The time one service's backup may take, as a signal that also aborts with the run's. */
+export function serviceDeadline(config: AutopilotConfig, svc: ServiceConfig & { timeout?: number }, run: AbortSignal): { timeoutMs: number; deadline: AbortSignal; signal: AbortSignal } {
+  const timeoutMs = (svc.timeout ?? config.backup.timeout) * 1000;
+  const deadline = AbortSignal.timeout(timeoutMs);
+  return { timeoutMs, deadline, signal: AbortSignal.any([run, deadline]) };
+}
+
 export class BackupEngine {
   private readonly log: Logger;
   constructor(private readonly deps: BackupEngineDeps) {
@@ -384,9 +391,7 @@ export class BackupEngine {
     const started = Date.now();
     const runId = state.startRun('backup', svc.name, { parentId: jobRunId });
     // one deadline for everything this service does: hooks, archive, verification, copies
-    const timeoutMs = (svc.timeout ?? this.deps.config.backup.timeout) * 1000;
-    const deadline = AbortSignal.timeout(timeoutMs);
-    const signal = AbortSignal.any([this.deps.signal, deadline]);
+    const { timeoutMs, deadline, signal } = serviceDeadline(this.deps.config, svc, this.deps.signal);
     const result: ServiceBackupResult = { service: svc.name, type: svc.type, status: 'success', copies: [], pruned: [], warnings: [], durationMs: 0 };
     const log = this.log.child(svc.name);
     let plugin: ServicePlugin | null = null;

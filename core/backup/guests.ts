@@ -16,7 +16,7 @@ import type { StateManager } from '../../lib/state';
 import type { AutopilotConfig } from '../config/types';
 import type { GuestBackupTarget, GuestRef, HypervisorPlugin, OperationContext, ServiceConfig } from '../plugins/contract';
 import type { PluginRegistry } from '../plugins/host';
-import type { BackupEvent, ServiceBackupResult } from './engine';
+import { serviceDeadline, type BackupEvent, type ServiceBackupResult } from './engine';
 
 export interface GuestTarget extends GuestBackupTarget {
   /** where this host sees the storage (its dump/ folder beneath), for the decompress test */
@@ -185,9 +185,7 @@ export class GuestBackupRunner {
     const state = this.deps.state as StateManager;
     const started = Date.now();
     const runId = state.startRun('backup', svc.name, { parentId: jobRunId });
-    const timeoutMs = (svc.timeout ?? this.deps.config.backup.timeout) * 1000;
-    const deadline = AbortSignal.timeout(timeoutMs);
-    const signal = AbortSignal.any([this.deps.signal, deadline]);
+    const { timeoutMs, deadline, signal } = serviceDeadline(this.deps.config, svc, this.deps.signal);
     const result = this.base(svc);
     const log = this.log.child(svc.name);
     this.deps.onEvent?.({ type: 'service-start', service: svc.name, index: -1, total: -1 });

@@ -5,7 +5,7 @@
  * The quirks handled here are those of ../shared/pve-api-notes.md (sections 4 and 5).
  */
 import type { PluginLogger } from '../../../core/plugins/contract';
-import { PveClient, PveError, type RequestOptions } from './client';
+import { PveClient, PveError, sleep, type RequestOptions } from './client';
 
 export type GuestKind = 'lxc' | 'qemu';
 
@@ -148,20 +148,6 @@ export interface VzdumpResult {
   backup: StorageBackup | null;
   outcome: TaskOutcome;
 }
-
-const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
-  new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 
 /** Snapshot names PVE accepts: a letter, then letters, digits, '-' or '_' (2-40 in all), not reserved. */
 export function checkSnapshotName(name: string, kind: GuestKind): void {

@@ -68,6 +68,21 @@ export function encodeParams(params: Record<string, unknown> | undefined): URLSe
   return q;
 }
 
+/** Waits, or rejects with the signal's reason when it aborts first. */
+export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+
 const normFp = (fp: string): string => fp.replace(/:/g, '').toUpperCase();
 
 /** An https.Agent that verifies the server's certificate fingerprint before any byte is written. */
@@ -242,19 +257,7 @@ export class PveClient {
 
   private async backoff(attempt: number, signal?: AbortSignal): Promise<void> {
     const base = this.o.backoffMs ?? 500;
-    const ms = Math.min(10_000, base * 2 ** attempt) * (0.5 + Math.random() / 2);
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(done, ms);
-      function done(): void {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }
-      function onAbort(): void {
-        clearTimeout(t);
-        reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
-      }
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    await sleep(Math.min(10_000, base * 2 ** attempt) * (0.5 + Math.random() / 2), signal);
   }
 
   private parse<T>(res: RawResponse): { data?: T; message?: string; errors?: Record<string, string> } {
