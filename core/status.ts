@@ -82,7 +82,8 @@ export async function serviceStatus(
       svcs.forEach((s, i) => {
         const row = out.find((o) => o.service === s.name)!;
         row.guest = statuses[i] ?? null;
-        if (statuses[i]?.state === 'missing') row.error = `guest ${refs[i].id} does not exist in the cluster`;
+        if (statuses[i]?.state === 'missing') row.error = `guest ${refs[i].id} does not exist in the cluster (or the token may not see it)`;
+        else if (statuses[i]?.state === 'unknown') row.error = `the state of guest ${refs[i].id} is not known${statuses[i]?.node ? ` (is ${statuses[i]?.node} offline?)` : ''}`;
       });
     } catch (e) {
       for (const s of svcs) out.find((o) => o.service === s.name)!.error = describeError(e);

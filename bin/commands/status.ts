@@ -44,7 +44,7 @@ Exit codes: 0 shown, 1 some guest's state could not be read, 2 bad usage or conf
     lines.push(table(['SERVICE', 'TYPE', 'NODE', 'STATE', 'UPTIME', 'IPS', 'LAST BACKUP'], rows));
     for (const s of report.services) if (s.error) lines.push(`  ${s.service}: ${s.error}`);
     this.out(lines.join('\n'));
-    if (report.services.some((s) => s.error && !s.guest)) process.exitCode = EXIT.JOB_FAILED;
+    if (report.services.some((s) => s.error)) process.exitCode = EXIT.JOB_FAILED;
     return report;
   }
 }

@@ -263,7 +263,10 @@ export class BackupEngine {
           done(req.dryRun ? await this.planService(svc) : await this.backupService(svc, report.runId));
         }
       })();
-      await Promise.all([guestWork, archiveWork]);
+      // both are waited for, even when one fails unexpectedly
+      const settled = await Promise.allSettled([guestWork, archiveWork]);
+      const bad = settled.find((x) => x.status === 'rejected') as PromiseRejectedResult | undefined;
+      if (bad) throw bad.reason;
       // the report lists services in config order, whatever order they finished in
       const order = new Map(targets.map((t, i) => [t.name, i]));
       report.services.sort((a, b) => (order.get(a.service) ?? 0) - (order.get(b.service) ?? 0));

@@ -177,19 +177,23 @@ export class GuestBackupRunner {
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(limit, nodes.length) }, worker));
-    await Promise.all(finishing);
+    // every started backup is waited for, even when one fails unexpectedly
+    const settled = await Promise.allSettled([...Array.from({ length: Math.min(limit, nodes.length) }, worker)]);
+    const ends = await Promise.allSettled(finishing);
+    const bad = [...settled, ...ends].find((x) => x.status === 'rejected') as PromiseRejectedResult | undefined;
+    if (bad) throw bad.reason;
   }
 
   private async backupOne(svc: ServiceConfig & { timeout?: number; retention?: KeepOptions }, jobRunId: number | null, taskEnded: () => void = () => {}): Promise<ServiceBackupResult> {
     const state = this.deps.state as StateManager;
     const started = Date.now();
-    const runId = state.startRun('backup', svc.name, { parentId: jobRunId });
+    let runId: number | null = null;
     const { timeoutMs, deadline, signal } = serviceDeadline(this.deps.config, svc, this.deps.signal);
+    let taskDone = false;
     const result = this.base(svc);
     const log = this.log.child(svc.name);
-    this.deps.onEvent?.({ type: 'service-start', service: svc.name, index: -1, total: -1 });
     try {
+      runId = state.startRun('backup', svc.name, { parentId: jobRunId });
       const { instance } = this.provider(svc);
       const target = decideTarget(this.deps.config, svc);
       const ref = guestRef(svc);
@@ -198,6 +202,7 @@ export class GuestBackupRunner {
       try {
         r = await (instance.backupGuest as NonNullable<HypervisorPlugin['backupGuest']>)(ref, target, this.op(svc, false, signal, Date.now() + timeoutMs));
       } finally {
+        taskDone = true;
         taskEnded();
       }
       result.guest = { node: r.node, storage: r.storage, kind: target.kind, mode: r.mode, rule: target.rule, task: r.task };
@@ -211,8 +216,8 @@ export class GuestBackupRunner {
       } else if (r.verification === 'failed') {
         verifyResult = 'failed: the backup server reports its verification failed';
       } else if (target.kind === 'pbs') {
-        verified = r.size > 0;
-        verifyResult = verified ? `pending: ${r.size} bytes on PBS; PBS verifies it in its verify jobs` : 'failed: PBS lists it with no data';
+        verified = true;
+        verifyResult = `pending: ${r.size > 0 ? `${r.size} bytes` : 'size not known yet'} on PBS; PBS verifies it in its verify jobs`;
       } else if (!(r.size > 0)) {
         verifyResult = 'failed: the storage lists it with 0 bytes';
       } else {
@@ -237,7 +242,7 @@ export class GuestBackupRunner {
       const verifiedAt = new Date().toISOString();
       const failed = verifyResult.startsWith('failed');
       result.archive = { path: r.id, size: r.size, sha256: '', entries: null, verified: verified && !failed };
-      state.addArtifact({ runId, service: svc.name, destination: storageDestination(r.storage), location: r.id, size: r.size, sha256: null, createdAt: r.time, verifiedAt, verifyResult, protected: r.protected });
+      state.addArtifact({ runId: runId as number, service: svc.name, destination: storageDestination(r.storage), location: r.id, size: r.size, sha256: null, createdAt: r.time, verifiedAt, verifyResult, protected: r.protected });
       if (failed) {
         throw new AutopilotError('VERIFY_FAILED', `${r.id}: ${verifyResult.replace(/^failed: /, '')}`, { hint: 'the backup is kept for inspection and never pruned by us; check the storage and run the backup again' });
       }
@@ -250,7 +255,11 @@ export class GuestBackupRunner {
         result,
         this.deps.failure(
           result,
-          timedOut ? new AutopilotError('TIMEOUT', `the backup did not finish within ${timeoutMs / 1000}s (the task was stopped)`, { hint: `raise timeout for service '${svc.name}' (or backup.timeout)` }) : pluginError(e),
+          timedOut
+            ? new AutopilotError('TIMEOUT', `the backup did not finish within ${timeoutMs / 1000}s (${taskDone ? 'the vzdump task had ended; its verification was stopped' : 'the vzdump task was stopped'})`, {
+                hint: `raise timeout for service '${svc.name}' (or backup.timeout)`,
+              })
+            : pluginError(e),
           started,
         ),
       );
@@ -259,7 +268,7 @@ export class GuestBackupRunner {
       taskEnded();
       result.durationMs = Date.now() - started;
       result.warnings = result.warnings.map(mask);
-      state.finishRun(runId, result.status === 'interrupted' ? 'interrupted' : result.status === 'success' ? 'success' : 'failed', {
+      if (runId !== null) state.finishRun(runId, result.status === 'interrupted' ? 'interrupted' : result.status === 'success' ? 'success' : 'failed', {
         error: result.error,
         archive: result.archive?.path,
         size: result.archive?.size,

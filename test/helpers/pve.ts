@@ -42,6 +42,8 @@ export async function sim(extra: Record<string, unknown> = {}): Promise<Sim> {
   const s = await startSimulator({
     quiet: true,
     taskDurationMs: 50,
+    // as on a real PBS, a new backup has no verification state until a verify job ran
+    pbsVerifyDelayMs: 60_000,
     tokens: [
       { id: 'root@pam!autopilot', secret: DEFAULT_TOKEN_SECRET, privsep: false },
       { id: 'root@pam!limited', secret: 'limited-secret', privsep: true, privs: { '/vms/100': ['VM.Audit'] } },

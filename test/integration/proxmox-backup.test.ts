@@ -200,8 +200,12 @@ describe('backup of Proxmox guests', () => {
       expect(rep.ok).toBe(true);
       expect(rep.services[0].archive.path).toMatch(/^pbs:backup\/vm\/102\/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
       expect(rep.services[0].pruned).toEqual([]);
+      expect(rep.services[0].archive.verified).toBe(true);
       await new Promise((res) => setTimeout(res, 1100));
     }
+    const listed = json(await runCli(['backups', 'list', '--json', '--config', cfg]));
+    expect(listed[0].verifyResult).toMatch(/^pending: \d+ bytes on PBS; PBS verifies it/);
+    expect((await runCli(['status', '--config', cfg])).stdout).toMatch(/^nextcloud\s+vm\s+pve3\s+running.*verification pending$/m);
     const posts = sim.requests.filter((q: { method: string; path: string }) => q.method === 'POST' && q.path.endsWith('/vzdump'));
     expect(posts.at(-1)?.params).toMatchObject({ storage: 'pbs', remove: '0' });
     expect(posts.at(-1)?.params.compress).toBe('0');

@@ -276,7 +276,20 @@ describe('guests', () => {
     const pbs = await a.vzdump(102, { storage: 'pbs', mode: 'snapshot', compress: '0' }, fast);
     expect(pbs.volid).toMatch(/^pbs:backup\/vm\/102\/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     const list = await a.storageBackups('pve3', 'pbs', 102);
-    expect(list.find((b) => b.volid === pbs.volid)).toMatchObject({ format: 'pbs-vm', vmid: 102 });
+    // a fresh PBS backup has no verification state yet
+    expect(list.find((b) => b.volid === pbs.volid)).toMatchObject({ format: 'pbs-vm', vmid: 102, verification: null });
+    sim.options.pbsVerifyDelayMs = 0;
+    try {
+      await new Promise((r) => setTimeout(r, 1100)); // PBS ids have one-second resolution
+      const ok = await a.vzdump(102, { storage: 'pbs', mode: 'snapshot', compress: '0' }, fast);
+      expect(ok.backup?.verification).toBe('ok');
+      sim.faults.pbsVerifyFails(102);
+      await new Promise((r) => setTimeout(r, 1100));
+      const bad = await a.vzdump(102, { storage: 'pbs', mode: 'snapshot', compress: '0' }, fast);
+      expect(bad.backup?.verification).toBe('failed');
+    } finally {
+      sim.options.pbsVerifyDelayMs = 60_000;
+    }
     const dir = await a.vzdump(102, { storage: 'nas', mode: 'snapshot', compress: 'zstd' }, fast);
     expect(dir.volid).toMatch(/^nas:backup\/vzdump-qemu-102-.*\.vma\.zst$/);
     expect(dir.size).toBe(fs.statSync(path.join(sim.storagePath('nas'), 'dump', dir.volid.split('/').pop() as string)).size);

@@ -448,13 +448,25 @@ export class ProxmoxApi {
       const s = /archive file size: ([\d.]+)(KB|MB|GB|TB)/.exec(line);
       if (s) logSize = Math.round(Number(s[1]) * SIZE_UNITS[s[2]]);
     }
-    const list = await this.storageBackups(outcome.node, o.storage, vmid, wo);
     let volid: string | null = null;
     if (target) volid = target.startsWith('/') ? `${o.storage}:backup/${target.split('/').pop()}` : `${o.storage}:backup/${target}`;
+    // the storage listing gives the exact size and PBS's verification state; a PBS listing is a live
+    // call to PBS that can be slow or fail: then the volid from the log stands, without them
+    let list: StorageBackup[] = [];
+    try {
+      list = await this.storageBackups(outcome.node, o.storage, vmid, { ...wo, timeoutMs: 120_000 });
+    } catch (e) {
+      if (!volid) throw e;
+      outcome.warnings.push(`the backup is ${volid}, but listing ${o.storage} failed (${(e as Error).message}): its size is not known`);
+    }
     let backup = volid ? (list.find((b) => b.volid === volid) ?? null) : null;
-    if (!backup && !volid) backup = list[list.length - 1] ?? null; // no log line: the newest one
-    if (!volid && backup) volid = backup.volid;
-    if (!volid) throw new PveError(`vzdump of ${vmid} reported success, but no backup of it is on ${o.storage}`, null, 'check the task log on the node');
+    if (!volid) {
+      // no archive line in the log (another PVE version?): the newest backup made since this task began, never an older one
+      const since = (parseUpid(outcome.upid)?.starttime ?? 0) - 5;
+      backup = list.filter((b) => b.ctime >= since).pop() ?? null;
+      volid = backup?.volid ?? null;
+    }
+    if (!volid) throw new PveError(`vzdump of ${vmid} reported success, but no backup of it made by that task is on ${o.storage}`, null, 'check the task log on the node');
     return { upid: outcome.upid, node: outcome.node, volid, size: backup?.size ?? logSize, backup, outcome };
   }
 

@@ -141,7 +141,8 @@ export class PveClient {
   constructor(private readonly o: ClientOptions) {
     this.now = o.now ?? Date.now;
     if (o.fingerprint) this.agent = new PinnedAgent(o.fingerprint);
-    else this.agent = new https.Agent({ keepAlive: true, maxSockets: 8, rejectUnauthorized: !o.insecure, ca: o.caFile ? fs.readFileSync(o.caFile) : undefined });
+    // a CA file verifies; insecure turns verification off only when nothing to verify with is given
+    else this.agent = new https.Agent({ keepAlive: true, maxSockets: 8, rejectUnauthorized: Boolean(o.caFile) || !o.insecure, ca: o.caFile ? fs.readFileSync(o.caFile) : undefined });
   }
 
   get authMode(): 'token' | 'ticket' {
@@ -209,21 +210,25 @@ export class PveClient {
         // the breaker opened during our own retries: the real error says more
         throw last ?? e;
       }
-      if (this.authMode === 'ticket') await this.ensureTicket(ro);
       let res: RawResponse;
       try {
+        if (this.authMode === 'ticket') await this.ensureTicket(ro);
         res = await this.send(method, path, params, ro);
       } catch (e) {
+        if (e instanceof PveError) throw e;
         const code = (e as NodeJS.ErrnoException).code ?? '';
         if (code === 'FINGERPRINT_MISMATCH') throw new PveError(`refused to talk to ${this.o.host}: ${(e as Error).message}`, null, 'if the certificate was renewed on purpose, put its new fingerprint into plugins.proxmox.fingerprint (pvenode cert info)');
         if (ro.signal?.aborted) throw ro.signal.reason instanceof Error ? ro.signal.reason : e;
-        const tlsProblem = /certificate|self.signed|unable to verify|SSL|TLS/i.test(`${code} ${(e as Error).message}`);
+        // a verification failure, not a connection that broke during the handshake
+        const tlsProblem = /^ERR_TLS_CERT|CERT_|^UNABLE_TO_VERIFY|^DEPTH_ZERO_SELF_SIGNED|^SELF_SIGNED_CERT|^ERR_TLS_/.test(code) && !/ECONNRESET/.test(code);
         if (tlsProblem) {
           throw new PveError(`TLS verification of ${this.o.host} failed: ${(e as Error).message}`, null, 'trust the PVE certificate with plugins.proxmox.fingerprint (pvenode cert info) or ca_file');
         }
         const timedOut = code === 'REQUEST_TIMEOUT';
         this.recordOutcome(`host ${this.o.host}`, false, (e as Error).message);
-        const canRetry = (idempotent && (RETRYABLE_NET.has(code) || timedOut)) || NOT_SENT.has(code);
+        // a kept-alive socket the server had closed: the request never arrived (Node's documented case)
+        const staleSocket = code === 'ECONNRESET' && (e as { reusedSocket?: boolean }).reusedSocket === true;
+        const canRetry = (idempotent && (RETRYABLE_NET.has(code) || timedOut)) || NOT_SENT.has(code) || (staleSocket && attempt === 0);
         if (canRetry && attempt < this.o.retries) {
           await this.backoff(attempt, ro.signal);
           continue;
@@ -316,12 +321,14 @@ export class PveClient {
   /** Logs in, or renews a ticket older than an hour (with the ticket as the password). */
   private async ensureTicket(ro: RequestOptions): Promise<void> {
     if (this.ticket && this.now() - this.ticket.at < TICKET_RENEW_MS) return;
+    // one login for all callers, with a time-out of its own: one caller's cancel must not fail the others
+    const own: RequestOptions = { timeoutMs: this.o.timeoutMs };
     if (!this.login) {
       this.login = (async () => {
         if (!this.o.username || !this.o.password) {
           throw new PveError('no Proxmox credentials are configured', null, 'set plugins.proxmox.token_id and token_secret (recommended), or username and password');
         }
-        const attempt = async (password: string): Promise<RawResponse> => this.send('POST', '/access/ticket', { username: this.o.username, password }, ro, true);
+        const attempt = async (password: string): Promise<RawResponse> => this.send('POST', '/access/ticket', { username: this.o.username, password }, own, true);
         let res = this.ticket ? await attempt(this.ticket.value) : await attempt(this.o.password);
         if (res.status === 401 && this.ticket) res = await attempt(this.o.password); // renewal refused: log in afresh
         this.counts.total++;
@@ -337,7 +344,24 @@ export class PveClient {
         this.login = null;
       });
     }
-    await this.login;
+    const login = this.login;
+    const signal = ro.signal;
+    if (!signal) return login;
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      login.then(
+        () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        (e: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      );
+    });
   }
 
   private send(method: string, path: string, params: Record<string, unknown> | undefined, ro: RequestOptions, noAuth = false): Promise<RawResponse> {
@@ -380,7 +404,7 @@ export class PveClient {
       }
       function fail(e: Error): void {
         cleanup();
-        reject(e);
+        reject(Object.assign(e, { reusedSocket: req.reusedSocket }));
       }
       req.on('error', fail);
       req.end(body || undefined);

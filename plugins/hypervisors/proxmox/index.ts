@@ -16,6 +16,7 @@ import type {
   JsonSchema,
   OperationContext,
 } from '../../../core/plugins/contract';
+import { hostname } from 'node:os';
 import { PveClient, PveError } from './client';
 import { ProxmoxApi, toInt, type GuestLocation, type StorageBackup } from './api';
 
@@ -56,6 +57,20 @@ const plugin: HypervisorPluginDefinition = {
       task_poll_max: { type: 'number', minimum: 0.2, maximum: 60, default: 5, description: 'the longest pause between two polls of a running task (seconds)' },
       breaker_threshold: { type: 'integer', minimum: 1, default: 3, description: 'failures in a row after which a node is failed fast' },
       breaker_cooldown: { type: 'integer', minimum: 1, default: 30, description: 'seconds a node is failed fast' },
+      guest_exec: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        description: 'how commands run inside guests (updates)',
+        properties: {
+          via: { enum: ['auto', 'pct', 'ssh'], default: 'auto', description: "auto: pct exec / qm guest exec when the guest runs on this very node, else ssh to the guest's address" },
+          pct: { type: 'string', minLength: 1, default: '/usr/sbin/pct' },
+          qm: { type: 'string', minLength: 1, default: '/usr/sbin/qm' },
+          ssh: { type: 'string', minLength: 1, default: 'ssh' },
+          ssh_user: { type: 'string', pattern: '^[a-z_][a-z0-9_-]*$', default: 'root' },
+          ssh_key: { type: 'string', minLength: 1, 'x-path': true },
+        },
+      },
     },
     allOf: [
       { not: { required: ['token_id', 'username'] }, 'x-doc': 'token_id or username, not both' },
@@ -79,8 +94,9 @@ const plugin: HypervisorPluginDefinition = {
       task_poll_max: number;
       breaker_threshold: number;
       breaker_cooldown: number;
+      guest_exec: { via: 'auto' | 'pct' | 'ssh'; pct: string; qm: string; ssh: string; ssh_user: string; ssh_key?: string };
     };
-    if (o.host && o.insecure && !o.fingerprint && !o.ca_file) {
+    if (o.host && o.insecure && !o.fingerprint) {
       ctx.logger.warn(`TLS verification of ${o.host} is turned off (plugins.proxmox.insecure): anyone on the network path can read the API token; set fingerprint instead (pvenode cert info)`);
     }
     let api: ProxmoxApi | null = null;
@@ -189,9 +205,73 @@ const plugin: HypervisorPluginDefinition = {
         const loc = await a.guest(vmid, { signal: op.signal });
         kindMatches(guest, loc);
         const r = await a.vzdump(vmid, { storage: target.storage, mode: target.mode, compress: target.kind === 'pbs' || target.compress === 'none' ? '0' : target.compress, notesTemplate: target.notesTemplate, protected: target.protected }, wait(op), loc);
-        const b: StorageBackup = r.backup ?? { volid: r.volid, storage: target.storage, vmid, ctime: Math.floor(Date.now() / 1000), size: r.size, format: '', protected: Boolean(target.protected), verification: null };
+        const b: StorageBackup = r.backup ?? { volid: r.volid, storage: target.storage, vmid, ctime: Math.floor(Date.now() / 1000), size: r.size, format: target.kind === 'pbs' ? 'pbs-unknown' : '', protected: Boolean(target.protected), verification: null };
         const modeLine = r.outcome.log.find((l) => /backup mode: /.test(l));
         return { ...info(b), node: r.node, mode: modeLine ? modeLine.replace(/.*backup mode: /, '').trim() : target.mode, warnings: r.outcome.warnings, task: r.upid };
+      },
+      async listSnapshots(guest, op) {
+        const list = await getApi().snapshots(vmidOf(guest), { signal: op.signal });
+        return list.map((x) => ({ id: x.name, time: new Date(x.snaptime * 1000).toISOString(), description: x.description }));
+      },
+      async createSnapshot(guest, name, description, op) {
+        await getApi().snapshot(vmidOf(guest), name, description, wait(op));
+        return { id: name, time: new Date().toISOString(), description };
+      },
+      async rollbackSnapshot(guest, snap, op) {
+        const a = getApi();
+        const vmid = vmidOf(guest);
+        // PVE stops a running guest to roll it back; start it again as it was
+        const wasRunning = (await a.guest(vmid, { signal: op.signal })).status === 'running';
+        await a.rollback(vmid, snap.id, wasRunning, wait(op));
+      },
+      async deleteSnapshot(guest, snap, op) {
+        await getApi().deleteSnapshot(vmidOf(guest), snap.id, wait(op));
+      },
+      async precheckGuest(guest, op) {
+        const a = getApi();
+        const vmid = vmidOf(guest);
+        const loc = await a.guest(vmid, { signal: op.signal });
+        const problems: string[] = [];
+        if (loc.lock) problems.push(`${loc.kind === 'lxc' ? 'CT' : 'VM'} ${vmid} is locked (${loc.lock})`);
+        if (loc.template) problems.push(`${vmid} is a template`);
+        const need = op.minFreeBytes ?? 0;
+        if (need > 0) {
+          const cfg = await a.config(vmid, { signal: op.signal });
+          const disk = String(cfg.rootfs ?? cfg.scsi0 ?? cfg.virtio0 ?? cfg.sata0 ?? cfg.ide0 ?? '');
+          const storage = /^([a-zA-Z][a-zA-Z0-9._-]*):/.exec(disk)?.[1];
+          if (storage) {
+            const st = await a.client.get<{ avail?: number }>(`/nodes/${encodeURIComponent(loc.node)}/storage/${encodeURIComponent(storage)}/status`, undefined, { signal: op.signal });
+            if (typeof st?.avail === 'number' && st.avail < need) problems.push(`storage ${storage} on ${loc.node} has ${Math.round(st.avail / 1048576)} MiB free, the snapshot needs ${Math.round(need / 1048576)} MiB (update.min_free_mb)`);
+          }
+        }
+        return problems;
+      },
+      async execInGuest(guest, argv, op) {
+        const a = getApi();
+        const vmid = vmidOf(guest);
+        const loc = await a.guest(vmid, { signal: op.signal });
+        const g = o.guest_exec;
+        const local = loc.node === hostname().split('.')[0];
+        const via = g.via === 'auto' ? (local ? 'pct' : 'ssh') : g.via;
+        const timeoutMs = op.timeoutMs ?? 1800_000;
+        if (via === 'pct') {
+          if (loc.kind === 'lxc') return ctx.exec(g.pct, ['exec', String(vmid), '--', ...argv], { signal: op.signal, timeoutMs });
+          // qm guest exec: through the QEMU guest agent; it prints JSON with the exit code and output
+          const r = await ctx.exec(g.qm, ['guest', 'exec', String(vmid), '--timeout', String(Math.ceil(timeoutMs / 1000)), '--', ...argv], { signal: op.signal, timeoutMs: timeoutMs + 10_000 });
+          if (r.code !== 0) return r;
+          try {
+            const j = JSON.parse(r.stdout) as { exitcode?: number; 'out-data'?: string; 'err-data'?: string };
+            return { code: j.exitcode ?? null, signal: null, stdout: j['out-data'] ?? '', stderr: j['err-data'] ?? '' };
+          } catch {
+            return r;
+          }
+        }
+        const ips = await a.ips(vmid, { signal: op.signal });
+        const host = ips.find((ip) => !ip.includes(':')) ?? ips[0];
+        if (!host) throw new PveError(`no address of ${vmid} is known to reach it over ssh`, null, 'give it a static IP in its network config, or run homelab-autopilot on its node (guest_exec.via: pct)');
+        const quote = (x: string): string => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(x) ? x : `'${x.replace(/'/g, `'\\''`)}'`);
+        const args = ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', ...(g.ssh_key ? ['-i', g.ssh_key] : []), `${g.ssh_user}@${host}`, '--', argv.map(quote).join(' ')];
+        return ctx.exec(g.ssh, args, { signal: op.signal, timeoutMs });
       },
       async listBackups(guest, storage, op) {
         const a = getApi();
