@@ -8,6 +8,7 @@ import type { Logger } from '../lib/log';
 import type { KeyValueStore, StateManager } from '../lib/state';
 import type { BackupEngine, BackupEvent } from './backup/engine';
 import type { NotificationEngine } from './notify/engine';
+import type { UpdateEngine, UpdateEngineDeps } from './update/engine';
 import { findConfigFile, readRawConfig, validateConfig, type FoundConfig, type LoadedConfig } from './config/load';
 import { formatLocation } from './config/source';
 import type { GlobalConfig } from './config/types';
@@ -42,6 +43,7 @@ export interface App {
   /** services whose plugin is missing or failed: `service -> reason` */
   unresolvedServices: { service: string; reason: string; location: string }[];
   backupEngine(onEvent?: (e: BackupEvent) => void): BackupEngine;
+  updateEngine(onStep?: UpdateEngineDeps['onStep']): UpdateEngine;
   /** the notification engine (one per app) */
   notifier(): NotificationEngine;
   /** channels whose plugin is missing or failed */
@@ -142,6 +144,11 @@ export async function openApp(opts: AppOptions): Promise<App> {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { BackupEngine: Engine } = require('./backup/engine') as typeof import('./backup/engine');
       return new Engine({ config: loaded.config, registry, logger, state, signal: opts.signal, onEvent, notifier: getNotifier() });
+    },
+    updateEngine: (onStep) => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { UpdateEngine: Engine } = require('./update/engine') as typeof import('./update/engine');
+      return new Engine({ config: loaded.config, registry, logger, state, signal: opts.signal, onStep, notifier: getNotifier() });
     },
     close: () => state?.close(),
   };

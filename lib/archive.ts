@@ -434,3 +434,29 @@ export async function testDecompress(file: string, signal?: AbortSignal): Promis
     kill();
   }
 }
+
+/**
+ * Restores an archive written by createArchive() to where its members came from (their
+ * names are relative to /): `zstd -d | tar -x -C /`, keeping permissions and owners.
+ */
+export async function extractArchive(file: string, signal?: AbortSignal): Promise<void> {
+  const compression = compressionOf(file);
+  if (!compression) throw new AutopilotError('ARCHIVE_FAILED', `${file} is not a .tar.zst or .tar.gz archive`);
+  const [cmd, args] = decompressArgs(compression);
+  const dec = track(spawn(cmd, [...args, '--', file], { stdio: ['ignore', 'pipe', 'pipe'] }), cmd);
+  const tar = track(spawn('tar', ['--extract', '--file=-', '--directory=/', '--preserve-permissions', '--same-owner', '--sparse'], { stdio: [dec.child.stdout!, 'ignore', 'pipe'] }), 'tar');
+  dec.child.stdout!.destroy();
+  const kill = (): void => {
+    for (const p of [dec, tar]) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+  };
+  signal?.addEventListener('abort', kill, { once: true });
+  try {
+    const [decCode, tarCode] = await Promise.all([dec.done, tar.done]);
+    if (signal?.aborted) throw new AutopilotError('ABORTED', 'the restore was cancelled');
+    if (decCode !== 0) throw new AutopilotError('ARCHIVE_FAILED', `${cmd} cannot decompress ${file}: ${lastLines(dec.stderr) || `exit ${decCode}`}`);
+    if (tarCode !== 0) throw new AutopilotError('ARCHIVE_FAILED', `tar cannot extract ${file}: ${lastLines(tar.stderr) || `exit ${tarCode}`}`);
+  } finally {
+    signal?.removeEventListener('abort', kill);
+    kill();
+  }
+}

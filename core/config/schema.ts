@@ -3,6 +3,7 @@
  * service plugin's own keys, and the ajv set-up that validates it with all errors.
  */
 import type { JsonSchema } from '../plugins/contract';
+import { HEALTH_CHECKS_SCHEMA } from '../health/checks';
 
 /** Secrets and paths found in validated data, from the x-secret / x-secret-source / x-path annotations. */
 export interface Collected {
@@ -137,6 +138,26 @@ export const COMMON_SERVICE_PROPERTIES: Record<string, JsonSchema> = {
   description: { type: 'string' },
   retention: keepSchema,
   timeout: { type: 'integer', minimum: 1, description: 'seconds the backup of this service may take' },
+  health_checks: HEALTH_CHECKS_SCHEMA,
+  update: {
+    type: 'object',
+    additionalProperties: false,
+    description: 'how this service is updated (the update command)',
+    properties: {
+      enabled: { type: 'boolean', default: true, description: 'false: left out of update --all, refused when named' },
+      settle_seconds: { type: 'integer', minimum: 0, maximum: 3600, description: 'how long health checks are retried after the update (default updates.settle_seconds)' },
+      check_interval: { type: 'integer', minimum: 1, maximum: 300 },
+      keep_snapshots: { type: 'integer', minimum: 1, maximum: 100 },
+      timeout: { type: 'integer', minimum: 1, description: 'seconds the update step may take' },
+      min_free_mb: { type: 'integer', minimum: 0 },
+      command: {
+        description: 'guests: the commands run inside the guest, in order (default: apt-get update, then a non-interactive dist-upgrade)',
+        type: 'array',
+        minItems: 1,
+        items: { type: ['string', 'array'], items: { type: 'string' }, minLength: 1, minItems: 1 },
+      },
+    },
+  },
 };
 
 export const EVENT_TYPES = [
@@ -300,7 +321,20 @@ export function buildConfigSchema(): JsonSchema {
         },
       },
       monitoring: { type: 'object', additionalProperties: false, properties: {}, description: 'reserved: health checks arrive with the monitor engine' },
-      updates: { type: 'object', additionalProperties: false, properties: {}, description: 'reserved: update policies arrive with the update engine' },
+      updates: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        description: 'defaults of the update engine',
+        properties: {
+          settle_seconds: { type: 'integer', minimum: 0, maximum: 3600, default: 60, description: 'how long health checks are retried after an update before it counts as failed' },
+          check_interval: { type: 'integer', minimum: 1, maximum: 300, default: 5, description: 'seconds between two rounds of health checks' },
+          keep_snapshots: { type: 'integer', minimum: 1, maximum: 100, default: 3, description: 'autopilot snapshots kept per service after a good update' },
+          timeout: { type: 'integer', minimum: 1, default: 1800, description: 'seconds the update step of a service may take' },
+          min_free_mb: { type: 'integer', minimum: 0, default: 1024, description: 'free space needed for the snapshot' },
+          lock_wait: { type: 'integer', minimum: 0, default: 0 },
+        },
+      },
       plugins: {
         type: 'object',
         default: {},

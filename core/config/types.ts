@@ -63,12 +63,21 @@ export interface NotificationsConfig {
   channels: ChannelConfig[];
 }
 
+export interface UpdatesConfig {
+  settle_seconds: number;
+  check_interval: number;
+  keep_snapshots: number;
+  timeout: number;
+  min_free_mb: number;
+  lock_wait: number;
+}
+
 export interface AutopilotConfig {
   global: GlobalConfig;
   backup: BackupConfig;
   notifications: NotificationsConfig;
   monitoring?: Record<string, unknown>;
-  updates?: Record<string, unknown>;
+  updates: UpdatesConfig;
   plugins: Record<string, Record<string, unknown>>;
   services: (ServiceConfig & { retention?: KeepOptions; timeout?: number; description?: string })[];
 }

@@ -17,7 +17,7 @@
 import type { HttpRequest, HttpResponse } from '../../lib/http';
 
 /** The version of this contract. A plugin's `apiVersion` is a semver range that must include it. */
-export const PLUGIN_API_VERSION = '1.2.0';
+export const PLUGIN_API_VERSION = '1.3.0';
 
 export type PluginKind = 'hypervisor' | 'service' | 'notification';
 
@@ -82,6 +82,17 @@ export interface PluginContext {
    * outside 2xx; the error has `status` and, for 429 and 503, `retryAfterMs` from Retry-After.
    */
   http(request: HttpRequest): Promise<HttpResponse>;
+  /** The verified archives of the backup engine (since plugin API 1.3): tar | zstd, readable by GNU tar and zstd alone. */
+  archive: ArchiveTools;
+}
+
+export interface ArchiveTools {
+  /** Writes `dest` (.tar.zst) from absolute paths; members are stored relative to /. */
+  create(o: { sources: string[]; dest: string; exclude?: string[]; signal?: AbortSignal }): Promise<{ path: string; size: number; sha256: string }>;
+  /** Size, checksum, a full decompress and a tar listing. */
+  verify(file: string, expect: { size?: number; sha256?: string }, signal?: AbortSignal): Promise<{ ok: boolean; error?: string; entries?: number }>;
+  /** Restores an archive made by create() to where its members came from (tar -x -C /). */
+  extract(file: string, signal?: AbortSignal): Promise<void>;
 }
 
 /** What every operation receives. */
@@ -138,6 +149,43 @@ export interface ServicePlugin {
   beforeBackup?(service: ServiceConfig, op: OperationContext): void | Promise<void>;
   /** Runs after the archive, whether it succeeded or not (for example to restart what beforeBackup stopped). Not called on --dry-run. */
   afterBackup?(service: ServiceConfig, op: OperationContext, outcome: { ok: boolean; error?: string }): void | Promise<void>;
+  /** Safe updates of this service (since 1.3). */
+  updater?: ServiceUpdater;
+}
+
+/** A snapshot taken before an update (a hypervisor snapshot, or a plugin's own: image digests and data). */
+export interface SnapshotInfo {
+  /** the name or id to roll back to */
+  id: string;
+  /** ISO time */
+  time: string;
+  description?: string;
+  /** the plugin's own data about it (kept in state) */
+  data?: Record<string, unknown>;
+}
+
+export interface UpdateResult {
+  /** false when there was nothing to update */
+  changed: boolean;
+  summary: string;
+}
+
+/**
+ * What a service plugin implements to be updated safely (since plugin API 1.3). The update
+ * engine calls snapshot(), update(), checks health, and rollback() when health fails.
+ */
+export interface ServiceUpdater {
+  /** problems that forbid updating now (for example too little free space), as sentences */
+  precheck?(service: ServiceConfig, op: OperationContext): Promise<string[]>;
+  /** what snapshot() and update() would do, in a line each, for --dry-run */
+  describeUpdate?(service: ServiceConfig, op: OperationContext): Promise<{ snapshot: string; update: string; rollback: string }>;
+  snapshot(service: ServiceConfig, name: string, op: OperationContext): Promise<SnapshotInfo>;
+  update(service: ServiceConfig, op: OperationContext): Promise<UpdateResult>;
+  rollback(service: ServiceConfig, snapshot: SnapshotInfo, op: OperationContext): Promise<void>;
+  /** removes a snapshot this plugin made (older ones are removed after a good update) */
+  deleteSnapshot?(service: ServiceConfig, snapshot: SnapshotInfo, op: OperationContext): Promise<void>;
+  /** whether the service's containers or processes run (the `running` health check) */
+  isRunning?(service: ServiceConfig, op: OperationContext): Promise<boolean>;
 }
 
 export interface ServicePluginDefinition extends DefinitionBase<'service', ServicePlugin> {
@@ -244,6 +292,17 @@ export interface HypervisorPlugin {
   listBackups?(guest: GuestRef, storage: string, op: OperationContext): Promise<GuestBackupInfo[]>;
   /** Deletes one backup. Since 1.2. */
   deleteBackup?(guest: GuestRef, backup: { id: string; storage: string }, op: OperationContext): Promise<void>;
+  /** Snapshots of a guest, oldest first. Since 1.3. */
+  listSnapshots?(guest: GuestRef, op: OperationContext): Promise<SnapshotInfo[]>;
+  /** Takes a snapshot named `name` (letters, digits, '_', starting with a letter). Since 1.3. */
+  createSnapshot?(guest: GuestRef, name: string, description: string, op: OperationContext): Promise<SnapshotInfo>;
+  /** Rolls the guest back to a snapshot and starts it again if it was running. Since 1.3. */
+  rollbackSnapshot?(guest: GuestRef, snapshot: SnapshotInfo, op: OperationContext): Promise<void>;
+  deleteSnapshot?(guest: GuestRef, snapshot: SnapshotInfo, op: OperationContext): Promise<void>;
+  /** Runs a command inside the guest (no shell unless argv names one). Since 1.3. */
+  execInGuest?(guest: GuestRef, argv: string[], op: OperationContext & { timeoutMs?: number }): Promise<ExecResult>;
+  /** Problems that forbid a snapshot and update now (for example too little free space on the guest's storage). Since 1.3. */
+  precheckGuest?(guest: GuestRef, op: OperationContext & { minFreeBytes?: number }): Promise<string[]>;
 }
 
 export interface HypervisorPluginDefinition extends DefinitionBase<'hypervisor', HypervisorPlugin> {

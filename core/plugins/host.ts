@@ -481,6 +481,23 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   });
 }
 
+/** The archive tools a plugin gets (lib/archive.ts, loaded when first used). */
+function archiveTools(runSignal: AbortSignal): PluginContext['archive'] {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const lib = (): typeof import('../../lib/archive') => require('../../lib/archive') as typeof import('../../lib/archive');
+  return {
+    async create(o) {
+      const r = await lib().createArchive({ sources: o.sources, exclude: o.exclude ?? [], compression: 'zstd', level: 3, threads: 1, dest: o.dest, signal: o.signal ?? runSignal });
+      return { path: r.path, size: r.size, sha256: r.sha256 };
+    },
+    async verify(file, expect, signal) {
+      const v = await lib().verifyArchive(file, expect, { signal: signal ?? runSignal });
+      return { ok: v.ok, error: v.error, entries: v.entries };
+    },
+    extract: (file, signal) => lib().extractArchive(file, signal ?? runSignal),
+  };
+}
+
 /** Validates each plugin's options and creates it; failures are recorded, never thrown. */
 export async function createPlugins(found: Discovered, opts: CreateOptions): Promise<PluginRegistry> {
   const loaded: LoadedPlugin[] = [];
@@ -525,6 +542,7 @@ export async function createPlugins(found: Discovered, opts: CreateOptions): Pro
         exec: (command, args, o = {}) =>
           execFile(command, args, { cwd: o.cwd, env: o.env ? { ...process.env, ...o.env } : undefined, input: o.input, timeoutMs: o.timeoutMs ?? 600_000, signal: o.signal ?? opts.signal }),
         http: (request) => httpRequest({ ...request, signal: request.signal ?? opts.signal }),
+        archive: archiveTools(opts.signal),
       };
       const instance = await withTimeout(Promise.resolve(def.create(ctx) as Promise<Instance>), opts.createTimeoutMs ?? 10_000, 'create()');
       if (!instance || typeof instance !== 'object') throw new Error('create() returned no plugin instance');

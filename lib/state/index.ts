@@ -59,6 +59,16 @@ export interface NotificationRecord {
   runId: number | null;
 }
 
+export interface StepRecord {
+  id: number;
+  runId: number;
+  step: string;
+  startedAt: string;
+  endedAt: string | null;
+  status: 'running' | 'success' | 'failed' | 'skipped' | 'interrupted';
+  detail: string | null;
+}
+
 export interface LockInfo {
   name: string;
   host: string;
@@ -304,6 +314,36 @@ export class StateManager {
     this.db
       .prepare('UPDATE runs SET status = ?, ended_at = ?, summary = ? WHERE id = ?')
       .run(status, now(), summary === undefined ? null : JSON.stringify(summary), id);
+  }
+
+  /** A step of a run begins (an update's snapshot, validation, …). */
+  startStep(runId: number, step: string, detail?: string): number {
+    const res = this.db.prepare("INSERT INTO run_steps (run_id, step, started_at, status, detail) VALUES (?, ?, ?, 'running', ?)").run(runId, step, now(), detail ?? null);
+    return Number(res.lastInsertRowid);
+  }
+
+  finishStep(id: number, status: Exclude<StepRecord['status'], 'running'>, detail?: string): void {
+    this.db.prepare('UPDATE run_steps SET status = ?, ended_at = ?, detail = COALESCE(?, detail) WHERE id = ?').run(status, now(), detail ?? null, id);
+  }
+
+  listSteps(runId: number): StepRecord[] {
+    return (this.db.prepare('SELECT * FROM run_steps WHERE run_id = ? ORDER BY id').all(runId) as Record<string, unknown>[]).map((r) => ({
+      id: Number(r.id),
+      runId: Number(r.run_id),
+      step: String(r.step),
+      startedAt: String(r.started_at),
+      endedAt: (r.ended_at as string) ?? null,
+      status: r.status as StepRecord['status'],
+      detail: (r.detail as string) ?? null,
+    }));
+  }
+
+  /** The holder of a lock if its process still runs (or runs on another host). */
+  liveLockHolder(name: string): LockInfo | null {
+    const row = this.db.prepare('SELECT * FROM locks WHERE name = ?').get(name) as Record<string, unknown> | undefined;
+    if (!row) return null;
+    if (String(row.host) === this.host && !processAlive(Number(row.pid), (row.proc_start as string) ?? null)) return null;
+    return this.lockHolder(name);
   }
 
   /** Runs left 'running' by a process of this host that no longer exists become 'interrupted'. Returns how many. */

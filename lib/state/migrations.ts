@@ -79,6 +79,19 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX notifications_created ON notifications (created_at);
   `,
+  // 4: the steps of a run (an update's pre-checks, snapshot, update, validation, rollback), with timings
+  `
+  CREATE TABLE run_steps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    step TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    status TEXT NOT NULL CHECK (status IN ('running', 'success', 'failed', 'skipped', 'interrupted')),
+    detail TEXT
+  );
+  CREATE INDEX run_steps_run ON run_steps (run_id);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,0 +1,224 @@
+/**
+ * `update` of a Proxmox container end to end: the built CLI against the PVE API simulator.
+ * The command runner inside the guest is `pct exec`; here `pct` is a recorder script that
+ * writes down what it was asked to run and fails when a test tells it to.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { cleanupTmp, collect, json, runCli, sleep, startCli, tmpDir, write } from '../helpers/cli';
+import { sim as startSim, type Sim } from '../helpers/pve';
+import { Recorder } from '../helpers/recorder';
+
+afterAll(cleanupTmp);
+
+let sim: Sim;
+let hook: Recorder;
+beforeAll(async () => {
+  sim = await startSim();
+  hook = await new Recorder().start();
+});
+afterAll(async () => {
+  await sim?.close();
+  await hook?.stop();
+});
+afterEach(() => {
+  sim.faults.clear();
+  expect(sim.violations).toEqual([]);
+  sim.violations.length = 0;
+});
+
+interface Setup {
+  dir: string;
+  cfg: string;
+  calls(): string[][];
+  /** makes `pct exec` fail (exit 1) for a command containing this word, or sleep */
+  failOn(word: string | null): void;
+  marker: string;
+}
+
+function setup(extra: { checks?: string; keep?: number } = {}): Setup {
+  const dir = tmpDir();
+  const record = path.join(dir, 'pct-calls.jsonl');
+  const control = path.join(dir, 'pct-fail');
+  const marker = path.join(dir, 'service-healthy');
+  fs.writeFileSync(marker, 'ok');
+  const pct = path.join(dir, 'pct');
+  write(
+    pct,
+    `#!/usr/bin/env node
+const fs = require('fs');
+const argv = process.argv.slice(2);
+fs.appendFileSync(${JSON.stringify(record)}, JSON.stringify(argv) + '\\n');
+const word = fs.existsSync(${JSON.stringify(control)}) ? fs.readFileSync(${JSON.stringify(control)}, 'utf8').trim() : '';
+if (word === 'sleep' && argv.includes('dist-upgrade')) { setTimeout(() => process.exit(0), 20000); }
+else if (word === 'break' && argv.includes('dist-upgrade')) { fs.rmSync(${JSON.stringify(marker)}, { force: true }); process.exit(0); }
+else if (word && argv.includes(word)) { process.stderr.write('E: Sub-process /usr/bin/dpkg returned an error code (1)\\n'); process.exit(100); }
+else process.stdout.write('ok\\n');
+`,
+  );
+  fs.chmodSync(pct, 0o755);
+  fs.writeFileSync(path.join(dir, 'token'), sim.token.slice(sim.token.lastIndexOf('=') + 1), { mode: 0o600 });
+  const cfg = path.join(dir, 'homelab-autopilot.yaml');
+  write(
+    cfg,
+    `global:
+  state_dir: ./state
+  log_dir: ./logs
+plugins:
+  proxmox:
+    host: 127.0.0.1
+    port: ${sim.port}
+    token_id: root@pam!autopilot
+    token_secret_file: ./token
+    fingerprint: "${sim.fingerprint}"
+    task_poll_max: 0.2
+    guest_exec:
+      via: pct
+      pct: ${pct}
+updates:
+  settle_seconds: 2
+  check_interval: 1
+  keep_snapshots: ${extra.keep ?? 3}
+  min_free_mb: 100
+notifications:
+  cooldown: 0
+  channels:
+    - name: hook
+      type: webhook
+      url: ${hook.url}/hook
+      min_severity: info
+services:
+  - name: web
+    type: lxc
+    vmid: 100
+    health_checks:
+${extra.checks ?? '      - type: running'}
+`,
+  );
+  return {
+    dir,
+    cfg,
+    marker,
+    calls: () => (fs.existsSync(record) ? fs.readFileSync(record, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as string[]) : []),
+    failOn: (w) => (w ? fs.writeFileSync(control, w) : fs.rmSync(control, { force: true })),
+  };
+}
+
+const autopilotSnaps = (vmid: number): string[] => (sim.guest(vmid).snapshots as { name: string }[]).map((x) => x.name).filter((n) => n.startsWith('autopilot_'));
+const alerts = (): { event: string; severity: string; title: string; text: string }[] => hook.requests.map((r) => JSON.parse(r.body));
+const tasksOf = (type: string, id: string): unknown[] => sim.tasks.filter((t: { type: string; id: string }) => t.type === type && t.id === id);
+
+describe('update of a Proxmox guest', () => {
+  it('--dry-run prints the plan and changes nothing', async () => {
+    const s = setup();
+    const snaps = JSON.stringify(sim.guest(100).snapshots ?? {});
+    const tasks = sim.tasks.length;
+    sim.resetRequests();
+    const r = await runCli(['update', 'web', '--dry-run', '--config', s.cfg]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^ {2}1\. precheck +would pass now \(running; lock free; free space\)$/m);
+    expect(r.stdout).toMatch(/^ {2}2\. snapshot +a proxmox snapshot of CT 100, named autopilot_<time>$/m);
+    expect(r.stdout).toMatch(/^ {2}3\. update +run in CT 100: apt-get update; then run in CT 100: env DEBIAN_FRONTEND=noninteractive apt-get -y .* dist-upgrade$/m);
+    expect(r.stdout).toMatch(/^ {2}4\. validate +running: every 1s for up to 2s$/m);
+    expect(r.stdout).toMatch(/^ {2}6\. rollback +roll CT 100 back to that snapshot/m);
+    expect(JSON.stringify(sim.guest(100).snapshots ?? {})).toBe(snaps);
+    expect(sim.tasks.length).toBe(tasks);
+    expect(sim.requests.every((q) => q.method === 'GET')).toBe(true);
+    expect(s.calls()).toEqual([]);
+    expect(fs.existsSync(path.join(s.dir, 'state'))).toBe(false);
+    expect(hook.requests).toHaveLength(0);
+  });
+
+  it('snapshots, runs the update inside the guest, validates, keeps N snapshots and reports success', async () => {
+    const s = setup({ keep: 2 });
+    hook.requests.length = 0;
+    for (let i = 0; i < 3; i++) {
+      const r = await runCli(['update', 'web', '--yes', '--json', '--config', s.cfg]);
+      expect(r.code).toBe(0);
+      const rep = json(r);
+      expect(rep.services[0]).toMatchObject({ service: 'web', status: 'success' });
+      expect(rep.services[0].steps.map((x: { step: string; status: string }) => `${x.step}:${x.status}`)).toEqual(['precheck:success', 'snapshot:success', 'update:success', 'validate:success', 'cleanup:success']);
+      await sleep(1100); // snapshot names have one-second resolution
+    }
+    expect(s.calls().slice(0, 2)).toEqual([
+      ['exec', '100', '--', 'apt-get', 'update'],
+      ['exec', '100', '--', 'env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', '-y', '-o', 'Dpkg::Options::=--force-confdef', '-o', 'Dpkg::Options::=--force-confold', 'dist-upgrade'],
+    ]);
+    expect(autopilotSnaps(100)).toHaveLength(2);
+    expect(alerts().filter((a) => a.event === 'update_success')).toHaveLength(3);
+    // every run and step is in state, with timings
+    const h = json(await runCli(['history', '--kind', 'update', '--json', '--config', s.cfg]));
+    expect(h[0].children[0]).toMatchObject({ target: 'web', status: 'success' });
+    expect(h[0].children[0].summary.steps.map((x: { step: string }) => x.step)).toEqual(['precheck', 'snapshot', 'update', 'validate', 'cleanup']);
+  });
+
+  it('a failing update command is rolled back, validated again, and alerted', async () => {
+    const s = setup();
+    s.failOn('dist-upgrade');
+    hook.requests.length = 0;
+    const before = tasksOf('vzrollback', '100').length;
+    const r = await runCli(['update', 'web', '--yes', '--config', s.cfg]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^web\s+ROLLED BACK\s+autopilot_\d{8}_\d{6}\s+\S+\s+'env .*dist-upgrade' in CT 100 exited 100: E: Sub-process \/usr\/bin\/dpkg returned an error code \(1\)/m);
+    expect(tasksOf('vzrollback', '100').length).toBe(before + 1);
+    expect(sim.guest(100).status).toBe('running');
+    const a = alerts();
+    expect(a).toHaveLength(1);
+    expect(a[0]).toMatchObject({ event: 'rollback_executed', severity: 'warning' });
+    expect(a[0].title).toBe('Update of web failed and was ROLLED BACK');
+  });
+
+  it('when the rollback does not bring it back, a critical alert says what to do by hand', async () => {
+    const s = setup({ checks: `      - type: command\n        command: [test, -e, PLACEHOLDER]` });
+    fs.writeFileSync(s.cfg, fs.readFileSync(s.cfg, 'utf8').replace('PLACEHOLDER', s.marker));
+    s.failOn('break'); // the update "succeeds" but breaks the service; the snapshot cannot bring the marker back
+    hook.requests.length = 0;
+    const r = await runCli(['update', 'web', '--yes', '--json', '--config', s.cfg]);
+    expect(r.code).toBe(1);
+    const rep = json(r);
+    expect(rep.services[0].status).toBe('rollback_failed');
+    expect(rep.services[0].error).toMatch(/validation failed: still unhealthy after \d+ rounds? \(2s\): command test -e .*: exit 1, expected 0; then the rollback failed: after the rollback the service is still unhealthy/);
+    expect(rep.services[0].manual).toMatch(/^on the node of CT 100: pct rollback 100 autopilot_\d{8}_\d{6} && pct start 100$/);
+    const a = alerts();
+    expect(a[0]).toMatchObject({ event: 'update_failed', severity: 'critical' });
+    expect(a[0].text).toMatch(/What to do by hand: on the node of CT 100: pct rollback 100/);
+  });
+
+  it('refuses to start when the service is unhealthy now (nothing changed)', async () => {
+    const s = setup({ checks: `      - type: tcp\n        host: 127.0.0.1\n        port: 1` });
+    const snaps = autopilotSnaps(100).length;
+    const r = await runCli(['update', 'web', '--yes', '--json', '--config', s.cfg]);
+    expect(r.code).toBe(1);
+    const rep = json(r);
+    expect(rep.services[0].status).toBe('failed');
+    expect(rep.services[0].error).toMatch(/pre-checks failed: not healthy now: tcp 127\.0\.0\.1:1: .*ECONNREFUSED/);
+    expect(rep.services[0].hint).toMatch(/nothing was changed/);
+    expect(autopilotSnaps(100).length).toBe(snaps);
+    expect(s.calls()).toEqual([]);
+  });
+
+  it('SIGTERM during the update rolls back what was started', async () => {
+    const s = setup();
+    s.failOn('sleep');
+    const before = tasksOf('vzrollback', '100').length;
+    const child = startCli(['update', 'web', '--yes', '--config', s.cfg]);
+    const deadline = Date.now() + 15_000;
+    while (!s.calls().some((c) => c.includes('dist-upgrade')) && Date.now() < deadline) await sleep(100);
+    child.kill('SIGTERM');
+    const r = await collect(child, 60_000);
+    expect(r.code).toBe(143);
+    expect(tasksOf('vzrollback', '100').length).toBe(before + 1);
+    const h = json(await runCli(['history', '--kind', 'update', '--json', '--config', s.cfg]));
+    expect(h[0].status).toBe('interrupted');
+    expect(h[0].children[0].summary.steps.map((x: { step: string; status: string }) => `${x.step}:${x.status}`)).toEqual(['precheck:success', 'snapshot:success', 'update:interrupted', 'rollback:success', 'revalidate:success']);
+  });
+
+  it('asks before changing anything, and refuses without a terminal unless --yes', async () => {
+    const s = setup();
+    const r = await runCli(['update', 'web', '--config', s.cfg]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/not asking for confirmation without a terminal/);
+    expect(r.stderr).toMatch(/hint: add --yes/);
+    expect(s.calls()).toEqual([]);
+  });
+});
