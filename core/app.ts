@@ -83,6 +83,7 @@ export async function openApp(opts: AppOptions): Promise<App> {
   const registry = await createPlugins(discovered, {
     options: loaded.config.plugins ?? {},
     configDir: loaded.dir,
+    stateDir: loaded.config.global.state_dir,
     locator: loaded.locator,
     logger,
     signal: opts.signal,

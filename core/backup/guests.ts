@@ -72,7 +72,9 @@ export class GuestBackupRunner {
   private provider(svc: ServiceConfig): { name: string; instance: HypervisorPlugin } {
     const p = this.deps.registry.guestProvider(svc.type);
     if (!p) throw new AutopilotError('PLUGIN_MISSING', `no hypervisor plugin provides services of type '${svc.type}'`);
-    if (typeof p.instance.backupGuest !== 'function') throw new AutopilotError('PLUGIN_FAILED', `the ${p.name} plugin cannot back up guests natively`);
+    if (typeof p.instance.backupGuest !== 'function') {
+      throw new AutopilotError('USAGE', `the ${p.name} plugin cannot back up services of type ${svc.type}`, { hint: `set backup: false for '${svc.name}', and back its data up with a files service (or use type docker-compose for a compose project)` });
+    }
     return p;
   }
 

@@ -75,6 +75,8 @@ export interface PluginContext {
   options: Record<string, unknown>;
   /** the folder of the main config file */
   configDir: string;
+  /** a folder of this plugin's own under the state directory (<state_dir>/plugins/<name>; since 1.3); create it when you first write, never on a dry run */
+  dataDir: string;
   /** runs a command without a shell; never throws for a non-zero exit code */
   exec(command: string, args: string[], options?: ExecOptions): Promise<ExecResult>;
   /**

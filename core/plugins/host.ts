@@ -406,6 +406,8 @@ export interface CreateOptions {
   /** `plugins:` from the config */
   options: Record<string, Record<string, unknown>>;
   configDir: string;
+  /** global.state_dir: plugins get <stateDir>/plugins/<name> */
+  stateDir: string;
   locator: Locator;
   logger: Logger;
   signal: AbortSignal;
@@ -539,6 +541,7 @@ export async function createPlugins(found: Discovered, opts: CreateOptions): Pro
         signal: opts.signal,
         options,
         configDir: opts.configDir,
+        dataDir: path.join(opts.stateDir, 'plugins', def.name),
         exec: (command, args, o = {}) =>
           execFile(command, args, { cwd: o.cwd, env: o.env ? { ...process.env, ...o.env } : undefined, input: o.input, timeoutMs: o.timeoutMs ?? 600_000, signal: o.signal ?? opts.signal }),
         http: (request) => httpRequest({ ...request, signal: request.signal ?? opts.signal }),

@@ -238,6 +238,7 @@ export class UpdateEngine {
   /** The driver of a service, or why it cannot be updated. */
   private driver(svc: ServiceConfig): Driver {
     const provider = this.deps.registry.guestProvider(svc.type);
+    if (provider && !this.updatable(svc)) throw new AutopilotError('USAGE', `services of type ${svc.type} (${provider.name} plugin) cannot be updated by homelab-autopilot`, { hint: 'updates exist for lxc, vm and docker-compose services (and plugins with an updater)' });
     if (provider) return guestDriver(svc, provider);
     const plugin = this.deps.registry.require<ServicePlugin>('service', svc.type, `service '${svc.name}'`);
     if (!plugin.updater) throw new AutopilotError('USAGE', `services of type ${svc.type} cannot be updated by homelab-autopilot`, { hint: 'updates exist for lxc, vm and docker-compose services (and plugins with an updater)' });
@@ -245,7 +246,8 @@ export class UpdateEngine {
   }
 
   private updatable(svc: ServiceConfig): boolean {
-    if (this.deps.registry.guestProvider(svc.type)) return true;
+    const provider = this.deps.registry.guestProvider(svc.type);
+    if (provider) return typeof provider.instance.createSnapshot === 'function' && typeof provider.instance.execInGuest === 'function';
     return Boolean(this.deps.registry.find<ServicePlugin>('service', svc.type)?.updater);
   }
 

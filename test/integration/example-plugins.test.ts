@@ -28,6 +28,7 @@ const op = { signal: new AbortController().signal, logger: silentLogger, dryRun:
   const registry = await createPlugins(found, {
     options: { 'jsonl-notify': { path: ${JSON.stringify(path.join(dir, 'out/notifications.jsonl'))} }, 'systemd-units': { systemctl: ${JSON.stringify(fake)} } },
     configDir: ${JSON.stringify(dir)},
+    stateDir: ${JSON.stringify(path.join(dir, 'state'))},
     locator: () => ({ file: 'test' }),
     logger: silentLogger,
     signal: op.signal,

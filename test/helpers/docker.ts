@@ -1,0 +1,82 @@
+/**
+ * Small images for the Docker tests, made here with `docker import` of a static busybox root
+ * (nothing is pulled from the internet), pushed to the registry on 127.0.0.1:5000 that the
+ * test setup starts.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export const REGISTRY = '127.0.0.1:5000';
+
+export function sh(cmd: string, args: string[], opts: { cwd?: string; input?: string } = {}): string {
+  return execFileSync(cmd, args, { cwd: opts.cwd, input: opts.input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+/** An image whose start script writes to /data and serves /www on 8080; a broken one damages /data and exits. */
+export function buildImage(tag: string, version: string, broken = false): void {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ha-img-'));
+  try {
+    fs.mkdirSync(path.join(root, 'bin'));
+    fs.mkdirSync(path.join(root, 'www'));
+    fs.mkdirSync(path.join(root, 'data'));
+    fs.mkdirSync(path.join(root, 'tmp'));
+    fs.copyFileSync('/bin/busybox', path.join(root, 'bin', 'busybox'));
+    fs.chmodSync(path.join(root, 'bin', 'busybox'), 0o755);
+    for (const a of ['sh', 'httpd', 'cat', 'echo', 'mkdir', 'sleep', 'ls']) fs.symlinkSync('busybox', path.join(root, 'bin', a));
+    fs.writeFileSync(path.join(root, 'www', 'index.html'), `${version}\n`);
+    fs.writeFileSync(
+      path.join(root, 'start.sh'),
+      broken
+        ? `#!/bin/sh\necho "${version} corrupted it" > /data/important\necho "${version} was here" > /data/${version}-junk\nexit 1\n`
+        : `#!/bin/sh\necho "written by ${version}" >> /data/history\n[ -f /data/important ] || echo "precious data" > /data/important\nexec httpd -f -p 8080 -h /www\n`,
+    );
+    const tarFile = `${root}.tar`;
+    execFileSync('tar', ['-C', root, '-cf', tarFile, '.']);
+    try {
+      execFileSync('docker', ['import', '-c', 'CMD ["/bin/sh","/start.sh"]', tarFile, tag], { stdio: ['ignore', 'ignore', 'pipe'] });
+    } finally {
+      fs.rmSync(tarFile, { force: true });
+    }
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}
+
+/** Makes `ref` (in the local registry) point at `local` and pushes it. */
+export function publish(local: string, ref: string): void {
+  sh('docker', ['tag', local, ref]);
+  sh('docker', ['push', ref]);
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+export async function httpText(url: string): Promise<string | null> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    return (await r.text()).trim();
+  } catch {
+    return null;
+  }
+}
+
+export async function waitFor<T>(fn: () => Promise<T | null> | T | null, ms = 20_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== null && v !== undefined && v !== false) return v as T;
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}

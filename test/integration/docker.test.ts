@@ -1,0 +1,185 @@
+/**
+ * Docker end to end against a real engine: a compose project whose image comes from the local
+ * registry on 127.0.0.1:5000. Update to v2 (healthy) succeeds; an update to v3 (which damages
+ * its data and dies) is rolled back to v2 with its data intact and an alert sent. Also: the
+ * project's backup, `--dry-run` changing nothing, and the docker hypervisor's status.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { cleanupTmp, json, runCli, tmpDir, write } from '../helpers/cli';
+import { buildImage, freePort, httpText, publish, REGISTRY, sh, waitFor } from '../helpers/docker';
+import { Recorder } from '../helpers/recorder';
+
+const suffix = `${process.pid}${Date.now() % 100000}`;
+const PROJECT = `hatest${suffix}`;
+const REF = `${REGISTRY}/autopilot-test/app${suffix}:latest`;
+const LOCAL = (v: string): string => `autopilot-test/app${suffix}:${v}`;
+
+let dir: string;
+let cfg: string;
+let port: number;
+let hook: Recorder;
+let volume: string;
+
+const compose = (...args: string[]): string => sh('docker-compose', ['--project-name', PROJECT, '--file', path.join(dir, 'app', 'docker-compose.yml'), ...args], { cwd: path.join(dir, 'app') });
+
+beforeAll(async () => {
+  hook = await new Recorder().start();
+  dir = tmpDir();
+  port = await freePort();
+  for (const v of ['v1', 'v2']) buildImage(LOCAL(v), v);
+  buildImage(LOCAL('v3'), 'v3', true);
+  publish(LOCAL('v1'), REF);
+  write(
+    path.join(dir, 'app', 'docker-compose.yml'),
+    `version: "3"
+services:
+  web:
+    image: ${REF}
+    ports: ["127.0.0.1:${port}:8080"]
+    volumes: ["appdata:/data", "./conf:/conf"]
+    restart: "no"
+volumes:
+  appdata: {}
+`,
+  );
+  write(path.join(dir, 'app', '.env'), 'APP_MODE=test\n');
+  write(path.join(dir, 'app', 'conf', 'app.conf'), 'setting=1\n');
+  compose('up', '-d');
+  await waitFor(async () => ((await httpText(`http://127.0.0.1:${port}/`)) === 'v1' ? true : null));
+  volume = sh('docker', ['volume', 'inspect', '--format', '{{.Mountpoint}}', `${PROJECT}_appdata`]).trim();
+  cfg = path.join(dir, 'homelab-autopilot.yaml');
+  write(
+    cfg,
+    `global:
+  state_dir: ./state
+  log_dir: ./logs
+backup:
+  root: ./backups
+updates:
+  settle_seconds: 6
+  check_interval: 1
+  keep_snapshots: 2
+  min_free_mb: 10
+notifications:
+  cooldown: 0
+  channels:
+    - name: hook
+      type: webhook
+      url: ${hook.url}/hook
+      min_severity: info
+services:
+  - name: app
+    type: docker-compose
+    project_dir: ./app
+    project_name: ${PROJECT}
+    health_checks:
+      - type: http
+        url: http://127.0.0.1:${port}/
+        expect_status: 200
+      - type: running
+  - name: web-container
+    type: docker
+    container: ${PROJECT}_web_1
+    backup: false
+`,
+  );
+}, 180_000);
+
+afterAll(async () => {
+  try {
+    compose('down', '-v', '--remove-orphans');
+  } catch {
+    /* already gone */
+  }
+  for (const t of [LOCAL('v1'), LOCAL('v2'), LOCAL('v3'), REF]) {
+    try {
+      sh('docker', ['rmi', '-f', t]);
+    } catch {
+      /* not there */
+    }
+  }
+  await hook?.stop();
+  cleanupTmp();
+});
+
+/** Everything an update could change: containers and their images, tags, volume and project files, snapshots, state. */
+function world(): string {
+  const h = (f: string): string => (fs.existsSync(f) ? createHash('sha256').update(fs.readFileSync(f)).digest('hex') : 'absent');
+  const walk = (d: string): string[] => (fs.existsSync(d) ? fs.readdirSync(d, { recursive: true }).map(String).sort().map((f) => `${f}:${fs.statSync(path.join(d, f)).isFile() ? h(path.join(d, f)) : 'dir'}`) : []);
+  return JSON.stringify({
+    containers: sh('docker', ['ps', '-a', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--format', '{{.ID}} {{.Image}} {{.Status}}']).replace(/Up [^\n]*/g, 'Up'),
+    tag: sh('docker', ['image', 'inspect', '--format', '{{.Id}}', REF]),
+    volume: walk(volume),
+    project: walk(path.join(dir, 'app')),
+    state: walk(path.join(dir, 'state')).filter((f) => !/\.db-(wal|shm)/.test(f)),
+  });
+}
+
+describe('docker-compose services against a real Docker engine', () => {
+  it('backs up the compose file, .env and the volumes, readable with tar and zstd', async () => {
+    const r = await runCli(['backup', 'app', '--json', '--config', cfg]);
+    expect(r.code).toBe(0);
+    const rep = json(r);
+    const archive = rep.services[0].archive.path as string;
+    const list = sh('sh', ['-c', `zstd -dc '${archive}' | tar -t`]);
+    expect(list).toContain(`${path.join(dir, 'app', 'docker-compose.yml').slice(1)}`);
+    expect(list).toContain(`${path.join(dir, 'app', '.env').slice(1)}`);
+    expect(list).toContain(`${path.join(volume, 'important').slice(1)}`);
+    expect(list).toContain(`${path.join(dir, 'app', 'conf', 'app.conf').slice(1)}`);
+  });
+
+  it('status shows the container through the docker hypervisor', async () => {
+    const st = json(await runCli(['status', 'web-container', '--json', '--config', cfg]));
+    expect(st.services[0].guest).toMatchObject({ state: 'running', name: `${PROJECT}_web_1` });
+    expect(st.services[0].guest.ips.length).toBeGreaterThan(0);
+  });
+
+  it('update --dry-run prints the plan and changes nothing', async () => {
+    publish(LOCAL('v2'), REF);
+    const before = world();
+    const r = await runCli(['update', 'app', '--dry-run', '--config', cfg]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/1\. precheck +would pass now/);
+    expect(r.stdout).toMatch(/2\. snapshot +record the image of each container of project .*archive its volumes \(.*_appdata\/_data.*\)/);
+    expect(r.stdout).toMatch(/3\. update +docker-compose pull, then docker-compose up -d/);
+    expect(r.stdout).toMatch(/4\. validate +http http:\/\/127\.0\.0\.1:\d+\/, running: every 1s for up to 6s/);
+    expect(world()).toBe(before);
+    expect(await httpText(`http://127.0.0.1:${port}/`)).toBe('v1');
+  });
+
+  it('updates to v2: snapshot, pull, recreate, validate', async () => {
+    const r = await runCli(['update', 'app', '--yes', '--json', '--config', cfg], { timeoutMs: 180_000 });
+    const rep = json(r);
+    expect(rep.services[0].status).toBe('success');
+    expect(r.code).toBe(0);
+    expect(rep.services[0].steps.find((s: { step: string }) => s.step === 'update').detail).toMatch(/new images for web/);
+    expect(await httpText(`http://127.0.0.1:${port}/`)).toBe('v2');
+    expect(fs.readFileSync(path.join(volume, 'history'), 'utf8')).toMatch(/written by v1\n(written by v1\n)*written by v2/);
+    expect(hook.requests.map((q) => JSON.parse(q.body).event)).toContain('update_success');
+  });
+
+  it('an update to a broken v3 is rolled back to v2 with its data intact, and alerted', async () => {
+    publish(LOCAL('v3'), REF);
+    const important = fs.readFileSync(path.join(volume, 'important'), 'utf8');
+    const history = fs.readFileSync(path.join(volume, 'history'), 'utf8');
+    hook.requests.length = 0;
+    const r = await runCli(['update', 'app', '--yes', '--json', '--config', cfg], { timeoutMs: 180_000 });
+    expect(r.code).toBe(1);
+    const rep = json(r);
+    expect(rep.services[0].status).toBe('rolled_back');
+    expect(rep.services[0].error).toMatch(/validation failed: still unhealthy .*http http:\/\/127\.0\.0\.1:\d+\/: .*ECONNREFUSED|validation failed: still unhealthy .*not running/);
+    expect(rep.services[0].steps.map((s: { step: string; status: string }) => `${s.step}:${s.status}`)).toEqual(['precheck:success', 'snapshot:success', 'update:success', 'validate:failed', 'rollback:success', 'revalidate:success']);
+    expect(await httpText(`http://127.0.0.1:${port}/`)).toBe('v2');
+    // the data as it was before the update: v3's damage and its junk are gone
+    expect(fs.readFileSync(path.join(volume, 'important'), 'utf8')).toBe(important);
+    expect(fs.existsSync(path.join(volume, 'v3-junk'))).toBe(false);
+    expect(fs.readFileSync(path.join(volume, 'history'), 'utf8')).toBe(`${history}written by v2\n`);
+    // the compose file's reference points at v2 again, so a plain `up -d` keeps v2
+    expect(sh('docker', ['image', 'inspect', '--format', '{{.Id}}', REF]).trim()).toBe(sh('docker', ['image', 'inspect', '--format', '{{.Id}}', LOCAL('v2')]).trim());
+    const alert = hook.requests.map((q) => JSON.parse(q.body));
+    expect(alert).toHaveLength(1);
+    expect(alert[0]).toMatchObject({ event: 'rollback_executed', severity: 'warning', title: 'Update of app failed and was ROLLED BACK' });
+  });
+});
