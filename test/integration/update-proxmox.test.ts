@@ -36,7 +36,7 @@ interface Setup {
   marker: string;
 }
 
-function setup(extra: { checks?: string; keep?: number } = {}): Setup {
+function setup(extra: { checks?: string; keep?: number; services?: string; exec?: string } = {}): Setup {
   const dir = tmpDir();
   const record = path.join(dir, 'pct-calls.jsonl');
   const control = path.join(dir, 'pct-fail');
@@ -73,8 +73,8 @@ plugins:
     fingerprint: "${sim.fingerprint}"
     task_poll_max: 0.2
     guest_exec:
-      via: pct
-      pct: ${pct}
+${extra.exec ?? `      via: pct
+      pct: ${pct}`}
 updates:
   settle_seconds: 2
   check_interval: 1
@@ -93,6 +93,7 @@ services:
     vmid: 100
     health_checks:
 ${extra.checks ?? '      - type: running'}
+${extra.services ?? ''}
 `,
   );
   return {
@@ -211,6 +212,31 @@ describe('update of a Proxmox guest', () => {
     const h = json(await runCli(['history', '--kind', 'update', '--json', '--config', s.cfg]));
     expect(h[0].status).toBe('interrupted');
     expect(h[0].children[0].summary.steps.map((x: { step: string; status: string }) => `${x.step}:${x.status}`)).toEqual(['precheck:success', 'snapshot:success', 'update:interrupted', 'rollback:success', 'revalidate:success']);
+  });
+
+  it('--all goes service by service, goes on past a failure and exits 1', async () => {
+    const s = setup({ services: '  - name: dns\n    type: lxc\n    vmid: 101\n  - name: notes\n    type: files\n    paths: [.]' });
+    s.failOn('101');
+    const r = await runCli(['update', '--all', '--yes', '--json', '--config', s.cfg]);
+    expect(r.code).toBe(1);
+    const rep = json(r);
+    // files services cannot be updated: --all leaves them out
+    expect(rep.services.map((x: { service: string; status: string }) => `${x.service}:${x.status}`)).toEqual(['web:success', 'dns:rolled_back']);
+    expect(rep.services[1].error).toMatch(/'apt-get update' in CT 101 exited 100/);
+  });
+
+  it('runs the commands over ssh (quoted for the remote shell) when the guest is elsewhere', async () => {
+    const dir = tmpDir();
+    const ssh = path.join(dir, 'ssh');
+    const rec = path.join(dir, 'ssh-calls.jsonl');
+    write(ssh, `#!/usr/bin/env node\nrequire('fs').appendFileSync(${JSON.stringify(rec)}, JSON.stringify(process.argv.slice(2)) + '\\n');\n`);
+    fs.chmodSync(ssh, 0o755);
+    const s = setup({ exec: `      via: ssh\n      ssh: ${ssh}\n      ssh_user: admin` });
+    fs.writeFileSync(s.cfg, fs.readFileSync(s.cfg, 'utf8').replace('    vmid: 100\n', `    vmid: 100\n    update:\n      command:\n        - [sh, -c, 'echo "it''s done" > /tmp/x']\n`));
+    const r = await runCli(['update', 'web', '--yes', '--json', '--config', s.cfg]);
+    expect(json(r).services[0].status).toBe('success');
+    const calls = fs.readFileSync(rec, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(calls[0]).toEqual(['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', 'admin@10.0.0.100', '--', `sh -c 'echo "it'\\''s done" > /tmp/x'`]);
   });
 
   it('asks before changing anything, and refuses without a terminal unless --yes', async () => {
