@@ -304,6 +304,17 @@ function semanticErrors(config: AutopilotConfig, locator: Locator): string[] {
     if (prev !== undefined) out.push(`${formatLocation(locator(['notifications', 'channels', i, 'name']))}: notifications.channels[${i}].name: channel '${c.name}' is defined twice (also notifications.channels[${prev}])`);
     channels.set(c.name, i);
   });
+  // health checks: a regular expression that does not compile would only fail at update time
+  (config.services ?? []).forEach((svc, i) => {
+    ((svc.health_checks as { body_matches?: string }[] | undefined) ?? []).forEach((c, j) => {
+      if (typeof c.body_matches !== 'string') return;
+      try {
+        new RegExp(c.body_matches);
+      } catch (e) {
+        out.push(`${formatLocation(locator(['services', i, 'health_checks', j, 'body_matches']))}: services[${i}].health_checks[${j}].body_matches: not a valid regular expression: ${(e as Error).message.replace(/^Invalid regular expression: /, '')}`);
+      }
+    });
+  });
   return out;
 }
 

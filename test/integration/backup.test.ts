@@ -51,7 +51,7 @@ describe('backup --all', () => {
     expect(r.stdout).toMatch(/^gamma\s+ok\s+/m);
     expect(r.stdout).not.toMatch(/^off\s/m);
     expect(r.stdout).toContain('2 of 4 services FAILED');
-    expect(r.stdout).toContain('hint: installed service plugins: files, host');
+    expect(r.stdout).toContain('hint: installed service plugins: caddy, docker-compose, files, host, nginx-proxy-manager');
     expect(archivesIn(path.join(dir, 'backups/alpha'))).toHaveLength(1);
     expect(archivesIn(path.join(dir, 'backups/gamma'))).toHaveLength(1);
 

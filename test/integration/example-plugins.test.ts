@@ -49,7 +49,7 @@ const op = { signal: new AbortController().signal, logger: silentLogger, dryRun:
     );
     const out = JSON.parse(execFileSync(process.execPath, [script], { encoding: 'utf8' }));
     expect(out.failures).toEqual([]);
-    expect(out.loaded).toEqual(['proxmox', 'files', 'host', 'command', 'discord', 'email', 'gotify', 'ntfy', 'slack', 'webhook', 'dump', 'jsonl-notify', 'systemd-units']);
+    expect(out.loaded).toEqual(['docker', 'proxmox', 'caddy', 'docker-compose', 'files', 'host', 'nginx-proxy-manager', 'command', 'discord', 'email', 'gotify', 'ntfy', 'slack', 'webhook', 'dump', 'jsonl-notify', 'systemd-units']);
     const lines = fs
       .readFileSync(path.join(dir, 'out/notifications.jsonl'), 'utf8')
       .trim()

@@ -71,7 +71,7 @@ describe('plugins.d: bad plugins are reported and skipped, the good ones load an
     expect(recs.find((x) => x.name === 'host')).toMatchObject({ status: 'loaded', source: 'built-in' });
     expect(by('syntax-error')).toMatchObject({ status: 'failed', reason: expect.stringContaining('syntax error') });
     expect(by('thrower')).toMatchObject({ status: 'failed', reason: 'create() failed: cannot reach the API' });
-    expect(by('future')).toMatchObject({ status: 'failed', reason: expect.stringContaining('needs plugin API ^2.0.0, but this homelab-autopilot provides 1.2.0') });
+    expect(by('future')).toMatchObject({ status: 'failed', reason: expect.stringContaining('needs plugin API ^2.0.0, but this homelab-autopilot provides 1.3.0') });
     expect(by('files')).toMatchObject({ status: 'failed', reason: expect.stringMatching(/^duplicate name: 'files' is already provided by .*dist\/plugins\/services\/files$/) });
     expect(by('opinionated')).toMatchObject({ status: 'failed', reason: expect.stringContaining('bad options: ') });
     expect(by('opinionated')?.reason).toMatch(/ha\.yaml:\d+:\d+: plugins\.opinionated\.level: must be integer \(got string "high"\)/);
