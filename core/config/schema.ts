@@ -3,7 +3,7 @@
  * service plugin's own keys, and the ajv set-up that validates it with all errors.
  */
 import type { JsonSchema } from '../plugins/contract';
-import { HEALTH_CHECKS_SCHEMA } from '../health/checks';
+import { HEALTH_CHECKS_SCHEMA } from '../health/schema';
 
 /** Secrets and paths found in validated data, from the x-secret / x-secret-source / x-path annotations. */
 export interface Collected {
@@ -315,7 +315,7 @@ export function buildConfigSchema(): JsonSchema {
             items: {
               type: 'object',
               required: ['name', 'type'],
-              properties: COMMON_CHANNEL_PROPERTIES,
+              properties: { name: COMMON_CHANNEL_PROPERTIES.name, type: COMMON_CHANNEL_PROPERTIES.type },
             },
           },
         },
@@ -343,10 +343,11 @@ export function buildConfigSchema(): JsonSchema {
       },
       services: {
         type: 'array',
+        // each entry is checked against its type's entry schema (common keys + the plugin's): here only what finds that type
         items: {
           type: 'object',
           required: ['name', 'type'],
-          properties: COMMON_SERVICE_PROPERTIES,
+          properties: { name: COMMON_SERVICE_PROPERTIES.name, type: COMMON_SERVICE_PROPERTIES.type },
         },
       },
     },

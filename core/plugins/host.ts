@@ -267,6 +267,16 @@ function checkDefinition(value: unknown, c: Candidate): CheckedDefinition | Plug
   }
   try {
     for (const { what, schema } of definitionSchemas(def as PluginDefinition)) {
+      if (c.source === 'built-in') {
+        // precompiled and proven at build time (scripts/precompile.js): loaded when first used
+        if (what === 'optionsSchema') {
+          let v: Validator | null = null;
+          const lazy = ((data: unknown) => (v ??= getValidator(schema))(data)) as Validator;
+          Object.defineProperty(lazy, 'errors', { get: () => v?.errors ?? null });
+          options = { schema, validate: lazy };
+        }
+        continue;
+      }
       const compiled = compileSchema(schema, what);
       if (what === 'optionsSchema') options = compiled;
     }

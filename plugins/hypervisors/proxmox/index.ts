@@ -17,8 +17,16 @@ import type {
   OperationContext,
 } from '../../../core/plugins/contract';
 import { hostname } from 'node:os';
-import { PveClient, PveError } from './client';
-import { ProxmoxApi, toInt, type GuestLocation, type StorageBackup } from './api';
+import type { PveError as PveErrorType } from './client';
+import type { GuestLocation, ProxmoxApi, StorageBackup } from './api';
+
+// the client (node:https, node:tls) is loaded when the plugin is first used, not at every start
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const client = (): typeof import('./client') => require('./client') as typeof import('./client');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const apiModule = (): typeof import('./api') => require('./api') as typeof import('./api');
+const pveError = (message: string, hint?: string): PveErrorType => new (client().PveError)(message, null, hint);
+const toInt = (v: unknown): number => apiModule().toInt(v);
 
 const guestSchema = (kind: 'container' | 'VM'): JsonSchema => ({
   properties: {
@@ -101,10 +109,10 @@ const plugin: HypervisorPluginDefinition = {
     }
     let api: ProxmoxApi | null = null;
     const getApi = (): ProxmoxApi => {
-      if (!o.host) throw new PveError('the Proxmox connection is not configured', null, 'set plugins.proxmox.host, and token_id with token_secret (or username with password)');
-      if (!o.token_id && !o.username) throw new PveError('no Proxmox credentials are configured', null, 'set plugins.proxmox.token_id and token_secret (recommended), or username and password');
-      api ??= new ProxmoxApi(
-        new PveClient({
+      if (!o.host) throw pveError('the Proxmox connection is not configured', 'set plugins.proxmox.host, and token_id with token_secret (or username with password)');
+      if (!o.token_id && !o.username) throw pveError('no Proxmox credentials are configured', 'set plugins.proxmox.token_id and token_secret (recommended), or username and password');
+      api ??= new (apiModule().ProxmoxApi)(
+        new (client().PveClient)({
           host: o.host.replace(/^\[|\]$/g, ''),
           port: o.port,
           tokenId: o.token_id,
@@ -126,7 +134,7 @@ const plugin: HypervisorPluginDefinition = {
     };
     const vmidOf = (g: GuestRef): number => {
       const v = toInt(g.config?.vmid ?? g.id);
-      if (!Number.isInteger(v) || v < 100) throw new PveError(`service '${g.service}' has no valid vmid (got ${JSON.stringify(g.config?.vmid ?? g.id)})`, null, 'set vmid: to the guest id shown in the Proxmox UI');
+      if (!Number.isInteger(v) || v < 100) throw pveError(`service '${g.service}' has no valid vmid (got ${JSON.stringify(g.config?.vmid ?? g.id)})`, 'set vmid: to the guest id shown in the Proxmox UI');
       return v;
     };
     const wait = (op: OperationContext) => ({ signal: op.signal, deadline: op.deadline, pollMaxMs: o.task_poll_max * 1000 });
@@ -156,7 +164,7 @@ const plugin: HypervisorPluginDefinition = {
     });
     const kindMatches = (g: GuestRef, loc: GuestLocation): void => {
       const want = g.type === 'vm' ? 'qemu' : g.type === 'lxc' ? 'lxc' : loc.kind;
-      if (want !== loc.kind) throw new PveError(`service '${g.service}' is of type ${g.type}, but guest ${loc.vmid} is a ${loc.kind === 'lxc' ? 'container (lxc)' : 'VM (vm)'}`, null, 'fix the type or the vmid of the service');
+      if (want !== loc.kind) throw pveError(`service '${g.service}' is of type ${g.type}, but guest ${loc.vmid} is a ${loc.kind === 'lxc' ? 'container (lxc)' : 'VM (vm)'}`, 'fix the type or the vmid of the service');
     };
 
     const instance: HypervisorPlugin & { api(): ProxmoxApi } = {
@@ -268,7 +276,7 @@ const plugin: HypervisorPluginDefinition = {
         }
         const ips = await a.ips(vmid, { signal: op.signal });
         const host = ips.find((ip) => !ip.includes(':')) ?? ips[0];
-        if (!host) throw new PveError(`no address of ${vmid} is known to reach it over ssh`, null, 'give it a static IP in its network config, or run homelab-autopilot on its node (guest_exec.via: pct)');
+        if (!host) throw pveError(`no address of ${vmid} is known to reach it over ssh`, 'give it a static IP in its network config, or run homelab-autopilot on its node (guest_exec.via: pct)');
         const quote = (x: string): string => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(x) ? x : `'${x.replace(/'/g, `'\\''`)}'`);
         const args = ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', ...(g.ssh_key ? ['-i', g.ssh_key] : []), `${g.ssh_user}@${host}`, '--', argv.map(quote).join(' ')];
         return ctx.exec(g.ssh, args, { signal: op.signal, timeoutMs });
