@@ -9,6 +9,7 @@ import type { App, StateMode } from '../core/app';
 import type { GlobalConfig } from '../core/config/types';
 import { AutopilotError, EXIT, describeError, exitCodeFor } from '../lib/errors';
 import type { CreatedLogger, LogFormat, LogLevel } from '../lib/log';
+import { critical } from '../lib/critical';
 import { mask, maskDeep } from '../lib/mask';
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>;
@@ -41,6 +42,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   private signalName: NodeJS.Signals | null = null;
   private readonly onSignal = (sig: NodeJS.Signals): void => {
     if (this.signalName) {
+      const busy = critical.active();
+      if (busy) {
+        // stopping now would leave the service half-restored
+        process.stderr.write(`\n${sig} received again, but ${busy} is in progress and stopping it now would leave things half done; it ends on its own time-out (kill -9 forces it)\n`);
+        return;
+      }
       // a second signal: stop now
       process.exit(sig === 'SIGINT' ? EXIT.SIGINT : EXIT.SIGTERM);
     }

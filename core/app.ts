@@ -149,7 +149,12 @@ export async function openApp(opts: AppOptions): Promise<App> {
     updateEngine: (onStep) => {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { UpdateEngine: Engine } = require('./update/engine') as typeof import('./update/engine');
-      return new Engine({ config: loaded.config, registry, logger, state, signal: opts.signal, onStep, notifier: getNotifier() });
+      // its alerts go out even after SIGINT/SIGTERM (a rollback alert matters most then): the
+      // channels' own time budgets bound them, not the command's signal
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { NotificationEngine: Notifier } = require('./notify/engine') as typeof import('./notify/engine');
+      const notifier = new Notifier({ config: loaded.config.notifications, registry, state, logger, signal: new AbortController().signal });
+      return new Engine({ config: loaded.config, registry, logger, state, signal: opts.signal, onStep, notifier });
     },
     close: () => state?.close(),
   };

@@ -236,10 +236,17 @@ export class BackupEngine {
         else pending.push(notifier.notify(ev, report.runId));
       }
     };
+    // a service being updated right now (its update lock is held) is not backed up: its data may be half-restored
+    const updating = (s: ServiceConfig): boolean => !req.dryRun && Boolean(state?.liveLockHolder(`update.${s.name}`));
+    for (const s of targets.filter(updating)) {
+      const h = state?.liveLockHolder(`update.${s.name}`);
+      done({ service: s.name, type: s.type, status: 'failed', error: `an update of ${s.name} is running (pid ${h?.pid} on ${h?.host})`, hint: 'back it up again once the update finished', copies: [], pruned: [], warnings: [], durationMs: 0 });
+    }
     // guests of a hypervisor are backed up by it (vzdump), per node, alongside the archives made here
     const isGuest = (s: ServiceConfig): boolean => Boolean(this.deps.registry.guestProvider(s.type));
-    const guests = targets.filter(isGuest);
-    const archives = targets.filter((s) => !isGuest(s));
+    const free = targets.filter((s) => !report.services.some((r) => r.service === s.name));
+    const guests = free.filter(isGuest);
+    const archives = free.filter((s) => !isGuest(s));
     try {
       const runner = new GuestBackupRunner({
         config: this.deps.config,

@@ -148,7 +148,7 @@ export const COMMON_SERVICE_PROPERTIES: Record<string, JsonSchema> = {
       settle_seconds: { type: 'integer', minimum: 0, maximum: 3600, description: 'how long health checks are retried after the update (default updates.settle_seconds)' },
       check_interval: { type: 'integer', minimum: 1, maximum: 300 },
       keep_snapshots: { type: 'integer', minimum: 1, maximum: 100 },
-      timeout: { type: 'integer', minimum: 1, description: 'seconds the update step may take' },
+      timeout: { type: 'integer', minimum: 1, maximum: 86400, description: 'seconds the update step may take' },
       min_free_mb: { type: 'integer', minimum: 0 },
       command: {
         description: 'guests: the commands run inside the guest, in order (default: apt-get update, then a non-interactive dist-upgrade)',
@@ -330,7 +330,7 @@ export function buildConfigSchema(): JsonSchema {
           settle_seconds: { type: 'integer', minimum: 0, maximum: 3600, default: 60, description: 'how long health checks are retried after an update before it counts as failed' },
           check_interval: { type: 'integer', minimum: 1, maximum: 300, default: 5, description: 'seconds between two rounds of health checks' },
           keep_snapshots: { type: 'integer', minimum: 1, maximum: 100, default: 3, description: 'autopilot snapshots kept per service after a good update' },
-          timeout: { type: 'integer', minimum: 1, default: 1800, description: 'seconds the update step of a service may take' },
+          timeout: { type: 'integer', minimum: 1, maximum: 86400, default: 1800, description: 'seconds the update step of a service may take' },
           min_free_mb: { type: 'integer', minimum: 0, default: 1024, description: 'free space needed for the snapshot' },
           lock_wait: { type: 'integer', minimum: 0, default: 0 },
         },

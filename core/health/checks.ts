@@ -28,8 +28,15 @@ export interface CheckResult {
 export function describeCheck(c: HealthCheck): string {
   if (c.name) return c.name;
   switch (c.type) {
-    case 'http':
-      return `http ${c.url}`;
+    case 'http': {
+      // never a password from the URL in plans, logs or state
+      const u = new URL(c.url);
+      if (u.username || u.password) {
+        u.username = '';
+        u.password = '';
+      }
+      return `http ${u.toString()}`;
+    }
     case 'tcp':
       return `tcp ${c.host}:${c.port}`;
     case 'command':

@@ -178,7 +178,7 @@ export interface UpdateResult {
  */
 export interface ServiceUpdater {
   /** problems that forbid updating now (for example too little free space), as sentences */
-  precheck?(service: ServiceConfig, op: OperationContext): Promise<string[]>;
+  precheck?(service: ServiceConfig, op: OperationContext & { minFreeBytes?: number }): Promise<string[]>;
   /** what snapshot() and update() would do, in a line each, for --dry-run */
   describeUpdate?(service: ServiceConfig, op: OperationContext): Promise<{ snapshot: string; update: string; rollback: string }>;
   snapshot(service: ServiceConfig, name: string, op: OperationContext): Promise<SnapshotInfo>;

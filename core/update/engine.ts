@@ -6,6 +6,7 @@
  * example docker-compose: image digests and volumes, pull and recreate).
  */
 import * as os from 'node:os';
+import { critical } from '../../lib/critical';
 import { AutopilotError, describeError, isAbortError } from '../../lib/errors';
 import { splitCommandLine } from '../../lib/exec';
 import type { Logger } from '../../lib/log';
@@ -175,7 +176,7 @@ function serviceDriver(svc: ServiceConfig, plugin: ServicePlugin, state: StateMa
     async describe(op) {
       return u.describeUpdate ? u.describeUpdate(svc, op) : { snapshot: `the ${svc.type} plugin's snapshot`, update: `the ${svc.type} plugin's update`, rollback: `the ${svc.type} plugin's rollback` };
     },
-    precheck: (op) => (u.precheck ? u.precheck(svc, op) : Promise.resolve([])),
+    precheck: (op, s) => (u.precheck ? u.precheck(svc, { ...op, minFreeBytes: s.minFreeBytes } as OperationContext) : Promise.resolve([])),
     async snapshot(name, op) {
       const snap = await u.snapshot(svc, name, op);
       // remembered in state, so that older ones can be removed after later good updates
@@ -196,7 +197,8 @@ function serviceDriver(svc: ServiceConfig, plugin: ServicePlugin, state: StateMa
 
 function updateEvent(r: ServiceUpdateResult): NotifyEvent | null {
   const err = r.error ? `\n${r.error}` : '';
-  switch (r.status) {
+  const rolledBack = r.steps.some((x) => x.step === 'revalidate' && x.status === 'success');
+  switch (r.status === 'interrupted' && rolledBack ? 'rolled_back' : r.status) {
     case 'success':
       return { event: 'update_success', severity: 'success', subject: r.service, title: `Update of ${r.service} succeeded`, text: r.steps.find((s) => s.step === 'update')?.detail ?? '', details: { durationMs: r.durationMs } };
     case 'rolled_back':
@@ -205,7 +207,7 @@ function updateEvent(r: ServiceUpdateResult): NotifyEvent | null {
         severity: 'warning',
         subject: r.service,
         title: `Update of ${r.service} failed and was ROLLED BACK`,
-        text: `The service runs as before the update (snapshot ${r.snapshot?.id ?? '?'}), and passed its health checks again.${err}`,
+        text: `${r.status === 'interrupted' ? 'The update was interrupted. ' : ''}The service was rolled back to snapshot ${r.snapshot?.id ?? '?'} and passed its health checks again.${err}`,
         details: { snapshot: r.snapshot?.id, durationMs: r.durationMs },
       };
     case 'rollback_failed':
@@ -219,7 +221,7 @@ function updateEvent(r: ServiceUpdateResult): NotifyEvent | null {
       };
     case 'failed':
     case 'interrupted':
-      return { event: 'update_failed', severity: r.snapshot ? 'critical' : 'warning', subject: r.service, title: `Update of ${r.service} was not done`, text: `${r.error ?? ''}${r.hint ? `\nhint: ${r.hint}` : ''}`, details: {} };
+      return { event: 'update_failed', severity: 'warning', subject: r.service, title: `Update of ${r.service} was not done`, text: `${r.error ?? ''}${r.hint ? `\nhint: ${r.hint}` : ''}`, details: { snapshot: r.snapshot?.id } };
     default:
       return null;
   }
@@ -256,7 +258,9 @@ export class UpdateEngine {
     const upd = (s: ServiceConfig): { enabled?: boolean } => (s.update as { enabled?: boolean } | undefined) ?? {};
     if (req.all) {
       if (req.services.length) throw new AutopilotError('USAGE', 'give service names or --all, not both');
-      return services.filter((s) => s.enabled !== false && upd(s).enabled !== false && this.updatable(s));
+      // a guest is updated by --all only when its config says how (update:), since the default
+      // commands suit Debian-like guests only; named on the command line, the default applies
+      return services.filter((s) => s.enabled !== false && upd(s).enabled !== false && this.updatable(s) && (!this.deps.registry.guestProvider(s.type) || s.update !== undefined));
     }
     if (!req.services.length) throw new AutopilotError('USAGE', 'name the services to update, or give --all', { hint: `updatable services: ${services.filter((s) => this.updatable(s)).map((s) => s.name).join(', ') || 'none'}` });
     const unknown = req.services.filter((n) => !services.some((s) => s.name === n));
@@ -409,11 +413,16 @@ export class UpdateEngine {
     if (!checks.length) return { ok: true, detail: 'no health checks configured', checks: [] };
     const until = Date.now() + s.settleMs;
     let round = 0;
+    let passes = 0;
     for (;;) {
       round++;
       const r = await runChecks(checks, { signal: op.signal, running: d.running ? () => (d.running as NonNullable<Driver['running']>)(op) : undefined });
-      if (r.ok) return { ok: true, detail: `healthy after ${round} round${round > 1 ? 's' : ''}: ${r.results.map((x) => `${x.check}: ${x.detail}`).join(', ')}`, checks: r.results };
-      if (Date.now() + s.intervalMs > until || op.signal.aborted) {
+      passes = r.ok ? passes + 1 : 0;
+      // healthy twice in a row (one interval apart), so that a service that starts and then crashes does not pass;
+      // once, when the settle window leaves no time for a second round
+      const enough = passes >= 2 || (passes === 1 && Date.now() + s.intervalMs > until);
+      if (enough) return { ok: true, detail: `healthy after ${round} round${round > 1 ? 's' : ''}: ${r.results.map((x) => `${x.check}: ${x.detail}`).join(', ')}`, checks: r.results };
+      if (!r.ok && (Date.now() + s.intervalMs > until || op.signal.aborted)) {
         const bad = r.results.filter((x) => !x.ok);
         return { ok: false, detail: `still unhealthy after ${round} round${round > 1 ? 's' : ''} (${s.settleMs / 1000}s): ${bad.map((x) => `${x.check}: ${x.detail}`).join('; ')}`, checks: r.results };
       }
@@ -470,11 +479,15 @@ export class UpdateEngine {
         return { value: null, detail: `passed (${p.checks.map((c) => c.check).join(', ') || 'no health checks'}; lock free; free space)`, checks: p.checks };
       });
       const name = `${SNAP_PREFIX}${stamp(this.now())}`;
-      snap = await step('snapshot', async () => {
-        const v = await drv.snapshot(name, op(this.deps.signal));
-        return { value: v, detail: `${v.id}${v.description ? ` (${v.description})` : ''}` };
-      });
+      // the snapshot is not cut short by a SIGINT (a half-made snapshot, a project left stopped): it has a time-out of its own
+      snap = await critical.run(`the snapshot of ${svc.name}`, () =>
+        step('snapshot', async () => {
+          const v = await drv.snapshot(name, op(AbortSignal.timeout(s.timeoutMs), Date.now() + s.timeoutMs));
+          return { value: v, detail: `${v.id}${v.description ? ` (${v.description})` : ''}` };
+        }),
+      );
       result.snapshot = snap;
+      if (this.deps.signal.aborted) throw new AutopilotError('ABORTED', `cancelled before the update began (the snapshot ${snap.id} was kept)`);
       try {
         const updSignal = AbortSignal.any([this.deps.signal, AbortSignal.timeout(s.timeoutMs)]);
         const upd = await step('update', async () => {
@@ -491,19 +504,23 @@ export class UpdateEngine {
         failure = e;
       }
       if (failure === null) {
+        // best effort: the update is good whatever happens here
+        const cleanSignal = AbortSignal.timeout(s.timeoutMs);
         await step('cleanup', async () => {
-          const all = await drv.snapshots(op(this.deps.signal));
+          const all = await drv.snapshots(op(cleanSignal));
           const remove = all.filter((x) => x.id !== snap?.id).slice(0, Math.max(0, all.length - s.keep));
           const done: string[] = [];
           for (const x of remove) {
             try {
-              await drv.deleteSnapshot(x, op(this.deps.signal));
+              await drv.deleteSnapshot(x, op(cleanSignal));
               done.push(x.id);
             } catch (e) {
               log.warn(`could not remove snapshot ${x.id}: ${describeError(e)}`);
             }
           }
           return { value: null, detail: done.length ? `removed ${done.join(', ')}; kept ${all.length - done.length}` : `nothing to remove (${all.length} kept)` };
+        }).catch((e) => {
+          log.warn(`cleanup of older snapshots failed (the update itself is good): ${describeError(e)}`);
         });
       } else {
         // roll back, even when the run was cancelled: with a time of its own
@@ -511,10 +528,12 @@ export class UpdateEngine {
         const rbSignal = AbortSignal.timeout(s.timeoutMs);
         const taken = snap;
         try {
-          await step('rollback', async () => {
-            await drv.rollback(taken, op(rbSignal, Date.now() + s.timeoutMs));
-            return { value: null, detail: `back to ${taken.id}` };
-          });
+          await critical.run(`the rollback of ${svc.name}`, () =>
+            step('rollback', async () => {
+              await drv.rollback(taken, op(rbSignal, Date.now() + s.timeoutMs));
+              return { value: null, detail: `back to ${taken.id}` };
+            }),
+          );
           const rv = await step('revalidate', async () => {
             const r = await this.validate(svc, drv, s, op(rbSignal));
             return { value: r, detail: r.detail, ok: r.ok, checks: r.checks };
@@ -528,9 +547,9 @@ export class UpdateEngine {
         }
       }
     } catch (e) {
-      // before a snapshot existed: nothing was changed
+      // before the update began: nothing was changed (a snapshot may have been made, and kept)
       result.status = this.deps.signal.aborted || isAbortError(e) ? 'interrupted' : 'failed';
-      result.error = mask(this.deps.signal.aborted ? 'cancelled before anything was changed' : describeError(e));
+      result.error = mask(this.deps.signal.aborted ? (snap ? `cancelled before the update began (the snapshot ${snap.id} was kept)` : 'cancelled before anything was changed') : describeError(e));
       result.hint = e instanceof AutopilotError ? e.hint : (e as { hint?: string })?.hint;
     } finally {
       lock?.release();

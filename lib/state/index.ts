@@ -355,6 +355,7 @@ export class StateManager {
       this.db
         .prepare("UPDATE runs SET status = 'interrupted', ended_at = ?, summary = ? WHERE id = ? AND status = 'running'")
         .run(now(), JSON.stringify({ reason: `process ${r.pid} ended without finishing the run` }), r.id);
+      this.db.prepare("UPDATE run_steps SET status = 'interrupted', ended_at = ? WHERE run_id = ? AND status = 'running'").run(now(), r.id);
       n++;
     }
     return n;

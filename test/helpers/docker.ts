@@ -11,6 +11,9 @@ import * as path from 'node:path';
 
 export const REGISTRY = '127.0.0.1:5000';
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const { startDocker } = require('../setup/docker.js') as { startDocker(): Promise<void> };
+
 export function sh(cmd: string, args: string[], opts: { cwd?: string; input?: string } = {}): string {
   return execFileSync(cmd, args, { cwd: opts.cwd, input: opts.input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
 }
@@ -45,10 +48,11 @@ export function buildImage(tag: string, version: string, broken = false): void {
   }
 }
 
-/** Makes `ref` (in the local registry) point at `local` and pushes it. */
+/** Makes `ref` in the registry point at `local`; the local tag is removed again, so that only a pull brings it here. */
 export function publish(local: string, ref: string): void {
   sh('docker', ['tag', local, ref]);
   sh('docker', ['push', ref]);
+  sh('docker', ['rmi', ref]);
 }
 
 export function freePort(): Promise<number> {

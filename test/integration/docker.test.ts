@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cleanupTmp, json, runCli, tmpDir, write } from '../helpers/cli';
-import { buildImage, freePort, httpText, publish, REGISTRY, sh, waitFor } from '../helpers/docker';
+import { buildImage, freePort, httpText, publish, REGISTRY, sh, startDocker, waitFor } from '../helpers/docker';
 import { Recorder } from '../helpers/recorder';
 
 const suffix = `${process.pid}${Date.now() % 100000}`;
@@ -25,6 +25,7 @@ let volume: string;
 const compose = (...args: string[]): string => sh('docker-compose', ['--project-name', PROJECT, '--file', path.join(dir, 'app', 'docker-compose.yml'), ...args], { cwd: path.join(dir, 'app') });
 
 beforeAll(async () => {
+  await startDocker();
   hook = await new Recorder().start();
   dir = tmpDir();
   port = await freePort();
@@ -110,7 +111,13 @@ function world(): string {
   const walk = (d: string): string[] => (fs.existsSync(d) ? fs.readdirSync(d, { recursive: true }).map(String).sort().map((f) => `${f}:${fs.statSync(path.join(d, f)).isFile() ? h(path.join(d, f)) : 'dir'}`) : []);
   return JSON.stringify({
     containers: sh('docker', ['ps', '-a', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--format', '{{.ID}} {{.Image}} {{.Status}}']).replace(/Up [^\n]*/g, 'Up'),
-    tag: sh('docker', ['image', 'inspect', '--format', '{{.Id}}', REF]),
+    tag: (() => {
+      try {
+        return sh('docker', ['image', 'inspect', '--format', '{{.Id}}', REF]);
+      } catch {
+        return 'absent';
+      }
+    })(),
     volume: walk(volume),
     project: walk(path.join(dir, 'app')),
     state: walk(path.join(dir, 'state')).filter((f) => !/\.db-(wal|shm)/.test(f)),

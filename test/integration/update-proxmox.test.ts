@@ -205,22 +205,29 @@ describe('update of a Proxmox guest', () => {
     const child = startCli(['update', 'web', '--yes', '--config', s.cfg]);
     const deadline = Date.now() + 15_000;
     while (!s.calls().some((c) => c.includes('dist-upgrade')) && Date.now() < deadline) await sleep(100);
+    // a backup of it meanwhile is refused: its data may be half-restored
+    const b = json(await runCli(['backup', 'web', '--json', '--config', s.cfg]));
+    expect(b.services[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/^an update of web is running \(pid \d+ on /) });
     child.kill('SIGTERM');
     const r = await collect(child, 60_000);
     expect(r.code).toBe(143);
     expect(tasksOf('vzrollback', '100').length).toBe(before + 1);
     const h = json(await runCli(['history', '--kind', 'update', '--json', '--config', s.cfg]));
     expect(h[0].status).toBe('interrupted');
+    // the alert still goes out after the signal
+    expect(alerts().at(-1)).toMatchObject({ event: 'rollback_executed', severity: 'warning' });
+    expect(alerts().at(-1)?.text).toMatch(/^The update was interrupted\. The service was rolled back to snapshot autopilot_/);
     expect(h[0].children[0].summary.steps.map((x: { step: string; status: string }) => `${x.step}:${x.status}`)).toEqual(['precheck:success', 'snapshot:success', 'update:interrupted', 'rollback:success', 'revalidate:success']);
   });
 
   it('--all goes service by service, goes on past a failure and exits 1', async () => {
-    const s = setup({ services: '  - name: dns\n    type: lxc\n    vmid: 101\n  - name: notes\n    type: files\n    paths: [.]' });
+    const s = setup({ services: '  - name: dns\n    type: lxc\n    vmid: 101\n    update: {}\n  - name: media\n    type: lxc\n    vmid: 103\n  - name: notes\n    type: files\n    paths: [.]' });
+    fs.writeFileSync(s.cfg, fs.readFileSync(s.cfg, 'utf8').replace('    vmid: 100\n', '    vmid: 100\n    update:\n      keep_snapshots: 5\n'));
     s.failOn('101');
     const r = await runCli(['update', '--all', '--yes', '--json', '--config', s.cfg]);
     expect(r.code).toBe(1);
     const rep = json(r);
-    // files services cannot be updated: --all leaves them out
+    // files services cannot be updated, and a guest without update: is not updated by --all (the default commands suit Debian-like guests only)
     expect(rep.services.map((x: { service: string; status: string }) => `${x.service}:${x.status}`)).toEqual(['web:success', 'dns:rolled_back']);
     expect(rep.services[1].error).toMatch(/'apt-get update' in CT 101 exited 100/);
   });

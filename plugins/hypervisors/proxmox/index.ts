@@ -222,14 +222,17 @@ const plugin: HypervisorPluginDefinition = {
         return list.map((x) => ({ id: x.name, time: new Date(x.snaptime * 1000).toISOString(), description: x.description }));
       },
       async createSnapshot(guest, name, description, op) {
-        await getApi().snapshot(vmidOf(guest), name, description, wait(op));
-        return { id: name, time: new Date().toISOString(), description };
+        const a = getApi();
+        const vmid = vmidOf(guest);
+        const running = (await a.guest(vmid, { signal: op.signal })).status === 'running';
+        await a.snapshot(vmid, name, description, wait(op));
+        return { id: name, time: new Date().toISOString(), description, data: { running } };
       },
       async rollbackSnapshot(guest, snap, op) {
         const a = getApi();
         const vmid = vmidOf(guest);
-        // PVE stops a running guest to roll it back; start it again as it was
-        const wasRunning = (await a.guest(vmid, { signal: op.signal })).status === 'running';
+        // PVE stops a running guest to roll it back; start it again if it ran when the snapshot was taken
+        const wasRunning = typeof snap.data?.running === 'boolean' ? snap.data.running : (await a.guest(vmid, { signal: op.signal })).status === 'running';
         await a.rollback(vmid, snap.id, wasRunning, wait(op));
       },
       async deleteSnapshot(guest, snap, op) {

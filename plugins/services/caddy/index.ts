@@ -12,6 +12,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { OperationContext, PluginContext, ServiceConfig, ServicePlugin, ServicePluginDefinition } from '../../../core/plugins/contract';
 
+/** Folders a rollback never empties. */
+const SYSTEM_ROOTS = new Set(['/', '/bin', '/boot', '/etc', '/home', '/lib', '/lib64', '/opt', '/root', '/srv', '/usr', '/var', '/var/lib', '/tmp']);
+
 interface CaddyService extends ServiceConfig {
   caddyfile: string;
   data_dir: string;
@@ -36,12 +39,13 @@ const plugin: ServicePluginDefinition = {
       caddy: { type: 'string', minLength: 1, default: 'caddy', description: 'the caddy binary' },
       adapter: { type: 'string', pattern: '^[a-z0-9]+$', default: 'caddyfile' },
       reload_command: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, description: 'how to reload (default: caddy reload --config <caddyfile> --adapter <adapter>)' },
-      systemd_unit: { type: 'string', pattern: '^[A-Za-z0-9@._-]+$', description: 'the unit whose state the `running` health check asks (systemctl is-active)' },
+      systemd_unit: { type: 'string', pattern: '^[A-Za-z0-9@._][A-Za-z0-9@._-]*$', description: 'the unit whose state the `running` health check asks (systemctl is-active)' },
       admin_url: { type: 'string', pattern: '^https?://', default: 'http://localhost:2019', description: "caddy's admin API: the `running` health check asks it when no systemd_unit is set" },
     },
   },
   create(ctx: PluginContext): ServicePlugin {
-    const configDir = (s: CaddyService): string => path.dirname(s.caddyfile);
+    // the Caddyfile's folder (with what it imports), or the Caddyfile alone when it sits in a system folder such as /etc
+    const configDir = (s: CaddyService): string => (SYSTEM_ROOTS.has(path.dirname(path.resolve(s.caddyfile))) ? s.caddyfile : path.dirname(s.caddyfile));
     const has = async (s: CaddyService, op: OperationContext): Promise<boolean> => (await ctx.exec(s.caddy, ['version'], { signal: op.signal, timeoutMs: 20_000 }).catch(() => null))?.code === 0;
     const validate = async (s: CaddyService, op: OperationContext): Promise<string | null> => {
       const r = await ctx.exec(s.caddy, ['validate', '--config', s.caddyfile, '--adapter', s.adapter], { signal: op.signal, timeoutMs: 60_000 });
@@ -87,8 +91,9 @@ const plugin: ServicePluginDefinition = {
         async update(service, op) {
           const s = service as CaddyService;
           for (const c of s.update?.command ?? []) {
-            const argv = Array.isArray(c) ? c : c.split(/\s+/).filter(Boolean);
-            const r = await ctx.exec(argv[0], argv.slice(1), { signal: op.signal, timeoutMs: 1800_000 });
+            // a string is split into words, quotes kept together (use the list form for anything subtler)
+            const argv = Array.isArray(c) ? c : (c.match(/"[^"]*"|'[^']*'|\S+/g) ?? []).map((w) => w.replace(/^(["'])(.*)\1$/, '$2'));
+            const r = await ctx.exec(argv[0], argv.slice(1), { signal: op.signal, timeoutMs: op.deadline ? Math.max(1000, op.deadline - Date.now()) : 1800_000 });
             if (r.code !== 0) throw new Error(`${argv.join(' ')} exited ${r.code}: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`);
           }
           if (await has(s, op)) {
@@ -103,7 +108,11 @@ const plugin: ServicePluginDefinition = {
           const d = snap.data as { archive: string; size: number; sha256: string; sources: string[] };
           const v = await ctx.archive.verify(d.archive, { size: d.size, sha256: d.sha256 }, op.signal);
           if (!v.ok) throw new Error(`the snapshot archive ${d.archive} is damaged: ${v.error}`);
-          for (const dir of d.sources) for (const n of fs.readdirSync(dir)) fs.rmSync(path.join(dir, n), { recursive: true, force: true });
+          // exactly as they were (a system folder such as /etc is never emptied: its files are only written back)
+          for (const dir of d.sources) {
+            if (SYSTEM_ROOTS.has(path.resolve(dir)) || !fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) continue;
+            for (const n of fs.readdirSync(dir)) fs.rmSync(path.join(dir, n), { recursive: true, force: true });
+          }
           await ctx.archive.extract(d.archive, op.signal);
           await reload(s, op);
         },

@@ -37,6 +37,8 @@ interface ImageRecord {
 const DEFAULT_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml'];
 /** Mounts never archived: the engine's socket and the system's own files. */
 const SKIP_MOUNT = /^\/(proc|sys|dev)(\/|$)|^\/var\/run\/docker\.sock$|^\/run\/docker\.sock$|^\/etc\/(localtime|timezone|hosts|resolv\.conf)$/;
+/** Host folders a rollback must never empty, whatever a compose file mounts. */
+const SYSTEM_ROOTS = new Set(['/', '/bin', '/boot', '/etc', '/home', '/lib', '/lib32', '/lib64', '/opt', '/root', '/run', '/sbin', '/srv', '/tmp', '/usr', '/var', '/var/lib', '/var/lib/docker', '/var/log', '/mnt', '/media']);
 
 const plugin: ServicePluginDefinition = {
   name: 'docker-compose',
@@ -94,9 +96,12 @@ const plugin: ServicePluginDefinition = {
     const project = (svc: ComposeService): string => svc.project_name ?? path.basename(svc.project_dir).toLowerCase().replace(/[^a-z0-9_-]/g, '');
     const run = async (svc: ComposeService, args: string[], op: OperationContext): Promise<ExecResult> => {
       const [cmd, pre] = await compose(op);
-      const full = [...pre, '--project-name', project(svc), ...files(svc).flatMap((f) => ['--file', f]), ...args];
+      const env = svc.env_file ? ['--env-file', path.resolve(svc.project_dir, svc.env_file)] : [];
+      const full = [...pre, '--project-name', project(svc), ...files(svc).flatMap((f) => ['--file', f]), ...env, ...args];
       op.logger.info(`${cmd} ${full.join(' ')}`);
-      const r = await ctx.exec(cmd, full, { cwd: svc.project_dir, signal: op.signal, timeoutMs: o.timeout * 1000 });
+      // compose acts on the same engine as the API calls
+      const dockerHost = o.docker_host ? { DOCKER_HOST: o.docker_host } : undefined;
+      const r = await ctx.exec(cmd, full, { cwd: svc.project_dir, signal: op.signal, timeoutMs: o.timeout * 1000, env: dockerHost });
       if (r.code !== 0) {
         const tail = `${r.stderr}\n${r.stdout}`.trim().split('\n').slice(-4).join(' | ');
         throw new Error(`${cmd} ${[...pre, ...args].join(' ')} exited ${r.code ?? r.signal}${tail ? `: ${tail}` : ''}`);
@@ -114,7 +119,8 @@ const plugin: ServicePluginDefinition = {
       const out = new Set<string>();
       for (const c of await containers(svc)) {
         for (const m of c.Mounts ?? []) {
-          if ((m.Type === 'bind' || m.Type === 'volume') && m.Source && !SKIP_MOUNT.test(m.Source)) out.add(m.Source);
+          // read-only mounts are the host's (node-exporter's /, certificates): not the project's data
+          if ((m.Type === 'bind' || m.Type === 'volume') && m.Source && m.RW !== false && !SKIP_MOUNT.test(m.Source) && !SYSTEM_ROOTS.has(path.resolve(m.Source))) out.add(m.Source);
         }
       }
       return [...out].sort();
@@ -155,7 +161,7 @@ const plugin: ServicePluginDefinition = {
             rollback: 'tag the recorded images back, stop the project, restore its volumes from the archive, recreate the containers',
           };
         },
-        async precheck(service) {
+        async precheck(service, op) {
           const svc = service as ComposeService;
           const problems: string[] = [];
           const cs = await containers(svc);
@@ -169,7 +175,8 @@ const plugin: ServicePluginDefinition = {
             while (!fs.existsSync(at)) at = path.dirname(at);
             const st = fs.statfsSync(at);
             const free = st.bavail * st.bsize;
-            if (free < need * 1.1) problems.push(`${snapshotDir} has ${Math.round(free / 1048576)} MiB free; the volumes of ${project(svc)} hold ${Math.round(need / 1048576)} MiB`);
+            const want = need * 1.1 + (op.minFreeBytes ?? 0);
+            if (free < want) problems.push(`${snapshotDir} has ${Math.round(free / 1048576)} MiB free; the snapshot needs ${Math.round(want / 1048576)} MiB (the volumes of ${project(svc)} hold ${Math.round(need / 1048576)} MiB, plus update.min_free_mb)`);
           }
           return problems;
         },
@@ -180,14 +187,16 @@ const plugin: ServicePluginDefinition = {
           let archive: { path: string; size: number; sha256: string } | null = null;
           if (vols.length) {
             fs.mkdirSync(snapshotDir, { recursive: true, mode: 0o700 });
-            // stopped, so that databases are consistent on disk
-            await run(svc, ['stop'], op);
+            const running = (await containers(svc)).filter((c) => c.State.Running).map((c) => c.Config.Labels?.['com.docker.compose.service']).filter((x): x is string => Boolean(x));
             try {
+              // stopped, so that databases are consistent on disk
+              await run(svc, ['stop'], op);
               archive = await ctx.archive.create({ sources: vols, dest: path.join(snapshotDir, `${project(svc)}_${name}.tar.zst`), signal: op.signal });
               const v = await ctx.archive.verify(archive.path, { size: archive.size, sha256: archive.sha256 }, op.signal);
               if (!v.ok) throw new Error(`the snapshot archive failed verification: ${v.error}`);
             } finally {
-              await run(svc, ['start'], op);
+              // what ran before runs again, whatever happened (with a time of its own)
+              if (running.length) await run(svc, ['start', ...[...new Set(running)]], { ...op, signal: AbortSignal.timeout(o.timeout * 1000) });
             }
           }
           return { id: name, time: new Date().toISOString(), description: `${imgs.length} image${imgs.length === 1 ? '' : 's'}, ${vols.length} volume${vols.length === 1 ? '' : 's'}`, data: { images: imgs, volumes: vols, archive: archive?.path ?? null, sha256: archive?.sha256 ?? null, size: archive?.size ?? 0 } };
@@ -208,8 +217,14 @@ const plugin: ServicePluginDefinition = {
           const svc = service as ComposeService;
           const data = snap.data as { images: ImageRecord[]; volumes: string[]; archive: string | null; sha256: string | null; size: number };
           const d = await engine();
-          // the references in the compose file point at the recorded images again
+          // the archive first: nothing is touched if it cannot be restored
+          if (data.archive) {
+            const v = await ctx.archive.verify(data.archive, { size: data.size, sha256: data.sha256 ?? undefined }, op.signal);
+            if (!v.ok) throw new Error(`the snapshot archive ${data.archive} is damaged: ${v.error}; nothing was rolled back`);
+          }
+          // the references in the compose file point at the recorded images again (a reference pinned by digest already does)
           for (const i of data.images) {
+            if (i.ref.includes('@')) continue;
             const at = i.ref.lastIndexOf(':');
             const slash = i.ref.lastIndexOf('/');
             const [repo, tag] = at > slash ? [i.ref.slice(0, at), i.ref.slice(at + 1)] : [i.ref, 'latest'];
@@ -217,10 +232,9 @@ const plugin: ServicePluginDefinition = {
           }
           await run(svc, ['stop'], op);
           if (data.archive) {
-            const v = await ctx.archive.verify(data.archive, { size: data.size, sha256: data.sha256 ?? undefined }, op.signal);
-            if (!v.ok) throw new Error(`the snapshot archive ${data.archive} is damaged: ${v.error}; the volumes were NOT restored`);
             // exactly as they were: what the failed update added goes too
             for (const vol of data.volumes) {
+              if (SYSTEM_ROOTS.has(path.resolve(vol))) continue;
               if (!fs.existsSync(vol) || !fs.statSync(vol).isDirectory()) continue;
               for (const n of fs.readdirSync(vol)) fs.rmSync(path.join(vol, n), { recursive: true, force: true });
             }
@@ -234,7 +248,8 @@ const plugin: ServicePluginDefinition = {
         },
         async isRunning(service) {
           const cs = await containers(service as ComposeService);
-          return cs.length > 0 && cs.every((c) => c.State.Running && (c.State as { Health?: { Status?: string } }).Health?.Status !== 'unhealthy');
+          // a container whose health check is still `starting` is not healthy yet
+          return cs.length > 0 && cs.every((c) => c.State.Running && !c.State.Restarting && !['unhealthy', 'starting'].includes((c.State as { Health?: { Status?: string } }).Health?.Status ?? ''));
         },
       },
     };
