@@ -24,6 +24,7 @@ Exit codes: 0 all updated (or nothing to update), 1 a service failed or was roll
     all: Flags.boolean({ char: 'a', summary: 'Update every enabled service that can be updated, one after the other.' }),
     'dry-run': Flags.boolean({ char: 'n', summary: 'Print the plan (and run the read-only pre-checks); change nothing.' }),
     yes: Flags.boolean({ char: 'y', summary: 'Do not ask for confirmation (needed when stdin is not a terminal).' }),
+    parallel: Flags.integer({ min: 1, max: 16, summary: 'Services updated at once (default updates.parallel: 1, one after the other).' }),
   };
 
   async run(): Promise<UpdateReport> {
@@ -46,7 +47,7 @@ Exit codes: 0 all updated (or nothing to update), 1 a service failed or was roll
       rl.close();
       if (!/^y(es)?$/i.test(answer.trim())) throw new AutopilotError('USAGE', 'not confirmed: nothing was changed');
     }
-    const report = await engine.run({ services, all: Boolean(flags.all), dryRun });
+    const report = await engine.run({ services, all: Boolean(flags.all), dryRun, parallel: flags.parallel });
     if (!report.ok) process.exitCode = report.interrupted ? this.interruptedExit : EXIT.JOB_FAILED;
     this.out(dryRun ? renderPlan(report) : renderReport(report));
     return report;

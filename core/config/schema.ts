@@ -332,7 +332,8 @@ export function buildConfigSchema(): JsonSchema {
           keep_snapshots: { type: 'integer', minimum: 1, maximum: 100, default: 3, description: 'autopilot snapshots kept per service after a good update' },
           timeout: { type: 'integer', minimum: 1, maximum: 86400, default: 1800, description: 'seconds the update step of a service may take' },
           min_free_mb: { type: 'integer', minimum: 0, default: 1024, description: 'free space needed for the snapshot' },
-          lock_wait: { type: 'integer', minimum: 0, default: 0 },
+          lock_wait: { type: 'integer', minimum: 0, default: 0, description: 'seconds to wait when another update of the same service runs' },
+          parallel: { type: 'integer', minimum: 1, maximum: 16, default: 1, description: 'services update --all updates at once (1: one after the other)' },
         },
       },
       plugins: {

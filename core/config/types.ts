@@ -70,6 +70,7 @@ export interface UpdatesConfig {
   timeout: number;
   min_free_mb: number;
   lock_wait: number;
+  parallel: number;
 }
 
 export interface AutopilotConfig {

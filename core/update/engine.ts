@@ -68,6 +68,8 @@ export interface UpdateRequest {
   services: string[];
   all: boolean;
   dryRun: boolean;
+  /** services updated at once (default updates.parallel, 1: one after the other) */
+  parallel?: number;
 }
 
 export interface UpdateEngineDeps {
@@ -307,18 +309,27 @@ export class UpdateEngine {
       report.runId = state.startRun('update', req.all ? 'all' : req.services.join(','));
     }
     try {
-      for (const svc of targets) {
-        if (this.deps.signal.aborted) {
-          report.interrupted = true;
-          report.services.push({ service: svc.name, type: svc.type, status: 'interrupted', error: 'not started: the run was cancelled', steps: [], durationMs: 0 });
-          continue;
+      // one after the other by default; --parallel N runs N at once (each service has its own lock)
+      const limit = Math.max(1, Math.min(req.parallel ?? this.deps.config.updates.parallel, targets.length || 1));
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < targets.length) {
+          const svc = targets[next++];
+          if (this.deps.signal.aborted) {
+            report.interrupted = true;
+            report.services.push({ service: svc.name, type: svc.type, status: 'interrupted', error: 'not started: the run was cancelled', steps: [], durationMs: 0 });
+            continue;
+          }
+          const r = req.dryRun ? await this.plan(svc) : await this.updateOne(svc, report.runId);
+          if (r.status === 'interrupted') report.interrupted = true;
+          report.services.push(r);
+          const ev = req.dryRun ? null : updateEvent(r);
+          if (ev && this.deps.notifier) report.notifications.push(await this.deps.notifier.notify(ev, report.runId));
         }
-        const r = req.dryRun ? await this.plan(svc) : await this.updateOne(svc, report.runId);
-        if (r.status === 'interrupted') report.interrupted = true;
-        report.services.push(r);
-        const ev = req.dryRun ? null : updateEvent(r);
-        if (ev && this.deps.notifier) report.notifications.push(await this.deps.notifier.notify(ev, report.runId));
-      }
+      };
+      await Promise.all(Array.from({ length: limit }, worker));
+      const order = new Map(targets.map((t, i) => [t.name, i]));
+      report.services.sort((a, b) => (order.get(a.service) ?? 0) - (order.get(b.service) ?? 0));
     } finally {
       report.ok = !report.interrupted && report.services.every((s) => s.status === 'success' || s.status === 'unchanged' || s.status === 'planned');
       report.durationMs = this.now().getTime() - startedAt.getTime();

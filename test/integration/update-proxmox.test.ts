@@ -220,13 +220,17 @@ describe('update of a Proxmox guest', () => {
     expect(h[0].children[0].summary.steps.map((x: { step: string; status: string }) => `${x.step}:${x.status}`)).toEqual(['precheck:success', 'snapshot:success', 'update:interrupted', 'rollback:success', 'revalidate:success']);
   });
 
-  it('--all goes service by service, goes on past a failure and exits 1', async () => {
+  it('--all goes on past a failure and exits 1 (here two at once with --parallel 2)', async () => {
     const s = setup({ services: '  - name: dns\n    type: lxc\n    vmid: 101\n    update: {}\n  - name: media\n    type: lxc\n    vmid: 103\n  - name: notes\n    type: files\n    paths: [.]' });
     fs.writeFileSync(s.cfg, fs.readFileSync(s.cfg, 'utf8').replace('    vmid: 100\n', '    vmid: 100\n    update:\n      keep_snapshots: 5\n'));
     s.failOn('101');
-    const r = await runCli(['update', '--all', '--yes', '--json', '--config', s.cfg]);
+    const r = await runCli(['update', '--all', '--yes', '--json', '--parallel', '2', '--config', s.cfg]);
     expect(r.code).toBe(1);
     const rep = json(r);
+    // two at once: both services' update steps overlapped
+    const [w, d] = json(await runCli(['history', '--kind', 'update', '--json', '--config', s.cfg]))[0].children;
+    expect(new Date(w.startedAt).getTime()).toBeLessThan(new Date(d.endedAt).getTime());
+    expect(new Date(d.startedAt).getTime()).toBeLessThan(new Date(w.endedAt).getTime());
     // files services cannot be updated, and a guest without update: is not updated by --all (the default commands suit Debian-like guests only)
     expect(rep.services.map((x: { service: string; status: string }) => `${x.service}:${x.status}`)).toEqual(['web:success', 'dns:rolled_back']);
     expect(rep.services[1].error).toMatch(/'apt-get update' in CT 101 exited 100/);
