@@ -23,7 +23,7 @@ const plugin: HypervisorPluginDefinition = {
   optionsSchema: {
     additionalProperties: false,
     properties: {
-      host: { type: 'string', minLength: 1, description: 'the engine: unix:///var/run/docker.sock (default: DOCKER_HOST, else the local socket) or tcp://host:2376' },
+      host: { type: 'string', minLength: 1, description: 'the engine: unix:///var/run/docker.sock (default: DOCKER_HOST, else the local socket) or tcp://host:2375 (plain TCP; TLS is not supported)' },
       timeout: { type: 'integer', minimum: 1, maximum: 600, default: 30, description: 'seconds per Engine API call' },
     },
   },

@@ -16,6 +16,7 @@ import type {
   JsonSchema,
   OperationContext,
 } from '../../../core/plugins/contract';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import type { PveError as PveErrorType } from './client';
 import type { GuestLocation, ProxmoxApi, StorageBackup } from './api';
@@ -277,8 +278,9 @@ const plugin: HypervisorPluginDefinition = {
             return r;
           }
         }
-        const ips = await a.ips(vmid, { signal: op.signal });
-        const host = ips.find((ip) => !ip.includes(':')) ?? ips[0];
+        // an address the guest reported (its agent is inside the guest): only a plain IP is used
+        const ips = (await a.ips(vmid, { signal: op.signal })).filter((ip) => isIP(ip) !== 0);
+        const host = ips.find((ip) => isIP(ip) === 4) ?? ips[0];
         if (!host) throw pveError(`no address of ${vmid} is known to reach it over ssh`, 'give it a static IP in its network config, or run homelab-autopilot on its node (guest_exec.via: pct)');
         const quote = (x: string): string => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(x) ? x : `'${x.replace(/'/g, `'\\''`)}'`);
         const args = ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', ...(g.ssh_key ? ['-i', g.ssh_key] : []), `${g.ssh_user}@${host}`, '--', argv.map(quote).join(' ')];
