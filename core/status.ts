@@ -2,7 +2,8 @@
  * `status`: each configured service with, for hypervisor guests, where it runs, its state,
  * uptime and IPs (asked live, one query per hypervisor), and the last backup recorded in state.
  */
-import { AutopilotError, describeError } from '../lib/errors';
+import { describeError } from '../lib/errors';
+import { namedServices } from './config/select';
 import type { Logger } from '../lib/log';
 import type { StateManager } from '../lib/state';
 import type { AutopilotConfig } from './config/types';
@@ -55,9 +56,7 @@ export async function serviceStatus(
   names: string[],
 ): Promise<StatusReport> {
   const all = deps.config.services;
-  const unknown = names.filter((n) => !all.some((s) => s.name === n));
-  if (unknown.length) throw new AutopilotError('USAGE', `no service named ${unknown.map((u) => `'${u}'`).join(', ')} in the configuration`, { hint: `configured services: ${all.map((s) => s.name).join(', ') || 'none'}` });
-  const chosen = names.length ? all.filter((s) => names.includes(s.name)) : all.filter((s) => s.enabled !== false);
+  const chosen = names.length ? namedServices(all, names) : all.filter((s) => s.enabled !== false);
   const now = Date.now();
   const out: ServiceStatus[] = chosen.map((s) => ({ service: s.name, type: s.type, hypervisor: deps.registry.guestProvider(s.type)?.name ?? null, guest: null, error: null, lastBackup: lastBackup(deps.state, s.name, now) }));
   const clusters: StatusReport['clusters'] = [];

@@ -14,6 +14,7 @@ import type { Logger } from '../../lib/log';
 import { mask } from '../../lib/mask';
 import { computePrune, keepsSomething, type KeepOptions, type PruneDecision } from '../../lib/retention';
 import type { ArtifactRecord, StateManager } from '../../lib/state';
+import { namedServices } from '../config/select';
 import type { AutopilotConfig } from '../config/types';
 import type { BackupPath, OperationContext, ServiceConfig, ServicePlugin } from '../plugins/contract';
 import type { DeliveryReport, Digest, NotificationEngine, NotifyEvent } from '../notify/engine';
@@ -170,13 +171,7 @@ export class BackupEngine {
     if (!req.services.length) {
       throw new AutopilotError('USAGE', 'name the services to back up, or give --all', { hint: `configured services: ${services.map((s) => s.name).join(', ') || 'none'}` });
     }
-    const unknown = req.services.filter((n) => !services.some((s) => s.name === n));
-    if (unknown.length) {
-      throw new AutopilotError('USAGE', `no service named ${unknown.map((u) => `'${u}'`).join(', ')} in the configuration`, {
-        hint: `configured services: ${services.map((s) => s.name).join(', ') || 'none'}`,
-      });
-    }
-    return services.filter((s) => req.services.includes(s.name));
+    return namedServices(services, req.services);
   }
 
   private get compression(): Compression {

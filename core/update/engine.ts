@@ -12,6 +12,7 @@ import { splitCommandLine } from '../../lib/exec';
 import type { Logger } from '../../lib/log';
 import { mask } from '../../lib/mask';
 import type { StateManager } from '../../lib/state';
+import { namedServices } from '../config/select';
 import type { AutopilotConfig } from '../config/types';
 import { describeCheck, runChecks, type CheckResult, type HealthCheck } from '../health/checks';
 import type { DeliveryReport, NotificationEngine, NotifyEvent } from '../notify/engine';
@@ -265,9 +266,7 @@ export class UpdateEngine {
       return services.filter((s) => s.enabled !== false && upd(s).enabled !== false && this.updatable(s) && (!this.deps.registry.guestProvider(s.type) || s.update !== undefined));
     }
     if (!req.services.length) throw new AutopilotError('USAGE', 'name the services to update, or give --all', { hint: `updatable services: ${services.filter((s) => this.updatable(s)).map((s) => s.name).join(', ') || 'none'}` });
-    const unknown = req.services.filter((n) => !services.some((s) => s.name === n));
-    if (unknown.length) throw new AutopilotError('USAGE', `no service named ${unknown.map((u) => `'${u}'`).join(', ')} in the configuration`, { hint: `configured services: ${services.map((s) => s.name).join(', ') || 'none'}` });
-    const chosen = services.filter((s) => req.services.includes(s.name));
+    const chosen = namedServices(services, req.services);
     for (const s of chosen) {
       if (upd(s).enabled === false) throw new AutopilotError('USAGE', `updates of '${s.name}' are turned off (update.enabled: false)`);
       this.driver(s); // a clear error now for a type that cannot be updated
