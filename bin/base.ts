@@ -4,7 +4,9 @@
  * Commands parse, call one engine, and return a typed result; with --json that result
  * is exactly what goes to stdout.
  */
-import { Command, Flags, type Interfaces } from '@oclif/core';
+import { Command } from '@oclif/core/command';
+import * as Flags from '@oclif/core/flags';
+import type { Interfaces } from '@oclif/core';
 import type { App, StateMode } from '../core/app';
 import type { GlobalConfig } from '../core/config/types';
 import { AutopilotError, EXIT, describeError, exitCodeFor } from '../lib/errors';

@@ -1,4 +1,4 @@
-import { Args } from '@oclif/core';
+import * as Args from '@oclif/core/args';
 import { serviceStatus, type StatusReport } from '../../core/status';
 import { EXIT } from '../../lib/errors';
 import { BaseCommand } from '../base';

@@ -1,5 +1,6 @@
 import * as readline from 'node:readline/promises';
-import { Args, Flags } from '@oclif/core';
+import * as Args from '@oclif/core/args';
+import * as Flags from '@oclif/core/flags';
 import type { UpdateReport } from '../../core/update/engine';
 import { AutopilotError, EXIT } from '../../lib/errors';
 import { BaseCommand } from '../base';

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
-import { Args, Flags } from '@oclif/core';
+import * as Args from '@oclif/core/args';
+import * as Flags from '@oclif/core/flags';
 import type { ArtifactRecord } from '../../../lib/state';
 import { BaseCommand } from '../../base';
 import { formatAge, formatBytes, localTime, table } from '../../render';

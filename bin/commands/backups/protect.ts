@@ -1,4 +1,5 @@
-import { Args, Flags } from '@oclif/core';
+import * as Args from '@oclif/core/args';
+import * as Flags from '@oclif/core/flags';
 import { AutopilotError } from '../../../lib/errors';
 import type { ArtifactRecord } from '../../../lib/state';
 import { BaseCommand } from '../../base';

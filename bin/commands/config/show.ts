@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core';
+import * as Flags from '@oclif/core/flags';
 import type { AutopilotConfig } from '../../../core/config/types';
 import { maskDeep } from '../../../lib/mask';
 import { BaseCommand } from '../../base';

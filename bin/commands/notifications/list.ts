@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core';
+import * as Flags from '@oclif/core/flags';
 import type { NotificationRecord } from '../../../lib/state';
 import { BaseCommand } from '../../base';
 import { localTime, table } from '../../render';

@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core';
+import * as Flags from '@oclif/core/flags';
 import type { ChannelResult } from '../../../core/notify/engine';
 import { AutopilotError, EXIT } from '../../../lib/errors';
 import { BaseCommand } from '../../base';
