@@ -53,7 +53,8 @@ Exit codes: 0 all succeeded, 1 a service failed, 2 bad usage or config, 75 anoth
       else if (e.type === 'progress') {
         const rate = e.elapsedMs > 0 ? (e.bytes / e.elapsedMs) * 1000 : 0;
         process.stderr.write(`\r\x1b[K${prefix}: ${formatBytes(e.bytes)} written (${formatBytes(rate)}/s)`);
-      } else process.stderr.write('\r\x1b[K');
+      } else if (e.type === 'status') process.stderr.write(`\r\x1b[K${e.service}: ${e.message}`);
+      else process.stderr.write('\r\x1b[K');
     };
   }
 }

@@ -90,6 +90,7 @@ export interface BackupReport {
 export type BackupEvent =
   | { type: 'service-start'; service: string; index: number; total: number }
   | { type: 'progress'; service: string; bytes: number; elapsedMs: number }
+  | { type: 'status'; service: string; message: string }
   | { type: 'service-done'; result: ServiceBackupResult };
 
 export interface BackupEngineDeps {

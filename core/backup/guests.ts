@@ -79,7 +79,13 @@ export class GuestBackupRunner {
   }
 
   private op(svc: ServiceConfig, dryRun: boolean, signal: AbortSignal, deadline?: number): OperationContext {
-    return { signal, logger: this.deps.logger.child(`plugin:${this.deps.registry.guestProvider(svc.type)?.name ?? svc.type}`), dryRun, deadline };
+    return {
+      signal,
+      logger: this.deps.logger.child(`plugin:${this.deps.registry.guestProvider(svc.type)?.name ?? svc.type}`),
+      dryRun,
+      deadline,
+      progress: (message) => this.deps.onEvent?.({ type: 'status', service: svc.name, message }),
+    };
   }
 
   private base(svc: ServiceConfig): ServiceBackupResult {

@@ -104,6 +104,8 @@ export interface OperationContext {
   dryRun: boolean;
   /** when the operation must be done by (epoch ms), when it has a budget: size your own time-outs to it */
   deadline?: number;
+  /** tells the user how long work is going (shown on a terminal; since 1.3) */
+  progress?(message: string): void;
 }
 
 interface DefinitionBase<K extends PluginKind, I> {

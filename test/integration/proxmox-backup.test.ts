@@ -5,7 +5,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cleanupTmp, collect, json, runCli, sleep, startCli, tmpDir, write } from '../helpers/cli';
+import { spawn } from 'node:child_process';
+import { cleanupTmp, collect, json, ROOT, runCli, sleep, startCli, tmpDir, write } from '../helpers/cli';
 import { sim as startSim, type Sim } from '../helpers/pve';
 
 afterAll(cleanupTmp);
@@ -262,6 +263,24 @@ describe('backup of Proxmox guests', () => {
       expect(t.exitstatus).toMatch(/interrupt/);
       const h = json(await runCli(['history', '--json', '--config', cfg]));
       expect(h[0].status).toBe('interrupted');
+    } finally {
+      sim.options.taskDurationMs = 50;
+    }
+  });
+
+  it('on a terminal, says how long each vzdump has been running', async () => {
+    const dir = tmpDir();
+    const cfg = config(dir, { services: '  - name: web\n    type: lxc\n    vmid: 100' });
+    sim.options.taskDurationMs = 1500;
+    try {
+      const tty = await new Promise<string>((resolve) => {
+        const child = spawn('script', ['-qfec', `${process.execPath} ${ROOT}/bin/run.js backup web --config ${cfg}`, '/dev/null'], { env: { ...process.env, HOMELAB_AUTOPILOT_CONFIG: '' } });
+        let out = '';
+        child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+        child.on('close', () => resolve(out));
+      });
+      expect(tty).toMatch(/\r\x1b\[Kweb: vzdump 100 on pve1: running for 0m0\ds/);
+      expect(tty).toMatch(/^web\s+ok\s+/m);
     } finally {
       sim.options.taskDurationMs = 50;
     }

@@ -57,6 +57,8 @@ export interface WaitOptions extends RequestOptions {
   deadline?: number;
   /** the longest pause between two status polls (ms) */
   pollMaxMs?: number;
+  /** told after each poll of a task that still runs */
+  onPoll?(elapsedMs: number, task: Upid): void;
 }
 
 /** A failed task: the message carries the task's own ERROR lines. */
@@ -269,6 +271,7 @@ export class ProxmoxApi {
           };
         }
         const elapsed = Date.now() - started;
+        wo.onPoll?.(elapsed, u);
         let pause = Math.min(pollMax, Math.max(200, elapsed * 0.08));
         if (wo.deadline) pause = Math.max(0, Math.min(pause, wo.deadline - Date.now()));
         await sleep(pause, wo.signal);

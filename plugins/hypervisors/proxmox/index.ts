@@ -138,7 +138,13 @@ const plugin: HypervisorPluginDefinition = {
       if (!Number.isInteger(v) || v < 100) throw pveError(`service '${g.service}' has no valid vmid (got ${JSON.stringify(g.config?.vmid ?? g.id)})`, 'set vmid: to the guest id shown in the Proxmox UI');
       return v;
     };
-    const wait = (op: OperationContext) => ({ signal: op.signal, deadline: op.deadline, pollMaxMs: o.task_poll_max * 1000 });
+    const mmss = (ms: number): string => `${Math.floor(ms / 60000)}m${String(Math.floor(ms / 1000) % 60).padStart(2, '0')}s`;
+    const wait = (op: OperationContext) => ({
+      signal: op.signal,
+      deadline: op.deadline,
+      pollMaxMs: o.task_poll_max * 1000,
+      onPoll: (ms: number, t: { type: string; id: string; node: string }) => op.progress?.(`${t.type} ${t.id} on ${t.node}: running for ${mmss(ms)}`),
+    });
     const statusOf = (vmid: number, loc: GuestLocation | undefined): GuestStatus =>
       loc
         ? {
