@@ -148,9 +148,22 @@ function guestDriver(svc: ServiceConfig, provider: { name: string; instance: Hyp
     snapshot: (name, op) => need('createSnapshot')(ref, name, 'homelab-autopilot: before an update', op),
     async update(op, s) {
       const exec = need('execInGuest');
+      let first = true;
       for (const argv of commands(s)) {
         op.logger.info(`${kind} ${ref.id}: ${argv.join(' ')}`);
-        const r = await exec(ref, argv, { ...op, timeoutMs: s.timeoutMs });
+        let r: Awaited<ReturnType<typeof exec>>;
+        try {
+          r = await exec(ref, argv, { ...op, timeoutMs: s.timeoutMs });
+        } catch (e) {
+          // the runner itself could not start (pct, qm or ssh missing): nothing ran in the guest
+          if (first && !op.signal.aborted) throw Object.assign(new AutopilotError('JOB_FAILED', `cannot run commands in ${kind} ${ref.id}: ${describeError(e)}`), { nothingChanged: true });
+          throw e;
+        }
+        // ssh's own failure (connection refused, host key, auth) is exit 255: the command never ran
+        if (first && r.code === 255 && /^(Permission denied|ssh: |Host key verification failed|Connection (refused|timed out|closed))/m.test(r.stderr)) {
+          throw Object.assign(new AutopilotError('JOB_FAILED', `cannot reach ${kind} ${ref.id} to run commands in it: ${r.stderr.trim().split('\n').slice(-1)[0]}`), { nothingChanged: true });
+        }
+        first = false;
         if (r.code !== 0) {
           const tail = `${r.stderr}\n${r.stdout}`.trim().split('\n').slice(-3).join(' | ');
           throw new AutopilotError('JOB_FAILED', `'${argv.join(' ')}' in ${kind} ${ref.id} exited ${r.code ?? r.signal}${tail ? `: ${tail}` : ''}`);
@@ -532,6 +545,17 @@ export class UpdateEngine {
         }).catch((e) => {
           log.warn(`cleanup of older snapshots failed (the update itself is good): ${describeError(e)}`);
         });
+      } else if ((failure as { nothingChanged?: boolean }).nothingChanged) {
+        // nothing ran, so nothing to roll back (a rollback would stop and restart the guest for nothing)
+        result.status = 'failed';
+        result.error = mask(describeError(failure));
+        result.hint = 'nothing was changed; check how commands reach the guest (plugins.proxmox.guest_exec)';
+        const taken = snap;
+        try {
+          await drv.deleteSnapshot(taken, op(AbortSignal.timeout(s.timeoutMs)));
+        } catch (e) {
+          log.warn(`could not remove the unused snapshot ${taken.id}: ${describeError(e)}`);
+        }
       } else {
         // roll back, even when the run was cancelled: with a time of its own
         result.error = mask(this.deps.signal.aborted ? 'the update was cancelled' : describeError(failure));

@@ -250,6 +250,23 @@ describe('update of a Proxmox guest', () => {
     expect(calls[0]).toEqual(['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', 'admin@10.0.0.100', '--', `sh -c 'echo "it'\\''s done" > /tmp/x'`]);
   });
 
+  it('when the commands cannot reach the guest at all, nothing is rolled back and the snapshot is removed', async () => {
+    const dir = tmpDir();
+    const ssh = path.join(dir, 'ssh');
+    write(ssh, '#!/bin/sh\necho "ssh: connect to host 10.0.0.100 port 22: Connection refused" >&2\nexit 255\n');
+    fs.chmodSync(ssh, 0o755);
+    const s = setup({ exec: `      via: ssh\n      ssh: ${ssh}` });
+    const snaps = autopilotSnaps(100).length;
+    const rollbacks = tasksOf('vzrollback', '100').length;
+    const r = await runCli(['update', 'web', '--yes', '--json', '--config', s.cfg]);
+    expect(r.code).toBe(1);
+    const rep = json(r);
+    expect(rep.services[0]).toMatchObject({ status: 'failed', hint: expect.stringMatching(/^nothing was changed/) });
+    expect(rep.services[0].error).toMatch(/cannot reach CT 100 to run commands in it: ssh: connect to host 10\.0\.0\.100 port 22: Connection refused/);
+    expect(tasksOf('vzrollback', '100').length).toBe(rollbacks);
+    expect(autopilotSnaps(100).length).toBe(snaps);
+  });
+
   it('asks before changing anything, and refuses without a terminal unless --yes', async () => {
     const s = setup();
     const r = await runCli(['update', 'web', '--config', s.cfg]);
