@@ -167,7 +167,12 @@ export class BackupEngine {
     const services = this.deps.config.services;
     if (req.all) {
       if (req.services.length) throw new AutopilotError('USAGE', 'give service names or --all, not both');
-      return services.filter((s) => s.enabled !== false && s.backup !== false);
+      // a guest type whose hypervisor cannot back up (docker containers) is left out of --all
+      const backsUp = (s: ServiceConfig): boolean => {
+        const p = this.deps.registry.guestProvider(s.type);
+        return !p || typeof p.instance.backupGuest === 'function';
+      };
+      return services.filter((s) => s.enabled !== false && s.backup !== false && backsUp(s));
     }
     if (!req.services.length) {
       throw new AutopilotError('USAGE', 'name the services to back up, or give --all', { hint: `configured services: ${services.map((s) => s.name).join(', ') || 'none'}` });
