@@ -47,6 +47,8 @@ describe('two overlapping backup runs', () => {
     const cfg = slowConfig(dir, 2);
     const [a, b] = await Promise.all([collect(startCli(['backup', '--all', '--config', cfg])), collect(startCli(['backup', '--all', '--config', cfg]))]);
     const codes = [a.code, b.code].sort();
+    // on a mismatch, say what each run printed
+    if (codes.join(',') !== '0,75') throw new Error(`exit codes ${a.code} and ${b.code}\n--- first:\n${a.stdout}${a.stderr}\n--- second:\n${b.stdout}${b.stderr}`);
     expect(codes).toEqual([0, 75]);
     const loser = a.code === 75 ? a : b;
     expect(loser.stderr).toMatch(/error: another run holds the 'backup' lock: pid \d+ on .+ since .+ \(backup --all\)/);
