@@ -169,7 +169,17 @@ export class StateManager {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const Database = require('better-sqlite3') as typeof BetterSqlite3;
       db = new Database(file, { timeout: 10_000 });
-      db.pragma('journal_mode = WAL');
+      // switching a new database to WAL needs a moment alone with it: SQLite answers SQLITE_BUSY at
+      // once (no busy wait) while another process is creating it too, so try again for a while
+      for (let tries = 0; ; tries++) {
+        try {
+          db.pragma('journal_mode = WAL');
+          break;
+        } catch (e) {
+          if ((e as { code?: string }).code !== 'SQLITE_BUSY' || tries >= 100) throw e;
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50 + Math.floor(Math.random() * 50));
+        }
+      }
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
     } catch (e) {
