@@ -57,3 +57,24 @@ export async function sim(extra: Record<string, unknown> = {}): Promise<Sim> {
   }
   return s;
 }
+
+/**
+ * One simulator for a test file (given to `set` once started), closed at the end. After each
+ * test, its faults are cleared, and a request real PVE would refuse fails the test that sent it.
+ */
+export function useSim(set: (s: Sim) => void, extra: Record<string, unknown> = {}): void {
+  let current: Sim | null = null;
+  beforeAll(async () => {
+    current = await sim(extra);
+    set(current);
+  });
+  afterAll(async () => {
+    await current?.close();
+  });
+  afterEach(() => {
+    if (!current) return;
+    current.faults.clear();
+    expect(current.violations).toEqual([]);
+    current.violations.length = 0;
+  });
+}

@@ -7,22 +7,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { cleanupTmp, collect, json, ROOT, runCli, sleep, startCli, tmpDir, write } from '../helpers/cli';
-import { sim as startSim, type Sim } from '../helpers/pve';
+import { useSim, type Sim } from '../helpers/pve';
 
 afterAll(cleanupTmp);
 
 let sim: Sim;
-beforeAll(async () => {
-  sim = await startSim();
-});
-afterAll(async () => {
-  await sim?.close();
-});
-afterEach(() => {
-  sim.faults.clear();
-  expect(sim.violations).toEqual([]);
-  sim.violations.length = 0;
-});
+useSim((s) => (sim = s));
 
 interface Opts {
   backup?: string;

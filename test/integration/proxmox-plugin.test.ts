@@ -7,23 +7,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PveClient, PveError } from '../../plugins/hypervisors/proxmox/client';
 import { ProxmoxApi, parseUpid, taskSucceeded, TaskError } from '../../plugins/hypervisors/proxmox/api';
-import { sim as startSim, type Sim } from '../helpers/pve';
+import { sim as startSim, useSim, type Sim } from '../helpers/pve';
 
 const quiet = { error() {}, warn() {}, info() {}, debug() {} };
 
 let sim: Sim;
-beforeAll(async () => {
-  sim = await startSim();
-});
-afterAll(async () => {
-  await sim?.close();
-});
-afterEach(() => {
-  sim.faults.clear();
-  // a request real PVE would refuse fails the test that sent it
-  expect(sim.violations).toEqual([]);
-  sim.violations.length = 0;
-});
+useSim((s) => (sim = s));
 
 function api(extra: Partial<ConstructorParameters<typeof PveClient>[0]> = {}): ProxmoxApi {
   const [tokenId, tokenSecret] = [sim.token.slice(0, sim.token.lastIndexOf('=')), sim.token.slice(sim.token.lastIndexOf('=') + 1)];

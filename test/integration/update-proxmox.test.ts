@@ -6,25 +6,19 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cleanupTmp, collect, json, runCli, sleep, startCli, tmpDir, write } from '../helpers/cli';
-import { sim as startSim, type Sim } from '../helpers/pve';
+import { useSim, type Sim } from '../helpers/pve';
 import { Recorder } from '../helpers/recorder';
 
 afterAll(cleanupTmp);
 
 let sim: Sim;
+useSim((s) => (sim = s));
 let hook: Recorder;
 beforeAll(async () => {
-  sim = await startSim();
   hook = await new Recorder().start();
 });
 afterAll(async () => {
-  await sim?.close();
   await hook?.stop();
-});
-afterEach(() => {
-  sim.faults.clear();
-  expect(sim.violations).toEqual([]);
-  sim.violations.length = 0;
 });
 
 interface Setup {
