@@ -68,7 +68,8 @@ export function freePort(): Promise<number> {
 
 export async function httpText(url: string): Promise<string | null> {
   try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    // no kept-alive socket left behind to hold the test process open
+    const r = await fetch(url, { signal: AbortSignal.timeout(2000), headers: { connection: 'close' } });
     return (await r.text()).trim();
   } catch {
     return null;
