@@ -1,4 +1,6 @@
 /** The PVE API simulator (test/pve-sim, plain JavaScript) as the tests start it. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { startSimulator, DEFAULT_TOKEN_SECRET } = require('../pve-sim') as { startSimulator(o?: Record<string, unknown>): Promise<Sim>; DEFAULT_TOKEN_SECRET: string };
 
@@ -77,4 +79,22 @@ export function useSim(set: (s: Sim) => void, extra: Record<string, unknown> = {
     expect(current.violations).toEqual([]);
     current.violations.length = 0;
   });
+}
+
+/**
+ * The `plugins.proxmox` block of a config that reaches the simulator with its root token
+ * (the secret written to <dir>/token, as a user would keep it) and its pinned fingerprint;
+ * `more` is further option lines, indented by four spaces.
+ */
+export function proxmoxConnection(s: Sim, dir: string, more = ''): string {
+  const at = s.token.lastIndexOf('=');
+  fs.writeFileSync(path.join(dir, 'token'), `${s.token.slice(at + 1)}\n`, { mode: 0o600 });
+  return `plugins:
+  proxmox:
+    host: 127.0.0.1
+    port: ${s.port}
+    token_id: ${s.token.slice(0, at)}
+    token_secret_file: ./token
+    fingerprint: "${s.fingerprint}"
+${more}`;
 }

@@ -60,3 +60,15 @@ export class Recorder {
     await new Promise<void>((r) => this.server.close(() => r()));
   }
 }
+
+/** A `notifications:` block that sends every event, at once, to a recorder's /hook. */
+export function webhookNotifications(url: string): string {
+  return `notifications:
+  cooldown: 0
+  channels:
+    - name: hook
+      type: webhook
+      url: ${url}/hook
+      min_severity: info
+`;
+}

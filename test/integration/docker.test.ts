@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cleanupTmp, json, runCli, tmpDir, write } from '../helpers/cli';
 import { buildImage, freePort, httpText, publish, REGISTRY, sh, startDocker, waitFor } from '../helpers/docker';
-import { Recorder } from '../helpers/recorder';
+import { Recorder, webhookNotifications } from '../helpers/recorder';
 
 const suffix = `${process.pid}${Date.now() % 100000}`;
 const PROJECT = `hatest${suffix}`;
@@ -63,14 +63,7 @@ updates:
   check_interval: 1
   keep_snapshots: 2
   min_free_mb: 10
-notifications:
-  cooldown: 0
-  channels:
-    - name: hook
-      type: webhook
-      url: ${hook.url}/hook
-      min_severity: info
-services:
+${webhookNotifications(hook.url)}services:
   - name: app
     type: docker-compose
     project_dir: ./app

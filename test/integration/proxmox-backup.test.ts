@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { cleanupTmp, collect, json, ROOT, runCli, sleep, startCli, tmpDir, write } from '../helpers/cli';
-import { useSim, type Sim } from '../helpers/pve';
+import { proxmoxConnection, useSim, type Sim } from '../helpers/pve';
 
 afterAll(cleanupTmp);
 
@@ -27,16 +27,7 @@ function config(dir: string, o: Opts = {}): string {
     `global:
   state_dir: ./state
   log_dir: ./logs
-plugins:
-  proxmox:
-    host: 127.0.0.1
-    port: ${sim.port}
-    token_id: ${sim.token.slice(0, sim.token.lastIndexOf('='))}
-    token_secret_file: ./token
-    fingerprint: "${sim.fingerprint}"
-    task_poll_max: 0.3
-    retries: 1
-${o.plugin ?? ''}
+${proxmoxConnection(sim, dir, '    task_poll_max: 0.3\n    retries: 1\n')}${o.plugin ?? ''}
 backup:
   root: ./archives
   retention:
@@ -63,8 +54,6 @@ ${
 }
 `,
   );
-  write(path.join(dir, 'token'), sim.token.slice(sim.token.lastIndexOf('=') + 1) + '\n');
-  fs.chmodSync(path.join(dir, 'token'), 0o600);
   return file;
 }
 

@@ -6,8 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cleanupTmp, collect, json, runCli, sleep, startCli, tmpDir, write } from '../helpers/cli';
-import { useSim, type Sim } from '../helpers/pve';
-import { Recorder } from '../helpers/recorder';
+import { proxmoxConnection, useSim, type Sim } from '../helpers/pve';
+import { Recorder, webhookNotifications } from '../helpers/recorder';
 
 afterAll(cleanupTmp);
 
@@ -51,37 +51,18 @@ else process.stdout.write('ok\\n');
 `,
   );
   fs.chmodSync(pct, 0o755);
-  fs.writeFileSync(path.join(dir, 'token'), sim.token.slice(sim.token.lastIndexOf('=') + 1), { mode: 0o600 });
   const cfg = path.join(dir, 'homelab-autopilot.yaml');
   write(
     cfg,
     `global:
   state_dir: ./state
   log_dir: ./logs
-plugins:
-  proxmox:
-    host: 127.0.0.1
-    port: ${sim.port}
-    token_id: root@pam!autopilot
-    token_secret_file: ./token
-    fingerprint: "${sim.fingerprint}"
-    task_poll_max: 0.2
-    guest_exec:
-${extra.exec ?? `      via: pct
-      pct: ${pct}`}
-updates:
+${proxmoxConnection(sim, dir, `    task_poll_max: 0.2\n    guest_exec:\n${extra.exec ?? `      via: pct\n      pct: ${pct}`}\n`)}updates:
   settle_seconds: 2
   check_interval: 1
   keep_snapshots: ${extra.keep ?? 3}
   min_free_mb: 100
-notifications:
-  cooldown: 0
-  channels:
-    - name: hook
-      type: webhook
-      url: ${hook.url}/hook
-      min_severity: info
-services:
+${webhookNotifications(hook.url)}services:
   - name: web
     type: lxc
     vmid: 100
