@@ -256,11 +256,12 @@ export class UpdateEngine {
   /** The driver of a service, or why it cannot be updated. */
   private driver(svc: ServiceConfig): Driver {
     const provider = this.deps.registry.guestProvider(svc.type);
-    if (provider && !this.updatable(svc)) throw new AutopilotError('USAGE', `services of type ${svc.type} (${provider.name} plugin) cannot be updated by homelab-autopilot`, { hint: 'updates exist for lxc, vm and docker-compose services (and plugins with an updater)' });
-    if (provider) return guestDriver(svc, provider);
-    const plugin = this.deps.registry.require<ServicePlugin>('service', svc.type, `service '${svc.name}'`);
-    if (!plugin.updater) throw new AutopilotError('USAGE', `services of type ${svc.type} cannot be updated by homelab-autopilot`, { hint: 'updates exist for lxc, vm and docker-compose services (and plugins with an updater)' });
-    return serviceDriver(svc, plugin, this.deps.state);
+    // a missing or failed plugin is named by require(); an installed one may still lack what updates need
+    const plugin = provider ? null : this.deps.registry.require<ServicePlugin>('service', svc.type, `service '${svc.name}'`);
+    if (!this.updatable(svc)) {
+      throw new AutopilotError('USAGE', `services of type ${svc.type} cannot be updated by homelab-autopilot`, { hint: 'updates exist for lxc, vm, docker-compose and caddy services (and plugins with an updater)' });
+    }
+    return provider ? guestDriver(svc, provider) : serviceDriver(svc, plugin as ServicePlugin, this.deps.state);
   }
 
   private updatable(svc: ServiceConfig): boolean {
