@@ -1,8 +1,8 @@
 /**
  * Archives that GNU tar and the zstd (or gzip) CLI read without us: a tar stream piped
- * straight into the compressor (the data never passes through Node), whose output Node
- * hashes and writes under a temporary name, fsyncs, and renames into place.
- * Verification decompresses and lists the whole archive.
+ * straight into the compressor, which writes the file under a temporary name itself (the
+ * data never passes through Node); Node checksums the file as it grows, fsyncs it, and
+ * renames it into place. Verification decompresses and lists the whole archive.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -10,7 +10,6 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AutopilotError } from './errors';
 import { processAlive } from './state';
@@ -75,6 +74,8 @@ function lastLines(s: string, n = 4): string {
 
 /** Buffer sizes for the streams that carry archive data: big enough that writes are few. */
 const STREAM_BUFFER = 1024 * 1024;
+/** The block in which archives are read for their checksum. */
+const HASH_BLOCK = 4 * 1024 * 1024;
 /** While writing, flush to disk every so many bytes, so that the final fsync has little left to do. */
 const SYNC_EVERY = 64 * 1024 * 1024;
 
@@ -104,21 +105,6 @@ export interface ArchiveResult {
   sha256: string;
   durationMs: number;
   warnings: string[];
-}
-
-/** A writable stream into an open file that it leaves open (we fsync and close it ourselves). */
-function fileSink(fh: fsp.FileHandle): Writable {
-  return new Writable({
-    highWaterMark: STREAM_BUFFER,
-    write(chunk: Buffer, _enc, cb) {
-      fh.write(chunk).then(({ bytesWritten }) => cb(bytesWritten === chunk.length ? null : new Error(`short write (${bytesWritten} of ${chunk.length} bytes): is the disk full?`)), cb);
-    },
-    writev(chunks, cb) {
-      const buffers = chunks.map((c) => c.chunk as Buffer);
-      const total = buffers.reduce((n, b) => n + b.length, 0);
-      fh.writev(buffers).then(({ bytesWritten }) => cb(bytesWritten === total ? null : new Error(`short write (${bytesWritten} of ${total} bytes): is the disk full?`)), cb);
-    },
-  });
 }
 
 /** The temporary name of an archive being written: hidden, and naming this host and process. */
@@ -185,19 +171,15 @@ async function writeArchiveOnce(opts: CreateArchiveOptions, acceptChanged: boole
   await fsp.mkdir(path.dirname(opts.dest), { recursive: true });
   if (opts.signal?.aborted) throw new AutopilotError('ABORTED', 'the backup was cancelled');
 
-  const hash = createHash('sha256');
-  let bytes = 0;
   let lastReport = 0;
   let lastSync = 0;
   const syncs: Promise<void>[] = [];
-  // the file is opened before the processes start: once the compressor exits, Node discards
-  // whatever output nobody is reading yet, so the reader must be attached straight after spawn
   let fh: fsp.FileHandle | null = await fsp.open(tmp, 'wx', 0o640);
   const file = fh;
   const tar = track(spawn('tar', ['--create', '--file=-', '--sparse', ...tarSelection(opts.sources, opts.exclude ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] }), 'tar');
   const [cmd, args] = compressArgs(opts.compression, level, opts.threads ?? 1);
-  // the compressor reads tar's pipe directly; Node only sees the compressed bytes
-  const comp = track(spawn(cmd, args, { stdio: [tar.child.stdout!, 'pipe', 'pipe'] }), cmd);
+  // the compressor reads tar's pipe and writes the file itself: the data never passes through Node
+  const comp = track(spawn(cmd, args, { stdio: [tar.child.stdout!, file.fd, 'pipe'] }), cmd);
   tar.child.stdout!.destroy();
 
   const procs = [tar, comp];
@@ -207,15 +189,19 @@ async function writeArchiveOnce(opts: CreateArchiveOptions, acceptChanged: boole
   const onAbort = (): void => kill();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
 
+  let compressorDone = false;
+  const compressed = comp.done.finally(() => {
+    compressorDone = true;
+  });
   try {
-    const out = fileSink(file);
-    // hashes and counts what passes; starts the disk flush of what is written so far now and then
-    const tap = new Transform({
-      highWaterMark: STREAM_BUFFER,
-      transform(chunk: Buffer, _enc, cb) {
-        hash.update(chunk);
-        bytes += chunk.length;
+    // the checksum is taken from the file as it grows (from the page cache, while the
+    // compressor goes on), so it covers exactly the bytes that landed on disk
+    const hashing = hashFile(tmp, {
+      growing: () => !compressorDone,
+      signal: opts.signal,
+      onBytes(bytes) {
         if (bytes - lastSync >= SYNC_EVERY) {
+          // start writing out what is there so far, so that the final fsync has little left to do
           lastSync = bytes;
           syncs.push(file.datasync().catch(() => undefined));
         }
@@ -224,11 +210,9 @@ async function writeArchiveOnce(opts: CreateArchiveOptions, acceptChanged: boole
           lastReport = now;
           opts.onProgress(bytes);
         }
-        cb(null, chunk);
       },
     });
-    const writing = pipeline(comp.child.stdout!, tap, out);
-    const [tarCode, compCode] = await Promise.all([tar.done, comp.done, writing]);
+    const [tarCode, compCode, { size, sha256 }] = await Promise.all([tar.done, compressed, hashing]);
     if (opts.signal?.aborted) throw new AutopilotError('ABORTED', 'the backup was cancelled');
     const warnings: string[] = [];
     if (tarCode === TAR_CHANGED) {
@@ -238,25 +222,61 @@ async function writeArchiveOnce(opts: CreateArchiveOptions, acceptChanged: boole
     if (compCode !== 0) throw new AutopilotError('ARCHIVE_FAILED', `${cmd} failed (exit ${compCode}): ${lastLines(comp.stderr) || 'no message'}`);
     await Promise.all(syncs);
     await fh.sync();
+    const st = await fh.stat();
+    if (st.size !== size) throw new AutopilotError('ARCHIVE_FAILED', `${tmp} holds ${st.size} bytes but ${size} were checksummed: did something else write to it?`);
     await fh.close();
     fh = null;
     // never overwrite: a name taken since we chose it is an error, not a silent replacement
     if (fs.existsSync(opts.dest)) throw new AutopilotError('ARCHIVE_FAILED', `${opts.dest} appeared while the archive was being written`);
     await fsp.rename(tmp, opts.dest);
     await fsyncPath(path.dirname(opts.dest));
-    opts.onProgress?.(bytes);
-    return { path: opts.dest, size: bytes, sha256: hash.digest('hex'), durationMs: Date.now() - started, warnings };
+    opts.onProgress?.(size);
+    return { path: opts.dest, size, sha256, durationMs: Date.now() - started, warnings };
   } catch (e) {
     kill();
     await Promise.allSettled(procs.map((p) => p.done));
     await Promise.allSettled(syncs);
     await fh?.close().catch(() => undefined);
     await fsp.rm(tmp, { force: true });
+    if (opts.signal?.aborted) throw new AutopilotError('ABORTED', 'the backup was cancelled');
     if (e instanceof AutopilotError || e instanceof FilesChanged) throw e;
     throw new AutopilotError('ARCHIVE_FAILED', `writing ${opts.dest} failed: ${(e as Error).message}`, { cause: e });
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** How long the reader of a growing file waits before it looks again for more. */
+const GROW_POLL_MS = 10;
+
+/**
+ * The sha256 and size of a file, read in 4 MiB blocks. With `growing`, the file is still
+ * being written by another process: at its end the reader waits and reads on, and stops only
+ * at an end it reached after `growing()` turned false (so nothing written is missed).
+ */
+async function hashFile(file: string, opts: { growing?: () => boolean; signal?: AbortSignal; onBytes?(bytes: number): void } = {}): Promise<{ size: number; sha256: string }> {
+  const hash = createHash('sha256');
+  const fh = await fsp.open(file, 'r');
+  const buf = Buffer.allocUnsafe(HASH_BLOCK);
+  let size = 0;
+  try {
+    for (;;) {
+      if (opts.signal?.aborted) throw new AutopilotError('ABORTED', 'cancelled');
+      const more = opts.growing?.() ?? false;
+      const { bytesRead } = await fh.read(buf, 0, buf.length, size);
+      if (bytesRead > 0) {
+        hash.update(buf.subarray(0, bytesRead));
+        size += bytesRead;
+        opts.onBytes?.(size);
+        continue;
+      }
+      if (!more) break;
+      await new Promise((r) => setTimeout(r, GROW_POLL_MS));
+    }
+  } finally {
+    await fh.close();
+  }
+  return { size, sha256: hash.digest('hex') };
 }
 
 export interface VerifyResult {
@@ -286,7 +306,9 @@ export async function verifyArchive(
   }
   if (!compression) return { ok: false, size: st.size, sha256: null, entries: 0, error: `${file} is not a .tar.zst or .tar.gz archive` };
   const [cmd, args] = decompressArgs(compression);
-  const dec = track(spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] }), cmd);
+  // the decompressor reads the file itself while Node checksums it: two readers of one file,
+  // the second served from the page cache, and no archive data through Node's pipes
+  const dec = track(spawn(cmd, [...args, '--', file], { stdio: ['ignore', 'pipe', 'pipe'] }), cmd);
   const tar = track(spawn('tar', ['--list', '--file=-'], { stdio: [dec.child.stdout!, 'pipe', 'pipe'] }), 'tar');
   dec.child.stdout!.destroy();
   const procs = [dec, tar];
@@ -298,27 +320,17 @@ export async function verifyArchive(
   tar.child.stdout!.on('data', (c: Buffer) => {
     for (let i = 0; i < c.length; i++) if (c[i] === 10) entries++;
   });
-  const hash = createHash('sha256');
   try {
-    const tap = new Transform({
-      highWaterMark: STREAM_BUFFER,
-      transform(chunk: Buffer, _enc, cb) {
-        hash.update(chunk);
-        cb(null, chunk);
-      },
-    });
-    const feeding = pipeline(fs.createReadStream(file, { highWaterMark: STREAM_BUFFER }), tap, dec.child.stdin!).catch((e: NodeJS.ErrnoException) => {
-      // the decompressor stops reading when the data is corrupt; its exit code tells why
-      if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_PREMATURE_CLOSE') throw e;
-    });
-    const [, decCode, tarCode] = await Promise.all([feeding, dec.done, tar.done]);
+    const [{ sha256 }, decCode, tarCode] = await Promise.all([hashFile(file, { signal: opts.signal }), dec.done, tar.done]);
     if (opts.signal?.aborted) throw new AutopilotError('ABORTED', 'verification was cancelled');
-    const sha256 = hash.digest('hex');
     if (decCode !== 0) return { ok: false, size: st.size, sha256, entries, error: `${cmd} cannot decompress it: ${lastLines(dec.stderr) || `exit ${decCode}`}` };
     if (tarCode !== 0) return { ok: false, size: st.size, sha256, entries, error: `tar cannot list it: ${lastLines(tar.stderr) || `exit ${tarCode}`}` };
     if (expect.sha256 && sha256 !== expect.sha256) return { ok: false, size: st.size, sha256, entries, error: `checksum is ${sha256}, expected ${expect.sha256}` };
     if (entries === 0) return { ok: false, size: st.size, sha256, entries, error: 'the archive holds no entries' };
     return { ok: true, size: st.size, sha256, entries };
+  } catch (e) {
+    if (opts.signal?.aborted) throw new AutopilotError('ABORTED', 'verification was cancelled');
+    throw e;
   } finally {
     opts.signal?.removeEventListener('abort', kill);
     kill();
