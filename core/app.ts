@@ -13,8 +13,9 @@ import { findConfigFile, readRawConfig, validateConfig, type FoundConfig, type L
 import { formatLocation } from './config/source';
 import type { GlobalConfig } from './config/types';
 import { createPlugins, discoverPlugins, schemaPlugins, type PluginRegistry } from './plugins/host';
+import { CODE_ROOT } from './paths';
 
-export const BUILTIN_PLUGINS = path.join(__dirname, '..', 'plugins');
+export const BUILTIN_PLUGINS = path.join(CODE_ROOT, 'plugins');
 
 export type StateMode = 'rw' | 'ro' | 'none';
 

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import type Ajv from 'ajv';
 import type { ErrorObject } from 'ajv';
 import type { JsonSchema } from '../plugins/contract';
+import { CODE_ROOT } from '../paths';
 
 export interface Validator {
   (data: unknown): boolean;
@@ -37,7 +38,7 @@ export function schemaKey(schema: JsonSchema): string {
 
 let runtimeAjv: Ajv | null = null;
 const compiled = new Map<string, Validator>();
-const PRECOMPILED_DIR = path.join(__dirname, 'validators');
+const PRECOMPILED_DIR = path.join(CODE_ROOT, 'core', 'config', 'validators');
 
 /** A validator compiled at build time, loaded on its first use (most start-ups use only the config schema's). */
 function precompiled(key: string): Validator | null {
