@@ -2,8 +2,13 @@
  * JSON Schema validators. Compiling a schema with ajv costs tens of milliseconds, so the
  * schemas of the built-in plugin set are compiled at build time (scripts/precompile.js,
  * ajv's standalone code) into dist/core/config/validators/<hash of the schema>.js, each
- * loaded on first use. Any other schema (a plugins.d plugin's, or the config schema once a plugins.d
- * service plugin extends it) is compiled here at run time, with the same options.
+ * loaded on first use. Any other schema (a plugins.d plugin's) is compiled here at run time,
+ * with the same options, and its standalone code kept in a cache folder for the next start
+ * (as Node and Python keep compiled code): /var/cache/homelab-autopilot/validators as root,
+ * else ~/.cache/homelab-autopilot/validators ($XDG_CACHE_HOME), or
+ * $HOMELAB_AUTOPILOT_CACHE_DIR/validators (empty: no cache). A cached file is named by the
+ * hash of the schema and of ajv's version, and is used only when it and its folder belong to
+ * this user and nobody else can write them (it is code).
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -55,16 +60,89 @@ function precompiled(key: string): Validator | null {
   return lazy;
 }
 
+/** The folder of the run-time cache, or null when there is none. */
+export function validatorCacheDir(): string | null {
+  const env = process.env.HOMELAB_AUTOPILOT_CACHE_DIR;
+  if (env !== undefined) return env === '' ? null : path.join(path.resolve(env), 'validators');
+  if (process.getuid?.() === 0) return '/var/cache/homelab-autopilot/validators';
+  const base = process.env.XDG_CACHE_HOME || (process.env.HOME ? path.join(process.env.HOME, '.cache') : '');
+  return base ? path.join(base, 'homelab-autopilot', 'validators') : null;
+}
+
+/** Ours alone: owned by this user, writable by nobody else. */
+function ownedAndPrivate(p: string): boolean {
+  try {
+    const st = fs.statSync(p);
+    return st.uid === process.getuid?.() && (st.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
+}
+
+let ajvVersion: string | undefined;
+
+function cacheFile(key: string): string | null {
+  const dir = validatorCacheDir();
+  if (!dir) return null;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  ajvVersion ??= (require('ajv/package.json') as { version: string }).version;
+  const name = createHash('sha256').update(`${key} ajv ${ajvVersion} ${JSON.stringify(AJV_OPTIONS)} ${ANNOTATIONS.join()}`).digest('hex').slice(0, 40);
+  return path.join(dir, `v${name}.js`);
+}
+
+/** A validator compiled by an earlier run and kept in the cache, or null. */
+function fromCache(file: string | null): Validator | null {
+  if (!file || !ownedAndPrivate(path.dirname(file)) || !ownedAndPrivate(file)) return null;
+  try {
+    const mod: { exports: { validate?: Validator } } = { exports: {} };
+    // the standalone code requires ajv's run-time helpers: resolved from here, as for the precompiled ones
+    new Function('module', 'exports', 'require', fs.readFileSync(file, 'utf8'))(mod, mod.exports, require);
+    return typeof mod.exports.validate === 'function' ? mod.exports.validate : null;
+  } catch {
+    return null; // a damaged file is compiled and written again
+  }
+}
+
+/** Keeps a run-time compiled validator's standalone code for the next start; a cache that cannot be written is no error. */
+function keep(ajv: Ajv, key: string, file: string | null): void {
+  if (!file) return;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const standaloneCode = (require('ajv/dist/standalone') as { default: (ajv: Ajv, refs: Record<string, string>) => string }).default;
+    const code = standaloneCode(ajv, { validate: key });
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, `// compiled by homelab-autopilot from a plugin's JSON schema; safe to delete\n${code}\n`, { mode: 0o600 });
+    fs.renameSync(tmp, file);
+  } catch {
+    /* read-only or full: the next start compiles again */
+  }
+}
+
 /** The validator of a schema; throws when the schema itself is invalid. */
 export function getValidator(schema: JsonSchema): Validator {
   const key = schemaKey(schema);
-  const cached = compiled.get(key) ?? precompiled(key);
+  const known = compiled.get(key) ?? precompiled(key);
+  if (known) {
+    compiled.set(key, known);
+    return known;
+  }
+  const file = cacheFile(key);
+  const cached = fromCache(file);
   if (cached) {
     compiled.set(key, cached);
     return cached;
   }
-  runtimeAjv ??= createAjv();
-  const fn = runtimeAjv.compile(schema) as Validator;
+  runtimeAjv ??= createAjv(true);
+  let fn: Validator;
+  try {
+    runtimeAjv.addSchema(schema, key);
+    fn = runtimeAjv.getSchema(key) as Validator; // compiles, and throws for an invalid schema
+  } catch (e) {
+    runtimeAjv.removeSchema(key);
+    throw e;
+  }
+  keep(runtimeAjv, key, file);
   compiled.set(key, fn);
   return fn;
 }
