@@ -4,7 +4,7 @@
  * data never passes through Node); Node checksums the file as it grows, fsyncs it, and
  * renames it into place. Verification decompresses and lists the whole archive.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -49,18 +49,58 @@ interface Proc {
   done: Promise<number | null>;
 }
 
-function track(child: ChildProcess, name: string): Proc {
+function notInstalled(name: string): AutopilotError {
+  return new AutopilotError('ARCHIVE_FAILED', `${name} is not installed`, { hint: `install ${name} (apt-get install ${name})` });
+}
+
+function track(child: ChildProcess, name: string, tied = false): Proc {
   const p: Proc = { child, name, stderr: '', done: Promise.resolve(null) };
   child.stderr?.on('data', (c: Buffer) => {
     if (p.stderr.length < 64 * 1024) p.stderr += c.toString('utf8');
   });
   p.done = new Promise((resolve, reject) => {
-    child.on('error', (e: NodeJS.ErrnoException) =>
-      reject(new AutopilotError('ARCHIVE_FAILED', e.code === 'ENOENT' ? `${name} is not installed` : `cannot run ${name}: ${e.message}`, { hint: e.code === 'ENOENT' ? `install ${name} (apt-get install ${name})` : undefined })),
-    );
-    child.on('close', (code) => resolve(code));
+    child.on('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT' ? notInstalled(name) : new AutopilotError('ARCHIVE_FAILED', `cannot run ${name}: ${e.message}`)));
+    child.on('close', (code) => {
+      // setpriv could not start the command (127: not found, 126: not executable)
+      if (tied && (code === 127 || code === 126) && /^setpriv: failed to execute/m.test(p.stderr)) reject(code === 127 ? notInstalled(name) : new AutopilotError('ARCHIVE_FAILED', `cannot run ${name}: ${lastLines(p.stderr)}`));
+      else resolve(code);
+    });
   });
   return p;
+}
+
+const setprivByPath = new Map<string, string | null>();
+
+/** util-linux's setpriv on $PATH (on every Debian and Proxmox host), or null. */
+function setpriv(): string | null {
+  if (process.platform !== 'linux') return null;
+  const PATH = process.env.PATH ?? '';
+  if (!setprivByPath.has(PATH)) {
+    let found: string | null = null;
+    for (const dir of PATH.split(':').filter(Boolean)) {
+      try {
+        fs.accessSync(path.join(dir, 'setpriv'), fs.constants.X_OK);
+        found = path.join(dir, 'setpriv');
+        break;
+      } catch {
+        /* not here */
+      }
+    }
+    setprivByPath.set(PATH, found);
+  }
+  return setprivByPath.get(PATH)!;
+}
+
+/**
+ * Starts a command that must not outlive us: through `setpriv --pdeathsig KILL`, the kernel
+ * kills it when our process dies, even by SIGKILL or the OOM killer. Needed where no pipe of
+ * ours would stop it: the compressor writes the archive file itself, and may hold all of its
+ * input in its buffers after tar has ended. Without setpriv, the command is started directly.
+ */
+function spawnTied(cmd: string, args: string[], options: SpawnOptions): Proc {
+  const sp = setpriv();
+  if (!sp) return track(spawn(cmd, args, options), cmd);
+  return track(spawn(sp, ['--pdeathsig', 'KILL', '--', cmd, ...args], options), cmd, true);
 }
 
 function lastLines(s: string, n = 4): string {
@@ -176,10 +216,10 @@ async function writeArchiveOnce(opts: CreateArchiveOptions, acceptChanged: boole
   const syncs: Promise<void>[] = [];
   let fh: fsp.FileHandle | null = await fsp.open(tmp, 'wx', 0o640);
   const file = fh;
-  const tar = track(spawn('tar', ['--create', '--file=-', '--sparse', ...tarSelection(opts.sources, opts.exclude ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] }), 'tar');
+  const tar = spawnTied('tar', ['--create', '--file=-', '--sparse', ...tarSelection(opts.sources, opts.exclude ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
   const [cmd, args] = compressArgs(opts.compression, level, opts.threads ?? 1);
   // the compressor reads tar's pipe and writes the file itself: the data never passes through Node
-  const comp = track(spawn(cmd, args, { stdio: [tar.child.stdout!, file.fd, 'pipe'] }), cmd);
+  const comp = spawnTied(cmd, args, { stdio: [tar.child.stdout!, file.fd, 'pipe'] });
   tar.child.stdout!.destroy();
 
   const procs = [tar, comp];

@@ -92,3 +92,28 @@ describe('verification', () => {
     expect(await verifyArchive(path.join(dir, 'nope.tar.zst'), {})).toMatchObject({ ok: false, error: expect.stringMatching(/does not exist/) });
   });
 });
+
+describe('a compressor that is not installed', () => {
+  /** A PATH that holds tar (and setpriv, when asked) but no zstd. */
+  function pathWithout(dir: string, withSetpriv: boolean): string {
+    const bin = path.join(dir, 'bin');
+    fs.mkdirSync(bin);
+    for (const tool of withSetpriv ? ['tar', 'setpriv'] : ['tar']) fs.symlinkSync(execFileSync('which', [tool]).toString().trim(), path.join(bin, tool));
+    return bin;
+  }
+
+  for (const withSetpriv of [true, false]) {
+    it(`is named, with what to install, and leaves no file behind (${withSetpriv ? 'started through setpriv' : 'started directly'})`, async () => {
+      const dir = tmpDir();
+      write(path.join(dir, 'src/f.txt'), 'data');
+      const cfg = write(path.join(dir, 'ha.yaml'), basicConfig(dir, { services: '  - name: data\n    type: files\n    paths: [./src]' }));
+      const r = await runCli(['backup', '--all', '--json', '--config', cfg], { env: { PATH: pathWithout(dir, withSetpriv) } });
+      expect(r.code).toBe(1);
+      const svc = json(r).services[0];
+      expect(svc.status).toBe('failed');
+      expect(svc.error).toBe('zstd is not installed');
+      expect(svc.hint).toBe('install zstd (apt-get install zstd)');
+      expect(fs.readdirSync(path.join(dir, 'backups/data'))).toEqual([]);
+    });
+  }
+});
