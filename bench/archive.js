@@ -182,17 +182,19 @@ const fmt = (b) => `${(b / MiB).toFixed(0)} MiB`;
       );
     }
     const refSize = fs.statSync(path.join(work, 'ref.tar.zst')).size;
-    results.push({ scale, bytes, rounds: n, ref: median(ref), refSync: median(refSync), ours: median(ours), oursV: median(oursV), peak, peakV, size, refSize });
+    // besides the medians' ratio: the median of each round's own ratio (both runs of a round saw the same moment of noise)
+    const paired = (xs) => median(xs.map((x, i) => x / ref[i]));
+    results.push({ scale, bytes, rounds: n, ref: median(ref), refSync: median(refSync), ours: median(ours), oursV: median(oursV), paired: paired(ours), pairedV: paired(oursV), peak, peakV, size, refSize });
     fs.rmSync(dir, { recursive: true, force: true });
     for (const f of fs.readdirSync(work)) if (f.startsWith('backups-')) fs.rmSync(path.join(work, f), { recursive: true, force: true });
   }
   if (!keep) fs.rmSync(work, { recursive: true, force: true });
-  console.log('| data set | rounds | tar \\| zstd -3 | same + fsync | backup | ratio | ratio to fsync\'d | backup + verify | ratio | peak RSS (backup / + verify) | archive vs reference |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| data set | rounds | tar \\| zstd -3 | same + fsync | backup | ratio | paired ratio | ratio to fsync\'d | backup + verify | ratio | paired ratio | peak RSS (backup / + verify) | archive vs reference |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
     const sec = (ms) => `${(ms / 1000).toFixed(2)} s`;
     console.log(
-      `| ${fmt(r.bytes)} | ${r.rounds} | ${sec(r.ref)} | ${sec(r.refSync)} | ${sec(r.ours)} | ${(r.ours / r.ref).toFixed(2)}× | ${(r.ours / r.refSync).toFixed(2)}× | ${sec(r.oursV)} | ${(r.oursV / r.ref).toFixed(2)}× | ${fmt(r.peak)} / ${fmt(r.peakV)} | ${fmt(r.size)} vs ${fmt(r.refSize)} |`,
+      `| ${fmt(r.bytes)} | ${r.rounds} | ${sec(r.ref)} | ${sec(r.refSync)} | ${sec(r.ours)} | ${(r.ours / r.ref).toFixed(2)}× | ${r.paired.toFixed(2)}× | ${(r.ours / r.refSync).toFixed(2)}× | ${sec(r.oursV)} | ${(r.oursV / r.ref).toFixed(2)}× | ${r.pairedV.toFixed(2)}× | ${fmt(r.peak)} / ${fmt(r.peakV)} | ${fmt(r.size)} vs ${fmt(r.refSize)} |`,
     );
   }
 })().catch((e) => {

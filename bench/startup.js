@@ -42,10 +42,18 @@ const median = (xs) => {
   return s[Math.floor(s.length / 2)];
 };
 const base = median(times[0]);
-const rows = cases.map((c, j) => ({ case: c.name, median_ms: Number(median(times[j]).toFixed(1)), ratio: Number((median(times[j]) / base).toFixed(2)) }));
+// two views of the ratio: the medians' ratio, and the median of each round's own ratio (each
+// case against the `node -e 0` run just before it, so that both saw the same moment of noise)
+const rows = cases.map((c, j) => ({
+  case: c.name,
+  median_ms: Number(median(times[j]).toFixed(1)),
+  ratio: Number((median(times[j]) / base).toFixed(2)),
+  paired_ratio: Number(median(times[j].map((t, i) => t / times[0][i])).toFixed(2)),
+}));
 fs.rmSync(dir, { recursive: true, force: true });
 if (process.argv.includes('--json')) console.log(JSON.stringify({ runs, node: process.version, rows }, null, 2));
 else {
   console.log(`start-up, median of ${runs} interleaved runs (node ${process.version}, ${os.cpus().length} cpus)`);
-  for (const r of rows) console.log(`${r.case.padEnd(92)} ${String(r.median_ms).padStart(7)} ms  ${r.ratio.toFixed(2)}x`);
+  console.log(`${'command'.padEnd(92)} ${'median'.padStart(10)}  ratio  paired`);
+  for (const r of rows) console.log(`${r.case.padEnd(92)} ${String(r.median_ms).padStart(7)} ms  ${r.ratio.toFixed(2)}x  ${r.paired_ratio.toFixed(2)}x`);
 }
