@@ -4,10 +4,10 @@
 // cron job starting from a cold page cache waits for. Modules required lazily stay lazy:
 // esbuild keeps each CommonJS module behind its own initialiser.
 //
-// Left outside the bundle: the LAZY packages below, better-sqlite3 (its native addon is found relative to its own
-// package), typescript (only cosmiconfig's optional .ts config loader asks for it, and it is
-// not a run-time dependency), the built-in plugins (discovered as files, like plugins.d) and
-// the precompiled validators (loaded by path when a schema needs one).
+// Left outside the bundle: the LAZY packages below, better-sqlite3 (its native addon is
+// found relative to its own package), typescript (only cosmiconfig's optional .ts config
+// loader asks for it, and it is not a run-time dependency), the built-in plugins (discovered
+// as files, like plugins.d) and the precompiled validators (loaded by path when needed).
 const path = require('node:path');
 const esbuild = require('esbuild');
 

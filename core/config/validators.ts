@@ -106,16 +106,21 @@ function fromCache(file: string | null): Validator | null {
 /** Keeps a run-time compiled validator's standalone code for the next start; a cache that cannot be written is no error. */
 function keep(ajv: Ajv, key: string, file: string | null): void {
   if (!file) return;
+  const tmp = `${file}.${process.pid}.tmp`;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const standaloneCode = (require('ajv/dist/standalone') as { default: (ajv: Ajv, refs: Record<string, string>) => string }).default;
     const code = standaloneCode(ajv, { validate: key });
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    const tmp = `${file}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, `// compiled by homelab-autopilot from a plugin's JSON schema; safe to delete\n${code}\n`, { mode: 0o600 });
     fs.renameSync(tmp, file);
   } catch {
-    /* read-only or full: the next start compiles again */
+    // read-only or full: the next start compiles again
+    try {
+      fs.rmSync(tmp, { force: true });
+    } catch {
+      /* nothing was written */
+    }
   }
 }
 
