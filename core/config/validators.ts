@@ -7,8 +7,8 @@
  * (as Node and Python keep compiled code): /var/cache/homelab-autopilot/validators as root,
  * else ~/.cache/homelab-autopilot/validators ($XDG_CACHE_HOME), or
  * $HOMELAB_AUTOPILOT_CACHE_DIR/validators (empty: no cache). A cached file is named by the
- * hash of the schema and of ajv's version, and is used only when it and its folder belong to
- * this user and nobody else can write them (it is code).
+ * hash of the schema and of ajv's version; it is code, so it is used only when it passes the
+ * checks a plugins.d plugin passes (lib/trust.ts).
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import type Ajv from 'ajv';
 import type { ErrorObject } from 'ajv';
 import type { JsonSchema } from '../plugins/contract';
+import { checkPermissions, runningAsRoot } from '../../lib/trust';
 import { CODE_ROOT } from '../paths';
 
 export interface Validator {
@@ -64,19 +65,9 @@ function precompiled(key: string): Validator | null {
 export function validatorCacheDir(): string | null {
   const env = process.env.HOMELAB_AUTOPILOT_CACHE_DIR;
   if (env !== undefined) return env === '' ? null : path.join(path.resolve(env), 'validators');
-  if (process.getuid?.() === 0) return '/var/cache/homelab-autopilot/validators';
+  if (runningAsRoot()) return '/var/cache/homelab-autopilot/validators';
   const base = process.env.XDG_CACHE_HOME || (process.env.HOME ? path.join(process.env.HOME, '.cache') : '');
   return base ? path.join(base, 'homelab-autopilot', 'validators') : null;
-}
-
-/** Ours alone: owned by this user, writable by nobody else. */
-function ownedAndPrivate(p: string): boolean {
-  try {
-    const st = fs.statSync(p);
-    return st.uid === process.getuid?.() && (st.mode & 0o022) === 0;
-  } catch {
-    return false;
-  }
 }
 
 let ajvVersion: string | undefined;
@@ -92,7 +83,8 @@ function cacheFile(key: string): string | null {
 
 /** A validator compiled by an earlier run and kept in the cache, or null. */
 function fromCache(file: string | null): Validator | null {
-  if (!file || !ownedAndPrivate(path.dirname(file)) || !ownedAndPrivate(file)) return null;
+  // the file is code: trusted only as a plugins.d plugin would be (owner, modes, folders above)
+  if (!file || !fs.existsSync(file) || checkPermissions(file, runningAsRoot()) !== null) return null;
   try {
     const mod: { exports: { validate?: Validator } } = { exports: {} };
     // the standalone code requires ajv's run-time helpers: resolved from here, as for the precompiled ones

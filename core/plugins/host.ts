@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type Semver from 'semver';
 import { AutopilotError, describeError } from '../../lib/errors';
+import { checkPermissions, runningAsRoot, unsafeReason } from '../../lib/trust';
 import { execFile } from '../../lib/exec';
 import { httpRequest } from '../../lib/http';
 import type { Logger } from '../../lib/log';
@@ -128,69 +129,6 @@ function failed(name: string, source: PluginSource, file: string, reason: string
     status: 'failed',
     reason,
   };
-}
-
-// ---- permission checks (as sudo and sshd do) ---------------------------------------------------
-
-function unsafeReason(file: string, st: fs.Stats, asRoot: boolean): string | null {
-  const what = st.isDirectory() ? 'folder' : 'file';
-  if (asRoot && st.uid !== 0) return `${what} ${file} is owned by uid ${st.uid}, not root: run chown root:root ${file}`;
-  if (asRoot && st.mode & 0o022) return `${what} ${file} is writable by group or others (mode ${(st.mode & 0o777).toString(8)}): run chmod go-w ${file}`;
-  if (!asRoot && st.mode & 0o002) return `${what} ${file} is writable by others (mode ${(st.mode & 0o777).toString(8)}): run chmod o-w ${file}`;
-  return null;
-}
-
-const MAX_CHECKED = 5000;
-
-/** The folders above a path, each of which could swap what is below it. */
-function parentProblem(real: string, asRoot: boolean): string | null {
-  for (let dir = path.dirname(real); ; dir = path.dirname(dir)) {
-    const st = fs.statSync(dir);
-    // a sticky folder owned by root (like /tmp) lets no one replace another's entries
-    const sticky = (st.mode & 0o1000) !== 0 && st.uid === 0;
-    if (!sticky) {
-      if (asRoot && st.uid !== 0) return `folder ${dir} (above it) is owned by uid ${st.uid}, not root: run chown root:root ${dir}`;
-      if ((asRoot ? st.mode & 0o022 : st.mode & 0o002) !== 0) return `folder ${dir} (above it) is writable by ${asRoot ? 'group or others' : 'others'}: run chmod ${asRoot ? 'go-w' : 'o-w'} ${dir}`;
-    }
-    if (dir === path.dirname(dir)) return null;
-  }
-}
-
-/**
- * The first reason a plugin path may not be trusted: the file or folder (everything in it,
- * following links to what they point to) and every folder above it.
- */
-export function checkPermissions(location: string, asRoot: boolean): string | null {
-  let real: string;
-  try {
-    real = fs.realpathSync(location);
-  } catch (e) {
-    return `cannot check ${location}: ${describeError(e)}`;
-  }
-  const above = parentProblem(real, asRoot);
-  if (above) return above;
-  const stack = [real];
-  let seen = 0;
-  while (stack.length) {
-    if (++seen > MAX_CHECKED) return `${location} holds more than ${MAX_CHECKED} files, too many to check: ship the plugin bundled`;
-    const p = stack.pop() as string;
-    let st: fs.Stats;
-    try {
-      st = fs.lstatSync(p);
-      if (st.isSymbolicLink()) {
-        const target = fs.realpathSync(p);
-        const why = unsafeReason(target, fs.statSync(target), asRoot) ?? parentProblem(target, asRoot);
-        if (why) return `${p} links to ${target}: ${why}`;
-        continue;
-      }
-    } catch (e) {
-      return `cannot check ${p}: ${describeError(e)}`;
-    }
-    const why = unsafeReason(p, st, asRoot);
-    if (why) return why;
-    if (st.isDirectory()) for (const n of fs.readdirSync(p)) stack.push(path.join(p, n));
-  }
-  return null;
 }
 
 // ---- checking a definition -------------------------------------------------------------------------
@@ -357,7 +295,7 @@ export function schemaPlugins(found: Discovered): { service: { name: string; ser
 
 /** Imports and checks every plugin; creates none. */
 export async function discoverPlugins(opts: DiscoverOptions): Promise<Discovered> {
-  const asRoot = opts.asRoot ?? (typeof process.getuid === 'function' && process.getuid() === 0);
+  const asRoot = opts.asRoot ?? runningAsRoot();
   const failures: PluginRecord[] = [];
   const candidates = builtinCandidates(opts.builtinRoot);
   if (fs.existsSync(opts.pluginsDir)) {

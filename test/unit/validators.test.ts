@@ -61,7 +61,7 @@ describe('validators compiled at run time (a plugins.d plugin schema)', () => {
     expect(marked.errors?.[0].keyword).toBe('cached');
   });
 
-  it('ignore a cached file that others can write, or a damaged one, and compile again', () => {
+  it('ignore a cached file that others can write, in a folder another user owns, or a damaged one, and compile again', () => {
     const root = tmpDir();
     process.env.HOMELAB_AUTOPILOT_CACHE_DIR = root;
     fresh().getValidator(schema);
@@ -72,6 +72,14 @@ describe('validators compiled at run time (a plugins.d plugin schema)', () => {
     expect(fresh().getValidator(schema)({ path: '/srv' })).toBe(true);
     // compiling again wrote the file anew, private
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+
+    // as root, a folder above it that another user owns could swap it: refused the same way as for a plugin
+    if (process.getuid?.() === 0) {
+      fs.writeFileSync(file, 'exports.validate = function () { return false; };\n', { mode: 0o600 });
+      fs.chownSync(dir, 1000, 1000);
+      expect(fresh().getValidator(schema)({ path: '/srv' })).toBe(true);
+      fs.chownSync(dir, 0, 0);
+    }
 
     fs.writeFileSync(file, 'this is not javascript {');
     expect(fresh().getValidator(schema)({ path: '/srv' })).toBe(true);
