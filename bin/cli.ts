@@ -1,8 +1,9 @@
 /**
  * The CLI in one module: oclif's `execute` and every command, listed explicitly
- * (package.json `oclif.commands` strategy "explicit"). The build bundles this file with its
- * imports into dist/bin/cli.js (scripts/bundle.js), so that a start reads one file instead
- * of a few hundred: a cron job starts from a cold page cache.
+ * (package.json `oclif.commands` strategy "explicit"; scripts/manifest.js fails the build
+ * when this list and the files in bin/commands/ disagree). The build bundles this file with
+ * its imports into dist/bin/cli.bundle.js (scripts/bundle.js), so that a start reads one
+ * file instead of a few hundred: a cron job starts from a cold page cache.
  */
 export { execute } from '@oclif/core/execute';
 import Backup from './commands/backup';
