@@ -86,7 +86,8 @@ function settle() {
 
 /** Untimed clean-up between rounds: our archives go (retention keeps 1000, so it has nothing to prune anyway); the state stays unless --fresh-state. */
 function resetOurs() {
-  for (const f of fs.readdirSync(work)) if (f.startsWith('backups-') || (freshState && f.startsWith('state-'))) fs.rmSync(path.join(work, f), { recursive: true, force: true });
+  for (const f of fs.readdirSync(work))
+    if (f.startsWith('backups-') || (freshState && f.startsWith('state-'))) fs.rmSync(path.join(work, f), { recursive: true, force: true });
 }
 
 function timeReference(dir, out, durable) {
@@ -194,12 +195,28 @@ const fmt = (b) => `${(b / MiB).toFixed(0)} MiB`;
     const refSize = fs.statSync(path.join(work, 'ref.tar.zst')).size;
     // besides the medians' ratio: the median of each round's own ratio (both runs of a round saw the same moment of noise)
     const paired = (xs) => median(xs.map((x, i) => x / ref[i]));
-    results.push({ scale, bytes, rounds: n, ref: median(ref), refSync: median(refSync), ours: median(ours), oursV: median(oursV), paired: paired(ours), pairedV: paired(oursV), peak, peakV, size, refSize });
+    results.push({
+      scale,
+      bytes,
+      rounds: n,
+      ref: median(ref),
+      refSync: median(refSync),
+      ours: median(ours),
+      oursV: median(oursV),
+      paired: paired(ours),
+      pairedV: paired(oursV),
+      peak,
+      peakV,
+      size,
+      refSize,
+    });
     fs.rmSync(dir, { recursive: true, force: true });
     for (const f of fs.readdirSync(work)) if (f.startsWith('backups-')) fs.rmSync(path.join(work, f), { recursive: true, force: true });
   }
   if (!keep) fs.rmSync(work, { recursive: true, force: true });
-  console.log('| data set | rounds | tar \\| zstd -3 | same + fsync | backup | ratio | paired ratio | ratio to fsync\'d | backup + verify | ratio | paired ratio | peak RSS (backup / + verify) | archive vs reference |');
+  console.log(
+    "| data set | rounds | tar \\| zstd -3 | same + fsync | backup | ratio | paired ratio | ratio to fsync'd | backup + verify | ratio | paired ratio | peak RSS (backup / + verify) | archive vs reference |",
+  );
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
     const sec = (ms) => `${(ms / 1000).toFixed(2)} s`;

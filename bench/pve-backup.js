@@ -23,7 +23,7 @@ const root = path.join(__dirname, '..');
 
 // a deterministic pseudo-random source, so that every run backs up the same "homelab"
 let seed = 42;
-const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
 const gauss = () => Math.sqrt(-2 * Math.log(rand() || 1e-9)) * Math.cos(2 * Math.PI * rand());
 
 function homelab() {
@@ -37,7 +37,14 @@ function homelab() {
     const vm = rand() < 0.25;
     // containers: median ~1.2 s, VMs: median ~4 s, long tails
     const ms = Math.round(Math.min(30000, Math.exp((vm ? Math.log(4000) : Math.log(1200)) + 0.6 * gauss())) * SCALE);
-    guests.push({ vmid: 200 + i, type: vm ? 'qemu' : 'lxc', node, name: `g${200 + i}`, status: rand() < 0.85 ? 'running' : 'stopped', durationMs: ms });
+    guests.push({
+      vmid: 200 + i,
+      type: vm ? 'qemu' : 'lxc',
+      node,
+      name: `g${200 + i}`,
+      status: rand() < 0.85 ? 'running' : 'stopped',
+      durationMs: ms,
+    });
   }
   return { nodes, guests };
 }
@@ -45,7 +52,11 @@ function homelab() {
 function run(args, cwd) {
   return new Promise((resolve) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(process.execPath, [path.join(root, 'bin', 'run.js'), ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOMELAB_AUTOPILOT_CONFIG: '' } });
+    const child = spawn(process.execPath, [path.join(root, 'bin', 'run.js'), ...args], {
+      cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HOMELAB_AUTOPILOT_CONFIG: '' },
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (c) => (out += c));
@@ -67,7 +78,9 @@ async function round(n) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ha-bench-pve-'));
   try {
     fs.writeFileSync(path.join(dir, 'token'), DEFAULT_TOKEN_SECRET, { mode: 0o600 });
-    const services = lab.guests.map((g) => `  - name: g${g.vmid}\n    type: ${g.type === 'qemu' ? 'vm' : 'lxc'}\n    vmid: ${g.vmid}`).join('\n');
+    const services = lab.guests
+      .map((g) => `  - name: g${g.vmid}\n    type: ${g.type === 'qemu' ? 'vm' : 'lxc'}\n    vmid: ${g.vmid}`)
+      .join('\n');
     fs.writeFileSync(
       path.join(dir, 'homelab-autopilot.yaml'),
       `global:\n  state_dir: ./state\n  log_dir: ./logs\nplugins:\n  proxmox:\n    host: 127.0.0.1\n    port: ${sim.port}\n    token_id: root@pam!autopilot\n    token_secret_file: ./token\n    fingerprint: "${sim.fingerprint}"\nbackup:\n  root: ./archives\n  retention:\n    keep_last: 3\n  direct_storage:\n    storage: nas\n    path: ${sim.storagePath('nas')}\nservices:\n${services}\n`,
@@ -89,7 +102,11 @@ async function round(n) {
     }
     const byKind = {};
     for (const q of sim.requests) {
-      const k = `${q.method} ${q.path.replace(/UPID:[^/]+/, '{upid}').replace(/\/\d{3,}(\/|$)/, '/{vmid}$1').replace(/\/nodes\/[^/]+/, '/nodes/{node}').replace(/content\/.+$/, 'content/{volume}')}`;
+      const k = `${q.method} ${q.path
+        .replace(/UPID:[^/]+/, '{upid}')
+        .replace(/\/\d{3,}(\/|$)/, '/{vmid}$1')
+        .replace(/\/nodes\/[^/]+/, '/nodes/{node}')
+        .replace(/content\/.+$/, 'content/{volume}')}`;
       byKind[k] = (byKind[k] ?? 0) + 1;
     }
     return {
@@ -122,7 +139,9 @@ async function round(n) {
   }
   if (ROUNDS > 1) {
     const med = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-    console.log(`median makespan/ideal: CLI ${med(results.map((r) => r.ratioCli))}, tasks ${med(results.map((r) => r.ratioTasks))}; requests per guest ${med(results.map((r) => r.requestsPerGuest))}`);
+    console.log(
+      `median makespan/ideal: CLI ${med(results.map((r) => r.ratioCli))}, tasks ${med(results.map((r) => r.ratioTasks))}; requests per guest ${med(results.map((r) => r.requestsPerGuest))}`,
+    );
   }
 })().catch((e) => {
   console.error(e);

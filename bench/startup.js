@@ -24,7 +24,10 @@ const cases = [
   { name: 'node -e 0', args: ['-e', '0'] },
   { name: 'homelab-autopilot --version', args: [bin, '--version'] },
   { name: 'homelab-autopilot config validate (built-in plugins)', args: [bin, 'config', 'validate', '--config', cfg] },
-  { name: 'homelab-autopilot config validate (examples/quickstart.yaml, with examples/plugins.d)', args: [bin, 'config', 'validate', '--config', path.join(root, 'examples', 'quickstart.yaml')] },
+  {
+    name: 'homelab-autopilot config validate (examples/quickstart.yaml, with examples/plugins.d)',
+    args: [bin, 'config', 'validate', '--config', path.join(root, 'examples', 'quickstart.yaml')],
+  },
   { name: 'homelab-autopilot --help', args: [bin, '--help'] },
 ];
 const times = cases.map(() => []);
@@ -55,5 +58,6 @@ if (process.argv.includes('--json')) console.log(JSON.stringify({ runs, node: pr
 else {
   console.log(`start-up, median of ${runs} interleaved runs (node ${process.version}, ${os.cpus().length} cpus)`);
   console.log(`${'command'.padEnd(92)} ${'median'.padStart(10)}  ratio  paired`);
-  for (const r of rows) console.log(`${r.case.padEnd(92)} ${String(r.median_ms).padStart(7)} ms  ${r.ratio.toFixed(2)}x  ${r.paired_ratio.toFixed(2)}x`);
+  for (const r of rows)
+    console.log(`${r.case.padEnd(92)} ${String(r.median_ms).padStart(7)} ms  ${r.ratio.toFixed(2)}x  ${r.paired_ratio.toFixed(2)}x`);
 }

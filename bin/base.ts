@@ -22,11 +22,20 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   static override baseFlags = {
     config: Flags.string({
       char: 'c',
-      summary: 'Config file (default: $HOMELAB_AUTOPILOT_CONFIG, /etc/homelab-autopilot/homelab-autopilot.yaml, then a search from the working directory).',
+      summary:
+        'Config file (default: $HOMELAB_AUTOPILOT_CONFIG, /etc/homelab-autopilot/homelab-autopilot.yaml, then a search from the working directory).',
       helpGroup: 'GLOBAL',
     }),
-    'log-level': Flags.option({ options: ['error', 'warn', 'info', 'debug'] as const, summary: 'Log level on stderr and in the log file (default: global.log_level).', helpGroup: 'GLOBAL' })(),
-    'log-format': Flags.option({ options: ['human', 'json'] as const, summary: 'Log line format on stderr (default: global.log_format).', helpGroup: 'GLOBAL' })(),
+    'log-level': Flags.option({
+      options: ['error', 'warn', 'info', 'debug'] as const,
+      summary: 'Log level on stderr and in the log file (default: global.log_level).',
+      helpGroup: 'GLOBAL',
+    })(),
+    'log-format': Flags.option({
+      options: ['human', 'json'] as const,
+      summary: 'Log line format on stderr (default: global.log_format).',
+      helpGroup: 'GLOBAL',
+    })(),
   };
 
   /** Commands that change something also log to the log file; read-only ones log to stderr only. */
@@ -47,7 +56,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       const busy = critical.active();
       if (busy) {
         // stopping now would leave the service half-restored
-        process.stderr.write(`\n${sig} received again, but ${busy} is in progress and stopping it now would leave things half done; it ends on its own time-out (kill -9 forces it)\n`);
+        process.stderr.write(
+          `\n${sig} received again, but ${busy} is in progress and stopping it now would leave things half done; it ends on its own time-out (kill -9 forces it)\n`,
+        );
         return;
       }
       // a second signal: stop now
@@ -60,7 +71,13 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   public override async init(): Promise<void> {
     await super.init();
-    const { flags } = await this.parse({ flags: this.ctor.flags, baseFlags: (this.ctor as typeof BaseCommand).baseFlags, enableJsonFlag: true, args: this.ctor.args, strict: this.ctor.strict });
+    const { flags } = await this.parse({
+      flags: this.ctor.flags,
+      baseFlags: (this.ctor as typeof BaseCommand).baseFlags,
+      enableJsonFlag: true,
+      args: this.ctor.args,
+      strict: this.ctor.strict,
+    });
     this.flags = flags as BaseFlags<T>;
     process.on('SIGINT', this.onSignal);
     process.on('SIGTERM', this.onSignal);
@@ -120,12 +137,24 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     if (err instanceof AutopilotError) {
       code = err.code === 'ABORTED' ? this.interruptedExit : err.exitCode;
       payload = { code: err.code, message: mask(err.message), hint: err.hint, details: err.details.map(mask) };
-    } else if (err.oclif || (err as { code?: string }).code === 'EEXIT' || /Unexpected argument|Nonexistent flag|Expected --|Missing required/i.test(err.message)) {
+    } else if (
+      err.oclif ||
+      (err as { code?: string }).code === 'EEXIT' ||
+      /Unexpected argument|Nonexistent flag|Expected --|Missing required/i.test(err.message)
+    ) {
       code = EXIT.USAGE;
-      payload = { code: 'USAGE', message: mask(err.message.split('\n')[0]), hint: `see ${this.config.bin} ${this.id?.replace(/:/g, ' ') ?? ''} --help`.replace(/\s+--help/, ' --help') };
+      payload = {
+        code: 'USAGE',
+        message: mask(err.message.split('\n')[0]),
+        hint: `see ${this.config.bin} ${this.id?.replace(/:/g, ' ') ?? ''} --help`.replace(/\s+--help/, ' --help'),
+      };
     } else {
       code = exitCodeFor(err);
-      payload = { code: 'INTERNAL', message: mask(describeError(err)), hint: 'this is a bug: run again with --log-level debug and report the output' };
+      payload = {
+        code: 'INTERNAL',
+        message: mask(describeError(err)),
+        hint: 'this is a bug: run again with --log-level debug and report the output',
+      };
       if (this.flags?.['log-level'] === 'debug') process.stderr.write(mask(err.stack ?? '') + '\n');
     }
     if (this.jsonEnabled()) {

@@ -18,14 +18,14 @@ try {
   cli = require('../dist/bin/cli.bundle.js');
 } catch (e) {
   if (e && e.code === 'MODULE_NOT_FOUND' && /cli\.bundle\.js/.test(e.message)) {
-    process.stderr.write('error: dist/bin/cli.bundle.js is missing: this copy of homelab-autopilot is not built (run `npm run build` in its folder)\n');
+    process.stderr.write(
+      'error: dist/bin/cli.bundle.js is missing: this copy of homelab-autopilot is not built (run `npm run build` in its folder)\n',
+    );
     process.exit(70);
   }
   throw e;
 }
-cli
-  .execute({ dir: __dirname })
-  .catch((err) => {
-    process.stderr.write(`error: ${err && err.message ? err.message : String(err)}\n`);
-    process.exitCode = process.exitCode || 70;
-  });
+cli.execute({ dir: __dirname }).catch((err) => {
+  process.stderr.write(`error: ${err && err.message ? err.message : String(err)}\n`);
+  process.exitCode = process.exitCode || 70;
+});

@@ -38,7 +38,9 @@ export interface StatusReport {
 
 function lastBackup(state: StateManager | null, service: string, now: number): LastBackup | null {
   if (!state) return null;
-  const a = state.listArtifacts({ service }).find((x) => x.verifyResult === null || !x.verifyResult.startsWith('failed')) ?? state.listArtifacts({ service })[0];
+  const a =
+    state.listArtifacts({ service }).find((x) => x.verifyResult === null || !x.verifyResult.startsWith('failed')) ??
+    state.listArtifacts({ service })[0];
   if (!a) return null;
   const v = a.verifyResult ?? '';
   return {
@@ -58,7 +60,14 @@ export async function serviceStatus(
   const all = deps.config.services;
   const chosen = names.length ? namedServices(all, names) : all.filter((s) => s.enabled !== false);
   const now = Date.now();
-  const out: ServiceStatus[] = chosen.map((s) => ({ service: s.name, type: s.type, hypervisor: deps.registry.guestProvider(s.type)?.name ?? null, guest: null, error: null, lastBackup: lastBackup(deps.state, s.name, now) }));
+  const out: ServiceStatus[] = chosen.map((s) => ({
+    service: s.name,
+    type: s.type,
+    hypervisor: deps.registry.guestProvider(s.type)?.name ?? null,
+    guest: null,
+    error: null,
+    lastBackup: lastBackup(deps.state, s.name, now),
+  }));
   const clusters: StatusReport['clusters'] = [];
   const groups = new Map<string, ServiceConfig[]>();
   for (const s of chosen) {
@@ -77,12 +86,15 @@ export async function serviceStatus(
     }
     const refs = svcs.map((s) => ({ service: s.name, id: String(s.vmid ?? s.id ?? ''), type: s.type, config: s }));
     try {
-      const statuses = plugin.guestStatuses ? await plugin.guestStatuses(refs, op, { ips: true }) : await Promise.all(refs.map((r) => plugin.guestStatus(r, op)));
+      const statuses = plugin.guestStatuses
+        ? await plugin.guestStatuses(refs, op, { ips: true })
+        : await Promise.all(refs.map((r) => plugin.guestStatus(r, op)));
       svcs.forEach((s, i) => {
         const row = out.find((o) => o.service === s.name)!;
         row.guest = statuses[i] ?? null;
         if (statuses[i]?.state === 'missing') row.error = `guest ${refs[i].id} does not exist in the cluster (or the token may not see it)`;
-        else if (statuses[i]?.state === 'unknown') row.error = `the state of guest ${refs[i].id} is not known${statuses[i]?.node ? ` (is ${statuses[i]?.node} offline?)` : ''}`;
+        else if (statuses[i]?.state === 'unknown')
+          row.error = `the state of guest ${refs[i].id} is not known${statuses[i]?.node ? ` (is ${statuses[i]?.node} offline?)` : ''}`;
       });
     } catch (e) {
       for (const s of svcs) out.find((o) => o.service === s.name)!.error = describeError(e);

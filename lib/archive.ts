@@ -59,10 +59,13 @@ function track(child: ChildProcess, name: string, tied = false): Proc {
     if (p.stderr.length < 64 * 1024) p.stderr += c.toString('utf8');
   });
   p.done = new Promise((resolve, reject) => {
-    child.on('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT' ? notInstalled(name) : new AutopilotError('ARCHIVE_FAILED', `cannot run ${name}: ${e.message}`)));
+    child.on('error', (e: NodeJS.ErrnoException) =>
+      reject(e.code === 'ENOENT' ? notInstalled(name) : new AutopilotError('ARCHIVE_FAILED', `cannot run ${name}: ${e.message}`)),
+    );
     child.on('close', (code) => {
       // setpriv could not start the command (127: not found, 126: not executable)
-      if (tied && (code === 127 || code === 126) && /^setpriv: failed to execute/m.test(p.stderr)) reject(code === 127 ? notInstalled(name) : new AutopilotError('ARCHIVE_FAILED', `cannot run ${name}: ${lastLines(p.stderr)}`));
+      if (tied && (code === 127 || code === 126) && /^setpriv: failed to execute/m.test(p.stderr))
+        reject(code === 127 ? notInstalled(name) : new AutopilotError('ARCHIVE_FAILED', `cannot run ${name}: ${lastLines(p.stderr)}`));
       else resolve(code);
     });
   });
@@ -216,7 +219,9 @@ async function writeArchiveOnce(opts: CreateArchiveOptions, acceptChanged: boole
   const syncs: Promise<void>[] = [];
   let fh: fsp.FileHandle | null = await fsp.open(tmp, 'wx', 0o640);
   const file = fh;
-  const tar = spawnTied('tar', ['--create', '--file=-', '--sparse', ...tarSelection(opts.sources, opts.exclude ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const tar = spawnTied('tar', ['--create', '--file=-', '--sparse', ...tarSelection(opts.sources, opts.exclude ?? [])], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const [cmd, args] = compressArgs(opts.compression, level, opts.threads ?? 1);
   // the compressor reads tar's pipe and writes the file itself: the data never passes through Node
   const comp = spawnTied(cmd, args, { stdio: [tar.child.stdout!, file.fd, 'pipe'] });
@@ -257,13 +262,21 @@ async function writeArchiveOnce(opts: CreateArchiveOptions, acceptChanged: boole
     const warnings: string[] = [];
     if (tarCode === TAR_CHANGED) {
       if (!acceptChanged) throw new FilesChanged(lastLines(tar.stderr, 2));
-      warnings.push(`some files kept changing while they were archived (${attempts} attempts), their copies may be inconsistent: ${lastLines(tar.stderr, 3)}`);
-    } else if (tarCode !== 0) throw new AutopilotError('ARCHIVE_FAILED', `tar failed (exit ${tarCode}): ${lastLines(tar.stderr) || 'no message'}`);
-    if (compCode !== 0) throw new AutopilotError('ARCHIVE_FAILED', `${cmd} failed (exit ${compCode}): ${lastLines(comp.stderr) || 'no message'}`);
+      warnings.push(
+        `some files kept changing while they were archived (${attempts} attempts), their copies may be inconsistent: ${lastLines(tar.stderr, 3)}`,
+      );
+    } else if (tarCode !== 0)
+      throw new AutopilotError('ARCHIVE_FAILED', `tar failed (exit ${tarCode}): ${lastLines(tar.stderr) || 'no message'}`);
+    if (compCode !== 0)
+      throw new AutopilotError('ARCHIVE_FAILED', `${cmd} failed (exit ${compCode}): ${lastLines(comp.stderr) || 'no message'}`);
     await Promise.all(syncs);
     await fh.sync();
     const st = await fh.stat();
-    if (st.size !== size) throw new AutopilotError('ARCHIVE_FAILED', `${tmp} holds ${st.size} bytes but ${size} were checksummed: did something else write to it?`);
+    if (st.size !== size)
+      throw new AutopilotError(
+        'ARCHIVE_FAILED',
+        `${tmp} holds ${st.size} bytes but ${size} were checksummed: did something else write to it?`,
+      );
     await fh.close();
     fh = null;
     // never overwrite: a name taken since we chose it is an error, not a silent replacement
@@ -294,7 +307,10 @@ const GROW_POLL_MS = 10;
  * being written by another process: at its end the reader waits and reads on, and stops only
  * at an end it reached after `growing()` turned false (so nothing written is missed).
  */
-async function hashFile(file: string, opts: { growing?: () => boolean; signal?: AbortSignal; onBytes?(bytes: number): void } = {}): Promise<{ size: number; sha256: string }> {
+async function hashFile(
+  file: string,
+  opts: { growing?: () => boolean; signal?: AbortSignal; onBytes?(bytes: number): void } = {},
+): Promise<{ size: number; sha256: string }> {
   const hash = createHash('sha256');
   const fh = await fsp.open(file, 'r');
   const buf = Buffer.allocUnsafe(HASH_BLOCK);
@@ -363,9 +379,18 @@ export async function verifyArchive(
   try {
     const [{ sha256 }, decCode, tarCode] = await Promise.all([hashFile(file, { signal: opts.signal }), dec.done, tar.done]);
     if (opts.signal?.aborted) throw new AutopilotError('ABORTED', 'verification was cancelled');
-    if (decCode !== 0) return { ok: false, size: st.size, sha256, entries, error: `${cmd} cannot decompress it: ${lastLines(dec.stderr) || `exit ${decCode}`}` };
-    if (tarCode !== 0) return { ok: false, size: st.size, sha256, entries, error: `tar cannot list it: ${lastLines(tar.stderr) || `exit ${tarCode}`}` };
-    if (expect.sha256 && sha256 !== expect.sha256) return { ok: false, size: st.size, sha256, entries, error: `checksum is ${sha256}, expected ${expect.sha256}` };
+    if (decCode !== 0)
+      return {
+        ok: false,
+        size: st.size,
+        sha256,
+        entries,
+        error: `${cmd} cannot decompress it: ${lastLines(dec.stderr) || `exit ${decCode}`}`,
+      };
+    if (tarCode !== 0)
+      return { ok: false, size: st.size, sha256, entries, error: `tar cannot list it: ${lastLines(tar.stderr) || `exit ${tarCode}`}` };
+    if (expect.sha256 && sha256 !== expect.sha256)
+      return { ok: false, size: st.size, sha256, entries, error: `checksum is ${sha256}, expected ${expect.sha256}` };
     if (entries === 0) return { ok: false, size: st.size, sha256, entries, error: 'the archive holds no entries' };
     return { ok: true, size: st.size, sha256, entries };
   } catch (e) {
@@ -383,7 +408,11 @@ export async function copyArchive(src: string, dest: string, signal?: AbortSigna
   await fsp.mkdir(path.dirname(dest), { recursive: true });
   const tmp = partialName(dest);
   try {
-    await pipeline(fs.createReadStream(src, { highWaterMark: STREAM_BUFFER }), fs.createWriteStream(tmp, { flags: 'wx', mode: 0o640, highWaterMark: STREAM_BUFFER }), { signal });
+    await pipeline(
+      fs.createReadStream(src, { highWaterMark: STREAM_BUFFER }),
+      fs.createWriteStream(tmp, { flags: 'wx', mode: 0o640, highWaterMark: STREAM_BUFFER }),
+      { signal },
+    );
     await fsyncPath(tmp, 'r+');
     if (fs.existsSync(dest)) throw new AutopilotError('ARCHIVE_FAILED', `${dest} already exists`);
     await fsp.rename(tmp, dest);
@@ -403,7 +432,12 @@ export interface ListedSelection {
 
 /** What an archive of these sources would hold, without reading file contents (tar writing to /dev/null). */
 export async function listSelection(sources: string[], exclude: string[], signal?: AbortSignal): Promise<ListedSelection> {
-  const tar = track(spawn('tar', ['--create', '--file=/dev/null', '--verbose', '--verbose', ...tarSelection(sources, exclude)], { stdio: ['ignore', 'pipe', 'pipe'] }), 'tar');
+  const tar = track(
+    spawn('tar', ['--create', '--file=/dev/null', '--verbose', '--verbose', ...tarSelection(sources, exclude)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+    'tar',
+  );
   const onAbort = (): void => {
     tar.child.kill('SIGKILL');
   };
@@ -427,7 +461,8 @@ export async function listSelection(sources: string[], exclude: string[], signal
   try {
     const code = await tar.done;
     if (signal?.aborted) throw new AutopilotError('ABORTED', 'cancelled');
-    if (code !== 0 && code !== TAR_CHANGED) throw new AutopilotError('ARCHIVE_FAILED', `tar cannot read the sources: ${lastLines(tar.stderr)}`);
+    if (code !== 0 && code !== TAR_CHANGED)
+      throw new AutopilotError('ARCHIVE_FAILED', `tar cannot read the sources: ${lastLines(tar.stderr)}`);
     return { files, bytes };
   } finally {
     signal?.removeEventListener('abort', onAbort);
@@ -439,11 +474,18 @@ export async function listSelection(sources: string[], exclude: string[], signal
  * zstd, gzip or lzo or not at all): the whole file is decompressed, and a tar is listed too.
  * Returns `skipped` with the reason when the format or its tool is not available here.
  */
-export async function testDecompress(file: string, signal?: AbortSignal): Promise<{ ok: boolean; skipped?: string; entries?: number; error?: string }> {
+export async function testDecompress(
+  file: string,
+  signal?: AbortSignal,
+): Promise<{ ok: boolean; skipped?: string; entries?: number; error?: string }> {
   const m = /\.(tar|vma)(?:\.(zst|gz|lzo))?$/.exec(file);
   if (!m) return { ok: false, skipped: `${path.basename(file)} is not a .tar or .vma archive` };
   const [, kind, comp] = m;
-  const tool: Record<string, [string, string[]]> = { zst: ['zstd', ['-q', '-d', '-c']], gz: ['gzip', ['-d', '-c']], lzo: ['lzop', ['-d', '-c']] };
+  const tool: Record<string, [string, string[]]> = {
+    zst: ['zstd', ['-q', '-d', '-c']],
+    gz: ['gzip', ['-d', '-c']],
+    lzo: ['lzop', ['-d', '-c']],
+  };
   const procs: Proc[] = [];
   const kill = (): void => {
     for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
@@ -459,7 +501,12 @@ export async function testDecompress(file: string, signal?: AbortSignal): Promis
     }
     let entries = 0;
     if (kind === 'tar') {
-      const tar = track(spawn('tar', ['--list', `--file=${source === 'file' ? file : '-'}`], { stdio: [source === 'file' ? 'ignore' : (source as never), 'pipe', 'pipe'] }), 'tar');
+      const tar = track(
+        spawn('tar', ['--list', `--file=${source === 'file' ? file : '-'}`], {
+          stdio: [source === 'file' ? 'ignore' : (source as never), 'pipe', 'pipe'],
+        }),
+        'tar',
+      );
       procs.push(tar);
       if (source !== 'file') (source as unknown as { destroy(): void }).destroy(); // tar holds the pipe now
       tar.child.stdout!.on('data', (c: Buffer) => {
@@ -472,7 +519,8 @@ export async function testDecompress(file: string, signal?: AbortSignal): Promis
     try {
       codes = await Promise.all(procs.map((p) => p.done));
     } catch (e) {
-      if (comp === 'lzo' && e instanceof AutopilotError && /not installed/.test(e.message)) return { ok: false, skipped: 'lzop is not installed here' };
+      if (comp === 'lzo' && e instanceof AutopilotError && /not installed/.test(e.message))
+        return { ok: false, skipped: 'lzop is not installed here' };
       throw e;
     }
     if (signal?.aborted) throw new AutopilotError('ABORTED', 'the decompress test was cancelled');
@@ -496,7 +544,12 @@ export async function extractArchive(file: string, signal?: AbortSignal): Promis
   if (!compression) throw new AutopilotError('ARCHIVE_FAILED', `${file} is not a .tar.zst or .tar.gz archive`);
   const [cmd, args] = decompressArgs(compression);
   const dec = track(spawn(cmd, [...args, '--', file], { stdio: ['ignore', 'pipe', 'pipe'] }), cmd);
-  const tar = track(spawn('tar', ['--extract', '--file=-', '--directory=/', '--preserve-permissions', '--same-owner', '--sparse'], { stdio: [dec.child.stdout!, 'ignore', 'pipe'] }), 'tar');
+  const tar = track(
+    spawn('tar', ['--extract', '--file=-', '--directory=/', '--preserve-permissions', '--same-owner', '--sparse'], {
+      stdio: [dec.child.stdout!, 'ignore', 'pipe'],
+    }),
+    'tar',
+  );
   dec.child.stdout!.destroy();
   const kill = (): void => {
     for (const p of [dec, tar]) if (p.child.exitCode === null) p.child.kill('SIGKILL');
@@ -505,8 +558,10 @@ export async function extractArchive(file: string, signal?: AbortSignal): Promis
   try {
     const [decCode, tarCode] = await Promise.all([dec.done, tar.done]);
     if (signal?.aborted) throw new AutopilotError('ABORTED', 'the restore was cancelled');
-    if (decCode !== 0) throw new AutopilotError('ARCHIVE_FAILED', `${cmd} cannot decompress ${file}: ${lastLines(dec.stderr) || `exit ${decCode}`}`);
-    if (tarCode !== 0) throw new AutopilotError('ARCHIVE_FAILED', `tar cannot extract ${file}: ${lastLines(tar.stderr) || `exit ${tarCode}`}`);
+    if (decCode !== 0)
+      throw new AutopilotError('ARCHIVE_FAILED', `${cmd} cannot decompress ${file}: ${lastLines(dec.stderr) || `exit ${decCode}`}`);
+    if (tarCode !== 0)
+      throw new AutopilotError('ARCHIVE_FAILED', `tar cannot extract ${file}: ${lastLines(tar.stderr) || `exit ${tarCode}`}`);
   } finally {
     signal?.removeEventListener('abort', kill);
     kill();

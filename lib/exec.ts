@@ -80,11 +80,10 @@ export function execFile(cmd: string, args: readonly string[], options: ExecOpti
     child.on('error', (e: NodeJS.ErrnoException) => {
       finish(() =>
         reject(
-          new AutopilotError(
-            'EXEC_FAILED',
-            e.code === 'ENOENT' ? `command not found: ${cmd}` : `could not run ${cmd}: ${e.message}`,
-            { cause: e, hint: e.code === 'ENOENT' ? `install ${cmd} or check PATH` : undefined },
-          ),
+          new AutopilotError('EXEC_FAILED', e.code === 'ENOENT' ? `command not found: ${cmd}` : `could not run ${cmd}: ${e.message}`, {
+            cause: e,
+            hint: e.code === 'ENOENT' ? `install ${cmd} or check PATH` : undefined,
+          }),
         ),
       );
     });

@@ -43,10 +43,21 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
   if (req.signal) signals.push(req.signal);
   let res: Response;
   try {
-    res = await fetch(req.url, { method: req.method ?? 'POST', headers: req.headers, body: req.body, signal: AbortSignal.any(signals), redirect: 'error' });
+    res = await fetch(req.url, {
+      method: req.method ?? 'POST',
+      headers: req.headers,
+      body: req.body,
+      signal: AbortSignal.any(signals),
+      redirect: 'error',
+    });
   } catch (e) {
     const err = e as Error & { cause?: { code?: string; message?: string } };
-    const why = err.name === 'TimeoutError' ? `no answer within ${(req.timeoutMs ?? 15_000) / 1000}s` : err.name === 'AbortError' ? 'cancelled' : (err.cause?.code ?? err.cause?.message ?? err.message);
+    const why =
+      err.name === 'TimeoutError'
+        ? `no answer within ${(req.timeoutMs ?? 15_000) / 1000}s`
+        : err.name === 'AbortError'
+          ? 'cancelled'
+          : (err.cause?.code ?? err.cause?.message ?? err.message);
     throw new HttpError(`${new URL(req.url).host}: ${why}`, null);
   }
   const body = await res.text();
@@ -55,7 +66,11 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
   if (res.status < 200 || res.status > 299) {
     const retryAfterMs = res.status === 429 || res.status === 503 ? parseRetryAfter(res.headers.get('retry-after')) : undefined;
     const snippet = body.trim().slice(0, 200);
-    throw new HttpError(`${new URL(req.url).host} answered ${res.status} ${res.statusText}${snippet ? `: ${snippet}` : ''}`, res.status, retryAfterMs);
+    throw new HttpError(
+      `${new URL(req.url).host} answered ${res.status} ${res.statusText}${snippet ? `: ${snippet}` : ''}`,
+      res.status,
+      retryAfterMs,
+    );
   }
   return { status: res.status, headers, body };
 }

@@ -175,7 +175,12 @@ const MESSAGE = Symbol.for('message');
  * process ends right after a line) and rotates by size the way logrotate names files:
  * homelab-autopilot.log, .log.1, .log.2, … keeping maxFiles files in all.
  */
-function rotatingFileTransport(opts: { file: string; maxSize: number; maxFiles: number; format: Winston.Logform.Format }): Winston.transport {
+function rotatingFileTransport(opts: {
+  file: string;
+  maxSize: number;
+  maxFiles: number;
+  format: Winston.Logform.Format;
+}): Winston.transport {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const Transport = require('winston-transport') as typeof import('winston-transport');
   let size = fs.existsSync(opts.file) ? fs.statSync(opts.file).size : 0;

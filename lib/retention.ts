@@ -86,7 +86,12 @@ export function computePrune(candidates: PruneCandidate[], options: KeepOptions,
   const marks = new Map<string, { mark: PruneMark; reason: string }>();
 
   if (!keepsSomething(options)) {
-    return list.map((c) => ({ id: c.id, time: c.time, mark: c.protected ? 'protected' : 'keep', reason: c.protected ? 'protected' : 'no retention set' }));
+    return list.map((c) => ({
+      id: c.id,
+      time: c.time,
+      mark: c.protected ? 'protected' : 'keep',
+      reason: c.protected ? 'protected' : 'no retention set',
+    }));
   }
 
   for (const opt of KEEP_OPTIONS) {

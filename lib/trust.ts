@@ -17,8 +17,10 @@ export function runningAsRoot(): boolean {
 export function unsafeReason(file: string, st: fs.Stats, asRoot: boolean): string | null {
   const what = st.isDirectory() ? 'folder' : 'file';
   if (asRoot && st.uid !== 0) return `${what} ${file} is owned by uid ${st.uid}, not root: run chown root:root ${file}`;
-  if (asRoot && st.mode & 0o022) return `${what} ${file} is writable by group or others (mode ${(st.mode & 0o777).toString(8)}): run chmod go-w ${file}`;
-  if (!asRoot && st.mode & 0o002) return `${what} ${file} is writable by others (mode ${(st.mode & 0o777).toString(8)}): run chmod o-w ${file}`;
+  if (asRoot && st.mode & 0o022)
+    return `${what} ${file} is writable by group or others (mode ${(st.mode & 0o777).toString(8)}): run chmod go-w ${file}`;
+  if (!asRoot && st.mode & 0o002)
+    return `${what} ${file} is writable by others (mode ${(st.mode & 0o777).toString(8)}): run chmod o-w ${file}`;
   return null;
 }
 
@@ -32,7 +34,8 @@ function parentProblem(real: string, asRoot: boolean): string | null {
     const sticky = (st.mode & 0o1000) !== 0 && st.uid === 0;
     if (!sticky) {
       if (asRoot && st.uid !== 0) return `folder ${dir} (above it) is owned by uid ${st.uid}, not root: run chown root:root ${dir}`;
-      if ((asRoot ? st.mode & 0o022 : st.mode & 0o002) !== 0) return `folder ${dir} (above it) is writable by ${asRoot ? 'group or others' : 'others'}: run chmod ${asRoot ? 'go-w' : 'o-w'} ${dir}`;
+      if ((asRoot ? st.mode & 0o022 : st.mode & 0o002) !== 0)
+        return `folder ${dir} (above it) is writable by ${asRoot ? 'group or others' : 'others'}: run chmod ${asRoot ? 'go-w' : 'o-w'} ${dir}`;
     }
     if (dir === path.dirname(dir)) return null;
   }

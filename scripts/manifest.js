@@ -18,7 +18,9 @@ const { Plugin } = require('@oclif/core');
     .sort();
   const listed = Object.keys(plugin.manifest.commands).sort();
   if (files.join() !== listed.join()) {
-    throw new Error(`bin/cli.ts lists the commands ${listed.join(', ')}, but bin/commands/ holds ${files.join(', ')}: make COMMANDS match the files`);
+    throw new Error(
+      `bin/cli.ts lists the commands ${listed.join(', ')}, but bin/commands/ holds ${files.join(', ')}: make COMMANDS match the files`,
+    );
   }
   fs.writeFileSync(path.join(root, 'oclif.manifest.json'), JSON.stringify(plugin.manifest, null, 2) + '\n');
   console.log(`oclif.manifest.json: ${Object.keys(plugin.manifest.commands).length} commands`);

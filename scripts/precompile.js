@@ -13,7 +13,11 @@ const { discoverPlugins, definitionSchemas } = require(path.join(dist, 'core/plu
 (async () => {
   // the run-time discovery trusts the built-ins' version fields: they are checked here, at build time
   process.env.HOMELAB_AUTOPILOT_CHECK_BUILTINS = '1';
-  const found = await discoverPlugins({ builtinRoot: path.join(dist, 'plugins'), pluginsDir: path.join(dist, 'no-plugins.d'), asRoot: false });
+  const found = await discoverPlugins({
+    builtinRoot: path.join(dist, 'plugins'),
+    pluginsDir: path.join(dist, 'no-plugins.d'),
+    asRoot: false,
+  });
   if (found.failures.length) throw new Error(`built-in plugins failed: ${found.failures.map((f) => `${f.name}: ${f.reason}`).join('; ')}`);
   const schemas = new Map();
   const add = (s) => schemas.set(schemaKey(s), s);

@@ -15,7 +15,10 @@ Exit codes: 0 all succeeded, 1 a service failed, 2 bad usage or config, 75 anoth
   static override examples = [
     { description: 'Back up every enabled service (the cron job)', command: '<%= config.bin %> backup --all' },
     { description: 'Show what would be archived, copied and pruned, writing nothing', command: '<%= config.bin %> backup --all --dry-run' },
-    { description: 'Back up two services with a given config', command: '<%= config.bin %> backup nextcloud proxmox-host --config /etc/homelab-autopilot/homelab-autopilot.yaml' },
+    {
+      description: 'Back up two services with a given config',
+      command: '<%= config.bin %> backup nextcloud proxmox-host --config /etc/homelab-autopilot/homelab-autopilot.yaml',
+    },
     { description: 'Machine-readable report', command: '<%= config.bin %> backup --all --json' },
   ];
 
@@ -65,7 +68,13 @@ function location(s: ServiceBackupResult): string {
 }
 
 export function renderReport(r: BackupReport): string {
-  const rows = r.services.map((s) => [s.service, s.status === 'success' ? 'ok' : s.status, formatBytes(s.archive?.size), formatDuration(s.durationMs), location(s)]);
+  const rows = r.services.map((s) => [
+    s.service,
+    s.status === 'success' ? 'ok' : s.status,
+    formatBytes(s.archive?.size),
+    formatDuration(s.durationMs),
+    location(s),
+  ]);
   const lines = [table(['SERVICE', 'RESULT', 'SIZE', 'DURATION', 'LOCATION'], rows)];
   for (const s of r.services) {
     for (const c of s.copies) lines.push(`  ${s.service}: copy to ${c.destination} ${c.ok ? 'ok' : 'FAILED'}: ${c.ok ? c.path : c.error}`);
@@ -98,7 +107,9 @@ export function renderPlan(r: BackupReport): string {
     const p = s.plan;
     if (p.guest) {
       const g = p.guest;
-      lines.push(`${s.service} (${s.type}): vzdump on ${g.node} (guest ${g.state}) to ${g.storage}${g.kind === 'pbs' ? ' (Proxmox Backup Server)' : ''}: mode ${g.mode}, compress ${g.compress}; storage chosen by ${g.rule}`);
+      lines.push(
+        `${s.service} (${s.type}): vzdump on ${g.node} (guest ${g.state}) to ${g.storage}${g.kind === 'pbs' ? ' (Proxmox Backup Server)' : ''}: mode ${g.mode}, compress ${g.compress}; storage chosen by ${g.rule}`,
+      );
       for (const x of p.prune) lines.push(`  prune   ${x.path} (${x.destination}: ${x.reason})`);
       if (g.kind === 'pbs') lines.push('  prune   left to the PBS prune jobs');
       else if (!p.prune.length) lines.push('  prune   nothing');

@@ -29,7 +29,14 @@ export default class History extends BaseCommand<typeof History> {
     else {
       const rows: string[][] = [];
       for (const e of entries) {
-        rows.push([String(e.id), localTime(e.startedAt), e.kind, e.target, e.status + (e.dryRun ? ' (dry run)' : ''), formatDuration(e.durationMs)]);
+        rows.push([
+          String(e.id),
+          localTime(e.startedAt),
+          e.kind,
+          e.target,
+          e.status + (e.dryRun ? ' (dry run)' : ''),
+          formatDuration(e.durationMs),
+        ]);
         for (const c of e.children) {
           const s = c.summary as { error?: string } | null;
           const dur = c.endedAt ? new Date(c.endedAt).getTime() - new Date(c.startedAt).getTime() : null;

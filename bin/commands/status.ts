@@ -16,7 +16,10 @@ Exit codes: 0 shown, 1 some guest's state could not be read, 2 bad usage or conf
   async run(): Promise<StatusReport> {
     const { argv } = await this.parse(Status);
     const app = await this.openApp('ro');
-    const report = await serviceStatus({ config: app.loaded.config, registry: app.registry, state: app.state, logger: app.logger, signal: this.controller.signal }, argv as string[]);
+    const report = await serviceStatus(
+      { config: app.loaded.config, registry: app.registry, state: app.state, logger: app.logger, signal: this.controller.signal },
+      argv as string[],
+    );
     const lines: string[] = [];
     for (const c of report.clusters) {
       if (c.error) lines.push(`${c.hypervisor}: cluster state unknown: ${c.error}`);
@@ -38,7 +41,9 @@ Exit codes: 0 shown, 1 some guest's state could not be read, 2 bad usage or conf
         s.error && !g ? 'ERROR' : (g?.state ?? '-') + (g?.lock ? ` (locked: ${g.lock})` : ''),
         g?.uptimeSeconds ? formatDuration(g.uptimeSeconds * 1000) : '-',
         g?.ips?.length ? g.ips.join(',') : '-',
-        b ? `${formatAge(b.at)}, ${formatBytes(b.size)}, ${b.verified === 'ok' ? 'verified' : b.verified === 'pending' ? 'verification pending' : b.verified === 'failed' ? 'VERIFY FAILED' : 'not verified'}` : 'never',
+        b
+          ? `${formatAge(b.at)}, ${formatBytes(b.size)}, ${b.verified === 'ok' ? 'verified' : b.verified === 'pending' ? 'verification pending' : b.verified === 'failed' ? 'VERIFY FAILED' : 'not verified'}`
+          : 'never',
       ];
     });
     lines.push(table(['SERVICE', 'TYPE', 'NODE', 'STATE', 'UPTIME', 'IPS', 'LAST BACKUP'], rows));

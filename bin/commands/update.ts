@@ -38,13 +38,19 @@ Exit codes: 0 all updated (or nothing to update), 1 a service failed or was roll
     const engine = app.updateEngine(
       this.jsonEnabled()
         ? undefined
-        : (service, s) => process.stderr.write(`${service}: ${s.step} ${s.status === 'success' ? 'ok' : s.status.toUpperCase()}: ${s.detail}\n`),
+        : (service, s) =>
+            process.stderr.write(`${service}: ${s.step} ${s.status === 'success' ? 'ok' : s.status.toUpperCase()}: ${s.detail}\n`),
     );
     if (!dryRun && !flags.yes) {
       const targets = engine.selectServices({ services, all: Boolean(flags.all), dryRun });
-      if (!process.stdin.isTTY) throw new AutopilotError('USAGE', 'not asking for confirmation without a terminal', { hint: 'add --yes to update without asking (cron), or --dry-run to see the plan' });
+      if (!process.stdin.isTTY)
+        throw new AutopilotError('USAGE', 'not asking for confirmation without a terminal', {
+          hint: 'add --yes to update without asking (cron), or --dry-run to see the plan',
+        });
       const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
-      const answer = await rl.question(`Update ${targets.map((t) => t.name).join(', ')}? Each is snapshotted first and rolled back if it fails its health checks. [y/N] `);
+      const answer = await rl.question(
+        `Update ${targets.map((t) => t.name).join(', ')}? Each is snapshotted first and rolled back if it fails its health checks. [y/N] `,
+      );
       rl.close();
       if (!/^y(es)?$/i.test(answer.trim())) throw new AutopilotError('USAGE', 'not confirmed: nothing was changed');
     }
@@ -67,16 +73,38 @@ export function renderPlan(r: UpdateReport): string {
   return lines.join('\n').trimEnd();
 }
 
-const STATUS: Record<string, string> = { success: 'updated', unchanged: 'up to date', rolled_back: 'ROLLED BACK', rollback_failed: 'ROLLBACK FAILED', failed: 'FAILED', interrupted: 'interrupted' };
+const STATUS: Record<string, string> = {
+  success: 'updated',
+  unchanged: 'up to date',
+  rolled_back: 'ROLLED BACK',
+  rollback_failed: 'ROLLBACK FAILED',
+  failed: 'FAILED',
+  interrupted: 'interrupted',
+};
 
 export function renderReport(r: UpdateReport): string {
-  const rows = r.services.map((s) => [s.service, STATUS[s.status] ?? s.status, s.snapshot?.id ?? '-', formatDuration(s.durationMs), s.error ?? s.steps.find((x) => x.step === 'update')?.detail ?? '']);
+  const rows = r.services.map((s) => [
+    s.service,
+    STATUS[s.status] ?? s.status,
+    s.snapshot?.id ?? '-',
+    formatDuration(s.durationMs),
+    s.error ?? s.steps.find((x) => x.step === 'update')?.detail ?? '',
+  ]);
   const lines = [table(['SERVICE', 'RESULT', 'SNAPSHOT', 'DURATION', 'DETAIL'], rows)];
   for (const s of r.services) {
     if (s.hint) lines.push(`  ${s.service}: hint: ${s.hint}`);
     if (s.manual) lines.push(`  ${s.service}: BY HAND: ${s.manual}`);
   }
   const bad = r.services.filter((s) => !['success', 'unchanged'].includes(s.status)).length;
-  lines.push('', r.interrupted ? 'interrupted' : bad ? `${bad} of ${r.services.length} not updated` : r.services.length ? `${r.services.length} updated and validated` : 'no services to update');
+  lines.push(
+    '',
+    r.interrupted
+      ? 'interrupted'
+      : bad
+        ? `${bad} of ${r.services.length} not updated`
+        : r.services.length
+          ? `${r.services.length} updated and validated`
+          : 'no services to update',
+  );
   return lines.join('\n');
 }

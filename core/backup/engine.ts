@@ -7,7 +7,16 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { cleanStalePartials, copyArchive, createArchive, DEFAULT_LEVEL, EXTENSION, listSelection, verifyArchive, type Compression } from '../../lib/archive';
+import {
+  cleanStalePartials,
+  copyArchive,
+  createArchive,
+  DEFAULT_LEVEL,
+  EXTENSION,
+  listSelection,
+  verifyArchive,
+  type Compression,
+} from '../../lib/archive';
 import { AutopilotError, describeError, isAbortError } from '../../lib/errors';
 import { assertSafeName } from '../../lib/exec';
 import type { Logger } from '../../lib/log';
@@ -121,10 +130,24 @@ export function isOurArchiveName(service: string, file: string): boolean {
 /** The event a service's backup raises. */
 function backupEvent(r: ServiceBackupResult): NotifyEvent {
   const bytes = r.archive?.size ?? 0;
-  const human = bytes < 1024 ? `${bytes} B` : bytes < 1048576 ? `${(bytes / 1024).toFixed(1)} KiB` : bytes < 1073741824 ? `${(bytes / 1048576).toFixed(1)} MiB` : `${(bytes / 1073741824).toFixed(2)} GiB`;
+  const human =
+    bytes < 1024
+      ? `${bytes} B`
+      : bytes < 1048576
+        ? `${(bytes / 1024).toFixed(1)} KiB`
+        : bytes < 1073741824
+          ? `${(bytes / 1048576).toFixed(1)} MiB`
+          : `${(bytes / 1073741824).toFixed(2)} GiB`;
   const size = r.archive ? ` (${human}, ${r.archive.verified ? 'verified' : 'not verified'})` : '';
   return r.status === 'success'
-    ? { event: 'backup_success', severity: 'success', subject: r.service, title: `Backup of ${r.service} succeeded`, text: `${r.archive?.path ?? ''}${size}`, details: { durationMs: r.durationMs, copies: r.copies.length } }
+    ? {
+        event: 'backup_success',
+        severity: 'success',
+        subject: r.service,
+        title: `Backup of ${r.service} succeeded`,
+        text: `${r.archive?.path ?? ''}${size}`,
+        details: { durationMs: r.durationMs, copies: r.copies.length },
+      }
     : {
         event: 'backup_failed',
         severity: 'critical',
@@ -146,7 +169,11 @@ async function setAside(file: string): Promise<string> {
 }
 
 /** The time one service's backup may take, as a signal that also aborts with the run's. */
-export function serviceDeadline(config: AutopilotConfig, svc: ServiceConfig & { timeout?: number }, run: AbortSignal): { timeoutMs: number; deadline: AbortSignal; signal: AbortSignal } {
+export function serviceDeadline(
+  config: AutopilotConfig,
+  svc: ServiceConfig & { timeout?: number },
+  run: AbortSignal,
+): { timeoutMs: number; deadline: AbortSignal; signal: AbortSignal } {
   const timeoutMs = (svc.timeout ?? config.backup.timeout) * 1000;
   const deadline = AbortSignal.timeout(timeoutMs);
   return { timeoutMs, deadline, signal: AbortSignal.any([run, deadline]) };
@@ -175,7 +202,9 @@ export class BackupEngine {
       return services.filter((s) => s.enabled !== false && s.backup !== false && backsUp(s));
     }
     if (!req.services.length) {
-      throw new AutopilotError('USAGE', 'name the services to back up, or give --all', { hint: `configured services: ${services.map((s) => s.name).join(', ') || 'none'}` });
+      throw new AutopilotError('USAGE', 'name the services to back up, or give --all', {
+        hint: `configured services: ${services.map((s) => s.name).join(', ') || 'none'}`,
+      });
     }
     return namedServices(services, req.services);
   }
@@ -186,12 +215,18 @@ export class BackupEngine {
 
   private destinations(): { name: string; path: string; retention: KeepOptions }[] {
     const b = this.deps.config.backup;
-    return b.destinations.filter((d) => d.enabled !== false).map((d) => ({ name: d.name, path: d.path, retention: d.retention ?? b.retention }));
+    return b.destinations
+      .filter((d) => d.enabled !== false)
+      .map((d) => ({ name: d.name, path: d.path, retention: d.retention ?? b.retention }));
   }
 
   private retentionFor(svc: ServiceConfig & { retention?: KeepOptions }, dest: { name: string; retention: KeepOptions }): KeepOptions {
     if (dest.name === PRIMARY) return svc.retention ?? this.deps.config.backup.retention;
-    return this.deps.config.backup.destinations.find((d) => d.name === dest.name)?.retention ?? svc.retention ?? this.deps.config.backup.retention;
+    return (
+      this.deps.config.backup.destinations.find((d) => d.name === dest.name)?.retention ??
+      svc.retention ??
+      this.deps.config.backup.retention
+    );
   }
 
   private archivePath(service: string, when: Date): string {
@@ -207,7 +242,16 @@ export class BackupEngine {
     const targets = this.selectServices(req);
     for (const s of targets) assertSafeName('service', s.name);
     const startedAt = this.now();
-    const report: BackupReport = { runId: null, dryRun: req.dryRun, ok: true, interrupted: false, startedAt: startedAt.toISOString(), durationMs: 0, services: [], notifications: [] };
+    const report: BackupReport = {
+      runId: null,
+      dryRun: req.dryRun,
+      ok: true,
+      interrupted: false,
+      startedAt: startedAt.toISOString(),
+      durationMs: 0,
+      services: [],
+      notifications: [],
+    };
     const state = this.deps.state;
     let lock: { release(): void } | null = null;
     if (!req.dryRun) {
@@ -218,9 +262,13 @@ export class BackupEngine {
         command: `backup ${req.all ? '--all' : req.services.join(' ')}`,
       });
       lock = l;
-      if (l.tookOver) this.log.warn(`took over the backup lock from pid ${l.tookOver.pid}, which no longer runs (it was killed or crashed)`);
+      if (l.tookOver)
+        this.log.warn(`took over the backup lock from pid ${l.tookOver.pid}, which no longer runs (it was killed or crashed)`);
       const marked = state.markInterruptedRuns();
-      if (marked) this.log.warn(`${marked} earlier run${marked > 1 ? 's were' : ' was'} left unfinished by a process that died; recorded as interrupted`);
+      if (marked)
+        this.log.warn(
+          `${marked} earlier run${marked > 1 ? 's were' : ' was'} left unfinished by a process that died; recorded as interrupted`,
+        );
       report.runId = state.startRun('backup', req.all ? 'all' : req.services.join(','), { dryRun: false });
     }
     const notifier = req.dryRun ? undefined : this.deps.notifier;
@@ -241,7 +289,17 @@ export class BackupEngine {
     const updating = (s: ServiceConfig): boolean => !req.dryRun && Boolean(state?.liveLockHolder(`update.${s.name}`));
     for (const s of targets.filter(updating)) {
       const h = state?.liveLockHolder(`update.${s.name}`);
-      done({ service: s.name, type: s.type, status: 'failed', error: `an update of ${s.name} is running (pid ${h?.pid} on ${h?.host})`, hint: 'back it up again once the update finished', copies: [], pruned: [], warnings: [], durationMs: 0 });
+      done({
+        service: s.name,
+        type: s.type,
+        status: 'failed',
+        error: `an update of ${s.name} is running (pid ${h?.pid} on ${h?.host})`,
+        hint: 'back it up again once the update finished',
+        copies: [],
+        pruned: [],
+        warnings: [],
+        durationMs: 0,
+      });
     }
     // guests of a hypervisor are backed up by it (vzdump), per node, alongside the archives made here
     const isGuest = (s: ServiceConfig): boolean => Boolean(this.deps.registry.guestProvider(s.type));
@@ -259,12 +317,25 @@ export class BackupEngine {
         onEvent: this.deps.onEvent,
         failure: (b, e, t) => this.failure(b, e, t),
       });
-      const guestWork = req.dryRun ? (async () => { for (const g of guests) done(await runner.plan(g)); })() : runner.run(guests, report.runId, done);
+      const guestWork = req.dryRun
+        ? (async () => {
+            for (const g of guests) done(await runner.plan(g));
+          })()
+        : runner.run(guests, report.runId, done);
       const archiveWork = (async () => {
         for (let i = 0; i < archives.length; i++) {
           const svc = archives[i];
           if (this.deps.signal.aborted) {
-            done({ service: svc.name, type: svc.type, status: 'interrupted', error: 'not started: the run was cancelled', copies: [], pruned: [], warnings: [], durationMs: 0 });
+            done({
+              service: svc.name,
+              type: svc.type,
+              status: 'interrupted',
+              error: 'not started: the run was cancelled',
+              copies: [],
+              pruned: [],
+              warnings: [],
+              durationMs: 0,
+            });
             continue;
           }
           this.deps.onEvent?.({ type: 'service-start', service: svc.name, index: i, total: archives.length });
@@ -282,7 +353,9 @@ export class BackupEngine {
       if (digest && digest.size) {
         const failed = report.services.filter((s) => s.status === 'failed').length;
         const n = report.services.length;
-        const title = failed ? `Backup: ${failed} of ${n} service${n > 1 ? 's' : ''} FAILED on ${os.hostname()}` : `Backup: ${n} service${n > 1 ? 's' : ''} backed up on ${os.hostname()}`;
+        const title = failed
+          ? `Backup: ${failed} of ${n} service${n > 1 ? 's' : ''} FAILED on ${os.hostname()}`
+          : `Backup: ${n} service${n > 1 ? 's' : ''} backed up on ${os.hostname()}`;
         report.notifications.push(...(await digest.flush({ title, subject: 'backup --all' }, report.runId)));
       }
     } finally {
@@ -320,12 +393,18 @@ export class BackupEngine {
     }
   }
 
-  private async sources(svc: ServiceConfig, plugin: ServicePlugin, dryRun: boolean): Promise<{ present: string[]; all: (BackupPath & { present: boolean })[]; exclude: string[]; warnings: string[] }> {
+  private async sources(
+    svc: ServiceConfig,
+    plugin: ServicePlugin,
+    dryRun: boolean,
+  ): Promise<{ present: string[]; all: (BackupPath & { present: boolean })[]; exclude: string[]; warnings: string[] }> {
     const src = await plugin.backupSources(svc, this.op(svc, dryRun));
-    if (!src || !Array.isArray(src.paths)) throw new AutopilotError('INTERNAL', `the ${svc.type} plugin returned no paths for '${svc.name}'`);
+    if (!src || !Array.isArray(src.paths))
+      throw new AutopilotError('INTERNAL', `the ${svc.type} plugin returned no paths for '${svc.name}'`);
     const warnings: string[] = [];
     const all = src.paths.map((p) => {
-      if (typeof p?.path !== 'string' || !path.isAbsolute(p.path)) throw new AutopilotError('INTERNAL', `the ${svc.type} plugin returned a path that is not absolute: ${JSON.stringify(p?.path)}`);
+      if (typeof p?.path !== 'string' || !path.isAbsolute(p.path))
+        throw new AutopilotError('INTERNAL', `the ${svc.type} plugin returned a path that is not absolute: ${JSON.stringify(p?.path)}`);
       let real = p.path;
       try {
         if (fs.lstatSync(p.path).isSymbolicLink()) {
@@ -342,15 +421,27 @@ export class BackupEngine {
     const deferred = dryRun && typeof plugin.beforeBackup === 'function';
     const missingRequired = all.filter((p) => !p.present && p.required && !deferred);
     if (missingRequired.length) {
-      throw new AutopilotError('SOURCE_MISSING', `${missingRequired.map((p) => p.path).join(', ')} ${missingRequired.length > 1 ? 'do' : 'does'} not exist`, {
-        hint: `fix the paths of service '${svc.name}' in the config, or remove them`,
-      });
+      throw new AutopilotError(
+        'SOURCE_MISSING',
+        `${missingRequired.map((p) => p.path).join(', ')} ${missingRequired.length > 1 ? 'do' : 'does'} not exist`,
+        {
+          hint: `fix the paths of service '${svc.name}' in the config, or remove them`,
+        },
+      );
     }
     for (const p of all) {
-      if (!p.present) warnings.push(p.required ? `${p.path} does not exist yet; the plugin's beforeBackup step must create it` : `${p.path} does not exist here; skipped`);
+      if (!p.present)
+        warnings.push(
+          p.required
+            ? `${p.path} does not exist yet; the plugin's beforeBackup step must create it`
+            : `${p.path} does not exist here; skipped`,
+        );
     }
     const present = all.filter((p) => p.present).map((p) => p.path);
-    if (!present.length && !deferred) throw new AutopilotError('SOURCE_MISSING', 'none of the paths to back up exist', { hint: `check the paths of service '${svc.name}'` });
+    if (!present.length && !deferred)
+      throw new AutopilotError('SOURCE_MISSING', 'none of the paths to back up exist', {
+        hint: `check the paths of service '${svc.name}'`,
+      });
     return { present, all, exclude: src.exclude ?? [], warnings };
   }
 
@@ -364,7 +455,10 @@ export class BackupEngine {
       const archive = this.archivePath(svc.name, this.now());
       const copies = this.destinations().map((d) => ({ destination: d.name, path: path.join(d.path, svc.name, path.basename(archive)) }));
       const prune: ServicePlan['prune'] = [];
-      for (const d of [{ name: PRIMARY, path: this.deps.config.backup.root, retention: this.deps.config.backup.retention }, ...this.destinations()]) {
+      for (const d of [
+        { name: PRIMARY, path: this.deps.config.backup.root, retention: this.deps.config.backup.retention },
+        ...this.destinations(),
+      ]) {
         for (const p of this.pruneDecisions(svc, d, { id: 'new', time: this.now() })) {
           if (p.decision.mark === 'remove') prune.push({ destination: d.name, path: p.artifact.location, reason: p.decision.reason });
         }
@@ -384,7 +478,11 @@ export class BackupEngine {
     }
   }
 
-  failure(base: Pick<ServiceBackupResult, 'service' | 'type' | 'copies' | 'pruned' | 'warnings'> & Partial<ServiceBackupResult>, e: unknown, started: number): ServiceBackupResult {
+  failure(
+    base: Pick<ServiceBackupResult, 'service' | 'type' | 'copies' | 'pruned' | 'warnings'> & Partial<ServiceBackupResult>,
+    e: unknown,
+    started: number,
+  ): ServiceBackupResult {
     const interrupted = this.deps.signal.aborted || (isAbortError(e) && !(e instanceof AutopilotError && e.code === 'TIMEOUT'));
     const err = e instanceof AutopilotError ? e : null;
     if (!err && !interrupted) this.log.debug(`unexpected error backing up ${base.service}: ${(e as Error)?.stack ?? String(e)}`);
@@ -403,7 +501,15 @@ export class BackupEngine {
     const runId = state.startRun('backup', svc.name, { parentId: jobRunId });
     // one deadline for everything this service does: hooks, archive, verification, copies
     const { timeoutMs, deadline, signal } = serviceDeadline(this.deps.config, svc, this.deps.signal);
-    const result: ServiceBackupResult = { service: svc.name, type: svc.type, status: 'success', copies: [], pruned: [], warnings: [], durationMs: 0 };
+    const result: ServiceBackupResult = {
+      service: svc.name,
+      type: svc.type,
+      status: 'success',
+      copies: [],
+      pruned: [],
+      warnings: [],
+      durationMs: 0,
+    };
     const log = this.log.child(svc.name);
     let plugin: ServicePlugin | null = null;
     let hookRan = false;
@@ -450,12 +556,34 @@ export class BackupEngine {
           // renamed, so that it neither looks complete nor takes a place in retention
           const failed = await setAside(archive.path);
           result.archive.path = failed;
-          state.addArtifact({ runId, service: svc.name, destination: PRIMARY, location: failed, size: archive.size, sha256: archive.sha256, createdAt: when.toISOString(), verifiedAt, verifyResult });
-          throw new AutopilotError('VERIFY_FAILED', `the new archive failed verification: ${v.error}`, { hint: `it is kept as ${failed} for inspection; check the disk and run the backup again` });
+          state.addArtifact({
+            runId,
+            service: svc.name,
+            destination: PRIMARY,
+            location: failed,
+            size: archive.size,
+            sha256: archive.sha256,
+            createdAt: when.toISOString(),
+            verifiedAt,
+            verifyResult,
+          });
+          throw new AutopilotError('VERIFY_FAILED', `the new archive failed verification: ${v.error}`, {
+            hint: `it is kept as ${failed} for inspection; check the disk and run the backup again`,
+          });
         }
         log.info(`verified ${archive.path}: ${entries(v.entries)}, sha256 ${archive.sha256.slice(0, 12)}…`);
       }
-      state.addArtifact({ runId, service: svc.name, destination: PRIMARY, location: archive.path, size: archive.size, sha256: archive.sha256, createdAt: when.toISOString(), verifiedAt, verifyResult });
+      state.addArtifact({
+        runId,
+        service: svc.name,
+        destination: PRIMARY,
+        location: archive.path,
+        size: archive.size,
+        sha256: archive.sha256,
+        createdAt: when.toISOString(),
+        verifiedAt,
+        verifyResult,
+      });
       state.set(`last_backup.${svc.name}`, { at: when.toISOString(), location: archive.path, size: archive.size });
 
       for (const d of this.destinations()) {
@@ -488,7 +616,10 @@ export class BackupEngine {
       }
 
       // prune only after a good backup, destination by destination
-      const dests = [{ name: PRIMARY, path: this.deps.config.backup.root, retention: this.deps.config.backup.retention }, ...this.destinations()];
+      const dests = [
+        { name: PRIMARY, path: this.deps.config.backup.root, retention: this.deps.config.backup.retention },
+        ...this.destinations(),
+      ];
       for (const d of dests) {
         if (d.name !== PRIMARY && !result.copies.find((c) => c.destination === d.name)?.ok) continue;
         for (const p of this.pruneDecisions(svc, d)) {
@@ -501,7 +632,13 @@ export class BackupEngine {
             result.pruned.push({ destination: d.name, path: p.artifact.location, reason: p.decision.reason, ok: true });
             log.info(`pruned ${p.artifact.location} (${p.decision.reason})`);
           } catch (e) {
-            result.pruned.push({ destination: d.name, path: p.artifact.location, reason: p.decision.reason, ok: false, error: describeError(e) });
+            result.pruned.push({
+              destination: d.name,
+              path: p.artifact.location,
+              reason: p.decision.reason,
+              ok: false,
+              error: describeError(e),
+            });
             log.warn(`could not prune ${p.artifact.location}: ${describeError(e)}`);
           }
         }
@@ -516,7 +653,13 @@ export class BackupEngine {
       Object.assign(
         result,
         timedOut
-          ? this.failure(result, new AutopilotError('TIMEOUT', `the backup did not finish within ${timeoutMs / 1000}s`, { hint: `raise timeout for service '${svc.name}' (or backup.timeout)` }), started)
+          ? this.failure(
+              result,
+              new AutopilotError('TIMEOUT', `the backup did not finish within ${timeoutMs / 1000}s`, {
+                hint: `raise timeout for service '${svc.name}' (or backup.timeout)`,
+              }),
+              started,
+            )
           : this.failure(result, e, started),
       );
       if (result.status === 'failed') log.error(`backup of ${svc.name} failed: ${result.error}`);
@@ -526,7 +669,11 @@ export class BackupEngine {
         // afterBackup runs even after a timeout or a cancel (to restart what beforeBackup stopped), with a minute of its own
         const afterSignal = AbortSignal.timeout(60_000);
         try {
-          await this.hook(() => after(svc, this.op(svc, false, afterSignal), { ok: result.status === 'success', error: result.error }), afterSignal, 'the afterBackup step');
+          await this.hook(
+            () => after(svc, this.op(svc, false, afterSignal), { ok: result.status === 'success', error: result.error }),
+            afterSignal,
+            'the afterBackup step',
+          );
         } catch (e) {
           result.warnings.push(mask(`afterBackup step failed: ${describeError(e)}`));
         }

@@ -61,7 +61,12 @@ export interface GuestRunnerDeps {
   failure(base: ServiceBackupResult, e: unknown, started: number): ServiceBackupResult;
 }
 
-const guestRef = (svc: ServiceConfig): GuestRef => ({ service: svc.name, id: String(svc.vmid ?? svc.id ?? ''), type: svc.type, config: svc });
+const guestRef = (svc: ServiceConfig): GuestRef => ({
+  service: svc.name,
+  id: String(svc.vmid ?? svc.id ?? ''),
+  type: svc.type,
+  config: svc,
+});
 
 export class GuestBackupRunner {
   private readonly log: Logger;
@@ -73,7 +78,9 @@ export class GuestBackupRunner {
     const p = this.deps.registry.guestProvider(svc.type);
     if (!p) throw new AutopilotError('PLUGIN_MISSING', `no hypervisor plugin provides services of type '${svc.type}'`);
     if (typeof p.instance.backupGuest !== 'function') {
-      throw new AutopilotError('USAGE', `the ${p.name} plugin cannot back up services of type ${svc.type}`, { hint: `set backup: false for '${svc.name}', and back its data up with a files service (or use type docker-compose for a compose project)` });
+      throw new AutopilotError('USAGE', `the ${p.name} plugin cannot back up services of type ${svc.type}`, {
+        hint: `set backup: false for '${svc.name}', and back its data up with a files service (or use type docker-compose for a compose project)`,
+      });
     }
     return p;
   }
@@ -109,7 +116,9 @@ export class GuestBackupRunner {
     for (const [, { plugin, svcs: list }] of byProvider) {
       try {
         const op = this.op(list[0], false, this.deps.signal);
-        const statuses = plugin.guestStatuses ? await plugin.guestStatuses(list.map(guestRef), op, { ips: false }) : await Promise.all(list.map((s) => plugin.guestStatus(guestRef(s), op)));
+        const statuses = plugin.guestStatuses
+          ? await plugin.guestStatuses(list.map(guestRef), op, { ips: false })
+          : await Promise.all(list.map((s) => plugin.guestStatus(guestRef(s), op)));
         list.forEach((s, i) => out.set(s.name, statuses[i]?.node ?? null));
       } catch (e) {
         // each backup looks its guest up again and reports the error itself
@@ -129,8 +138,19 @@ export class GuestBackupRunner {
       const target = decideTarget(this.deps.config, svc);
       const p = instance.planBackup
         ? await instance.planBackup(guestRef(svc), target, this.op(svc, true, this.deps.signal))
-        : { guest: guestRef(svc).id, node: '?', state: 'unknown' as const, storage: target.storage, mode: target.mode, compress: target.compress, notes: [] };
-      const prune = target.kind === 'storage' ? this.pruneDecisions(svc, target.storage, true).map((d) => ({ destination: target.storage, path: d.location, reason: d.reason })) : [];
+        : {
+            guest: guestRef(svc).id,
+            node: '?',
+            state: 'unknown' as const,
+            storage: target.storage,
+            mode: target.mode,
+            compress: target.compress,
+            notes: [],
+          };
+      const prune =
+        target.kind === 'storage'
+          ? this.pruneDecisions(svc, target.storage, true).map((d) => ({ destination: target.storage, path: d.location, reason: d.reason }))
+          : [];
       result.status = 'planned';
       result.warnings.push(...(p.notes ?? []));
       result.guest = { node: p.node, storage: target.storage, kind: target.kind, mode: p.mode, rule: target.rule };
@@ -142,7 +162,15 @@ export class GuestBackupRunner {
         archive: `vzdump of ${svc.type === 'vm' ? 'VM' : 'CT'} ${p.guest} on ${p.node} (${p.state}) to ${target.storage}: mode ${p.mode}, compress ${p.compress}`,
         copies: [],
         prune,
-        guest: { node: p.node, state: p.state, storage: target.storage, kind: target.kind, mode: p.mode, compress: p.compress, rule: target.rule },
+        guest: {
+          node: p.node,
+          state: p.state,
+          storage: target.storage,
+          kind: target.kind,
+          mode: p.mode,
+          compress: p.compress,
+          rule: target.rule,
+        },
       };
       result.durationMs = Date.now() - started;
       return result;
@@ -192,7 +220,11 @@ export class GuestBackupRunner {
     if (bad) throw bad.reason;
   }
 
-  private async backupOne(svc: ServiceConfig & { timeout?: number; retention?: KeepOptions }, jobRunId: number | null, taskEnded: () => void = () => {}): Promise<ServiceBackupResult> {
+  private async backupOne(
+    svc: ServiceConfig & { timeout?: number; retention?: KeepOptions },
+    jobRunId: number | null,
+    taskEnded: () => void = () => {},
+  ): Promise<ServiceBackupResult> {
     const state = this.deps.state as StateManager;
     const started = Date.now();
     let runId: number | null = null;
@@ -205,10 +237,16 @@ export class GuestBackupRunner {
       const { instance } = this.provider(svc);
       const target = decideTarget(this.deps.config, svc);
       const ref = guestRef(svc);
-      log.info(`vzdump to ${target.storage} (${target.kind === 'pbs' ? 'Proxmox Backup Server' : 'file storage'}, mode ${target.mode}; chosen by ${target.rule})`);
+      log.info(
+        `vzdump to ${target.storage} (${target.kind === 'pbs' ? 'Proxmox Backup Server' : 'file storage'}, mode ${target.mode}; chosen by ${target.rule})`,
+      );
       let r: Awaited<ReturnType<NonNullable<HypervisorPlugin['backupGuest']>>>;
       try {
-        r = await (instance.backupGuest as NonNullable<HypervisorPlugin['backupGuest']>)(ref, target, this.op(svc, false, signal, Date.now() + timeoutMs));
+        r = await (instance.backupGuest as NonNullable<HypervisorPlugin['backupGuest']>)(
+          ref,
+          target,
+          this.op(svc, false, signal, Date.now() + timeoutMs),
+        );
       } finally {
         taskDone = true;
         taskEnded();
@@ -250,12 +288,32 @@ export class GuestBackupRunner {
       const verifiedAt = new Date().toISOString();
       const failed = verifyResult.startsWith('failed');
       result.archive = { path: r.id, size: r.size, sha256: '', entries: null, verified: verified && !failed };
-      state.addArtifact({ runId: runId as number, service: svc.name, destination: storageDestination(r.storage), location: r.id, size: r.size, sha256: null, createdAt: r.time, verifiedAt, verifyResult, protected: r.protected });
+      state.addArtifact({
+        runId: runId as number,
+        service: svc.name,
+        destination: storageDestination(r.storage),
+        location: r.id,
+        size: r.size,
+        sha256: null,
+        createdAt: r.time,
+        verifiedAt,
+        verifyResult,
+        protected: r.protected,
+      });
       if (failed) {
-        throw new AutopilotError('VERIFY_FAILED', `${r.id}: ${verifyResult.replace(/^failed: /, '')}`, { hint: 'the backup is kept for inspection and never pruned by us; check the storage and run the backup again' });
+        throw new AutopilotError('VERIFY_FAILED', `${r.id}: ${verifyResult.replace(/^failed: /, '')}`, {
+          hint: 'the backup is kept for inspection and never pruned by us; check the storage and run the backup again',
+        });
       }
       log.info(`${r.id}: ${verifyResult}`);
-      state.set(`last_backup.${svc.name}`, { at: r.time, location: r.id, size: r.size, verified: verifyResult, storage: r.storage, node: r.node });
+      state.set(`last_backup.${svc.name}`, {
+        at: r.time,
+        location: r.id,
+        size: r.size,
+        verified: verifyResult,
+        storage: r.storage,
+        node: r.node,
+      });
       if (target.kind === 'storage') await this.prune(svc, target.storage, instance, ref, signal, result);
     } catch (e) {
       const timedOut = deadline.aborted && !this.deps.signal.aborted;
@@ -264,9 +322,13 @@ export class GuestBackupRunner {
         this.deps.failure(
           result,
           timedOut
-            ? new AutopilotError('TIMEOUT', `the backup did not finish within ${timeoutMs / 1000}s (${taskDone ? 'the vzdump task had ended; its verification was stopped' : 'the vzdump task was stopped'})`, {
-                hint: `raise timeout for service '${svc.name}' (or backup.timeout)`,
-              })
+            ? new AutopilotError(
+                'TIMEOUT',
+                `the backup did not finish within ${timeoutMs / 1000}s (${taskDone ? 'the vzdump task had ended; its verification was stopped' : 'the vzdump task was stopped'})`,
+                {
+                  hint: `raise timeout for service '${svc.name}' (or backup.timeout)`,
+                },
+              )
             : pluginError(e),
           started,
         ),
@@ -276,24 +338,31 @@ export class GuestBackupRunner {
       taskEnded();
       result.durationMs = Date.now() - started;
       result.warnings = result.warnings.map(mask);
-      if (runId !== null) state.finishRun(runId, result.status === 'interrupted' ? 'interrupted' : result.status === 'success' ? 'success' : 'failed', {
-        error: result.error,
-        archive: result.archive?.path,
-        size: result.archive?.size,
-        node: result.guest?.node,
-        storage: result.guest?.storage,
-        warnings: result.warnings,
-      });
+      if (runId !== null)
+        state.finishRun(runId, result.status === 'interrupted' ? 'interrupted' : result.status === 'success' ? 'success' : 'failed', {
+          error: result.error,
+          archive: result.archive?.path,
+          size: result.archive?.size,
+          node: result.guest?.node,
+          storage: result.guest?.storage,
+          warnings: result.warnings,
+        });
     }
     return result;
   }
 
   /** Our own recorded backups on a file storage, with the keep-* decision for each (newest verified pinned). */
-  private pruneDecisions(svc: ServiceConfig & { retention?: KeepOptions }, storage: string, withNew: boolean): { id: number; location: string; reason: string }[] {
+  private pruneDecisions(
+    svc: ServiceConfig & { retention?: KeepOptions },
+    storage: string,
+    withNew: boolean,
+  ): { id: number; location: string; reason: string }[] {
     const state = this.deps.state;
     const keep = svc.retention ?? this.deps.config.backup.retention;
     if (!state || !keepsSomething(keep)) return [];
-    const artifacts = state.listArtifacts({ service: svc.name, destination: storageDestination(storage) }).filter((a) => !a.verifyResult?.startsWith('failed'));
+    const artifacts = state
+      .listArtifacts({ service: svc.name, destination: storageDestination(storage) })
+      .filter((a) => !a.verifyResult?.startsWith('failed'));
     const candidates = artifacts.map((a) => ({ id: String(a.id), time: new Date(a.createdAt), protected: a.protected }));
     const pinned = new Map<string, string>();
     if (withNew) {
@@ -309,7 +378,14 @@ export class GuestBackupRunner {
       .map((d) => ({ id: Number(d.id), location: (byId.get(d.id) as { location: string }).location, reason: d.reason }));
   }
 
-  private async prune(svc: ServiceConfig, storage: string, plugin: HypervisorPlugin, ref: GuestRef, signal: AbortSignal, result: ServiceBackupResult): Promise<void> {
+  private async prune(
+    svc: ServiceConfig,
+    storage: string,
+    plugin: HypervisorPlugin,
+    ref: GuestRef,
+    signal: AbortSignal,
+    result: ServiceBackupResult,
+  ): Promise<void> {
     const state = this.deps.state as StateManager;
     if (typeof plugin.deleteBackup !== 'function') return;
     for (const d of this.pruneDecisions(svc, storage, false)) {
@@ -332,6 +408,7 @@ export class GuestBackupRunner {
 function pluginError(e: unknown): unknown {
   if (e instanceof AutopilotError || isAbortError(e)) return e;
   const err = e as Error & { hint?: string };
-  if (err instanceof Error) return new AutopilotError('JOB_FAILED', err.message, { hint: typeof err.hint === 'string' ? err.hint : undefined, cause: e });
+  if (err instanceof Error)
+    return new AutopilotError('JOB_FAILED', err.message, { hint: typeof err.hint === 'string' ? err.hint : undefined, cause: e });
   return e;
 }

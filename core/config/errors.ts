@@ -76,8 +76,17 @@ export interface Validated {
 }
 
 /** Formats ajv errors, one line each, without the noise of combinators. */
-export function formatAjvErrors(rawErrors: ErrorObject[], locator: Locator, validated: Validated, prefix: (string | number)[] = []): string[] {
-  const errors = rawErrors.map((e) => ({ ...e, parentSchema: parentSchemaOf(validated.schema, e.schemaPath), data: atPointer(validated.data, e.instancePath) }));
+export function formatAjvErrors(
+  rawErrors: ErrorObject[],
+  locator: Locator,
+  validated: Validated,
+  prefix: (string | number)[] = [],
+): string[] {
+  const errors = rawErrors.map((e) => ({
+    ...e,
+    parentSchema: parentSchemaOf(validated.schema, e.schemaPath),
+    data: atPointer(validated.data, e.instancePath),
+  }));
   const docOf = (e: ErrorObject): string | undefined => {
     const ps = e.parentSchema as Record<string, unknown> | undefined;
     return typeof ps?.['x-doc'] === 'string' ? (ps['x-doc'] as string) : undefined;
@@ -125,7 +134,9 @@ export function formatAjvErrors(rawErrors: ErrorObject[], locator: Locator, vali
       case 'not': {
         const doc = docOf(e);
         loc = locator(path);
-        message = doc?.startsWith('one-of:') ? `give only one of ${doc.slice(7).split(',').join(', ')}` : 'has a value that is not allowed here';
+        message = doc?.startsWith('one-of:')
+          ? `give only one of ${doc.slice(7).split(',').join(', ')}`
+          : 'has a value that is not allowed here';
         break;
       }
       case 'enum': {
@@ -141,7 +152,10 @@ export function formatAjvErrors(rawErrors: ErrorObject[], locator: Locator, vali
       }
       case 'pattern': {
         loc = locator(path);
-        message = path[path.length - 1] === 'name' ? `invalid name ${JSON.stringify(e.data)}: use letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)` : `${e.message} (got ${JSON.stringify(e.data)})`;
+        message =
+          path[path.length - 1] === 'name'
+            ? `invalid name ${JSON.stringify(e.data)}: use letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)`
+            : `${e.message} (got ${JSON.stringify(e.data)})`;
         break;
       }
       default:

@@ -122,7 +122,12 @@ function readSource(file: string): SourceFile {
 const ENV_REF = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 /** Replaces ${VAR} and ${VAR:-default} in every string; $${ writes a literal ${. */
-function interpolate(value: unknown, env: NodeJS.ProcessEnv, at: (string | number)[], missing: (path: (string | number)[], name: string) => void): unknown {
+function interpolate(
+  value: unknown,
+  env: NodeJS.ProcessEnv,
+  at: (string | number)[],
+  missing: (path: (string | number)[], name: string) => void,
+): unknown {
   if (typeof value === 'string') {
     if (!value.includes('${')) return value;
     return value.replace(ENV_REF, (m, name: string | undefined, def: string | undefined) => {
@@ -180,14 +185,17 @@ export function readRawConfig(found: FoundConfig, env: NodeJS.ProcessEnv = proce
       const content = src.data;
       if (content === null || content === undefined) continue;
       if (typeof content !== 'object' || Array.isArray(content)) {
-        errors.push(`${formatLocation(locate(src, []))}: a services.d file holds one service (a mapping with name and type) or 'services:' with a list`);
+        errors.push(
+          `${formatLocation(locate(src, []))}: a services.d file holds one service (a mapping with name and type) or 'services:' with a list`,
+        );
         continue;
       }
       const obj = content as Record<string, unknown>;
       const list: { value: unknown; at: (string | number)[] }[] = [];
       if ('services' in obj) {
         const others = Object.keys(obj).filter((k) => k !== 'services');
-        for (const k of others) errors.push(`${formatLocation(locate(src, [], k))}: ${k}: unknown key '${k}': a services.d file may only hold 'services'`);
+        for (const k of others)
+          errors.push(`${formatLocation(locate(src, [], k))}: ${k}: unknown key '${k}': a services.d file may only hold 'services'`);
         if (!Array.isArray(obj.services)) errors.push(`${formatLocation(locate(src, ['services']))}: services: must be a list`);
         else obj.services.forEach((v, i) => list.push({ value: v, at: ['services', i] }));
       } else list.push({ value: obj, at: [] });
@@ -226,11 +234,15 @@ export function readRawConfig(found: FoundConfig, env: NodeJS.ProcessEnv = proce
   }
 
   const interpolated = interpolate(root, env, [], (p, name) => {
-    errors.push(`${formatLocation(locator(p))}: ${p.length ? p.join('.') : '(top level)'}: environment variable ${name} is not set (use \${${name}:-default} for a default)`);
+    errors.push(
+      `${formatLocation(locator(p))}: ${p.length ? p.join('.') : '(top level)'}: environment variable ${name} is not set (use \${${name}:-default} for a default)`,
+    );
   }) as Record<string, unknown>;
 
   if (errors.length) {
-    throw new AutopilotError('CONFIG_INVALID', `the configuration has ${errors.length} error${errors.length > 1 ? 's' : ''}`, { details: errors });
+    throw new AutopilotError('CONFIG_INVALID', `the configuration has ${errors.length} error${errors.length > 1 ? 's' : ''}`, {
+      details: errors,
+    });
   }
   return { file: found.file, dir, main, mainPrefix, extraFiles, data: interpolated, serviceOrigins, locator };
 }
@@ -255,12 +267,22 @@ export interface ValidateOptions {
 }
 
 /** Checks each service and channel against its type's entry schema; returns the error lines and what to resolve. */
-function validateEntries(data: Record<string, unknown>, raw: RawConfig, servicePlugins: SchemaPlugin[], channelPlugins: SchemaPlugin[]): { lines: string[]; collected: Collected[] } {
+function validateEntries(
+  data: Record<string, unknown>,
+  raw: RawConfig,
+  servicePlugins: SchemaPlugin[],
+  channelPlugins: SchemaPlugin[],
+): { lines: string[]; collected: Collected[] } {
   const lines: string[] = [];
   const collected: Collected[] = [];
   const groups: { list: unknown; plugins: SchemaPlugin[]; kind: 'service' | 'channel'; at: string[] }[] = [
     { list: data.services, plugins: servicePlugins, kind: 'service', at: ['services'] },
-    { list: (data.notifications as Record<string, unknown> | undefined)?.channels, plugins: channelPlugins, kind: 'channel', at: ['notifications', 'channels'] },
+    {
+      list: (data.notifications as Record<string, unknown> | undefined)?.channels,
+      plugins: channelPlugins,
+      kind: 'channel',
+      at: ['notifications', 'channels'],
+    },
   ];
   for (const g of groups) {
     if (!Array.isArray(g.list)) continue;
@@ -301,7 +323,10 @@ function semanticErrors(config: AutopilotConfig, locator: Locator): string[] {
   const channels = new Map<string, number>();
   (config.notifications?.channels ?? []).forEach((c, i) => {
     const prev = channels.get(c.name);
-    if (prev !== undefined) out.push(`${formatLocation(locator(['notifications', 'channels', i, 'name']))}: notifications.channels[${i}].name: channel '${c.name}' is defined twice (also notifications.channels[${prev}])`);
+    if (prev !== undefined)
+      out.push(
+        `${formatLocation(locator(['notifications', 'channels', i, 'name']))}: notifications.channels[${i}].name: channel '${c.name}' is defined twice (also notifications.channels[${prev}])`,
+      );
     channels.set(c.name, i);
   });
   // health checks: a regular expression that does not compile would only fail at update time
@@ -311,7 +336,9 @@ function semanticErrors(config: AutopilotConfig, locator: Locator): string[] {
       try {
         new RegExp(c.body_matches);
       } catch (e) {
-        out.push(`${formatLocation(locator(['services', i, 'health_checks', j, 'body_matches']))}: services[${i}].health_checks[${j}].body_matches: not a valid regular expression: ${(e as Error).message.replace(/^Invalid regular expression: /, '')}`);
+        out.push(
+          `${formatLocation(locator(['services', i, 'health_checks', j, 'body_matches']))}: services[${i}].health_checks[${j}].body_matches: not a valid regular expression: ${(e as Error).message.replace(/^Invalid regular expression: /, '')}`,
+        );
       }
     });
   });
@@ -326,7 +353,10 @@ function destinationPathErrors(config: AutopilotConfig, locator: Locator): strin
   config.backup.destinations.forEach((d, i) => {
     const p = path.resolve(d.path);
     const other = byPath.get(p);
-    if (other) out.push(`${formatLocation(locator(['backup', 'destinations', i, 'path']))}: backup.destinations[${i}].path: ${p} is already used by ${other}; each destination needs its own folder`);
+    if (other)
+      out.push(
+        `${formatLocation(locator(['backup', 'destinations', i, 'path']))}: backup.destinations[${i}].path: ${p} is already used by ${other}; each destination needs its own folder`,
+      );
     byPath.set(p, `backup.destinations[${i}] (${d.name})`);
   });
   return out;
@@ -342,7 +372,12 @@ function setAtPointer(obj: unknown, pointer: string, value: unknown): void {
   if (cur && typeof cur === 'object' && p.length) cur[p[p.length - 1]] = value;
 }
 
-export async function validateConfig(raw: RawConfig, servicePlugins: SchemaPlugin[], opts: ValidateOptions = {}, channelPlugins: SchemaPlugin[] = []): Promise<LoadedConfig> {
+export async function validateConfig(
+  raw: RawConfig,
+  servicePlugins: SchemaPlugin[],
+  opts: ValidateOptions = {},
+  channelPlugins: SchemaPlugin[] = [],
+): Promise<LoadedConfig> {
   const schema = buildConfigSchema();
   const validate = getValidator(schema);
   const data = structuredClone(raw.data);
@@ -352,7 +387,9 @@ export async function validateConfig(raw: RawConfig, servicePlugins: SchemaPlugi
   lines.push(...entries.lines.filter((l) => !lines.includes(l)));
   if (!lines.length) lines.push(...semanticErrors(data as unknown as AutopilotConfig, raw.locator));
   if (lines.length) {
-    throw new AutopilotError('CONFIG_INVALID', `the configuration has ${lines.length} error${lines.length > 1 ? 's' : ''}`, { details: lines });
+    throw new AutopilotError('CONFIG_INVALID', `the configuration has ${lines.length} error${lines.length > 1 ? 's' : ''}`, {
+      details: lines,
+    });
   }
   const where = (pointer: string): string => {
     const p = pointerToPath(pointer);
@@ -361,13 +398,20 @@ export async function validateConfig(raw: RawConfig, servicePlugins: SchemaPlugi
   const warnings: string[] = [];
   let secretPointers: string[] = [];
   if (opts.resolveSecrets !== false) {
-    const res = await resolveCollected(mergeCollected([collect(schema, data), ...entries.collected]), { configDir: raw.dir, where, signal: opts.signal });
+    const res = await resolveCollected(mergeCollected([collect(schema, data), ...entries.collected]), {
+      configDir: raw.dir,
+      where,
+      signal: opts.signal,
+    });
     warnings.push(...res.warnings);
     secretPointers = res.secretPointers;
   }
   const config = data as unknown as AutopilotConfig;
   const pathErrors = destinationPathErrors(config, raw.locator);
-  if (pathErrors.length) throw new AutopilotError('CONFIG_INVALID', `the configuration has ${pathErrors.length} error${pathErrors.length > 1 ? 's' : ''}`, { details: pathErrors });
+  if (pathErrors.length)
+    throw new AutopilotError('CONFIG_INVALID', `the configuration has ${pathErrors.length} error${pathErrors.length > 1 ? 's' : ''}`, {
+      details: pathErrors,
+    });
   const masked = structuredClone(config);
   for (const ptr of secretPointers) setAtPointer(masked, ptr, MASK);
   return { file: raw.file, dir: raw.dir, extraFiles: raw.extraFiles, config, masked, warnings, locator: raw.locator };

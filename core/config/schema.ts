@@ -42,19 +42,29 @@ export function collect(schema: JsonSchema, data: unknown, pointerPrefix = ''): 
     if (key !== null && parent && s['x-secret-source'] && (typeof value === 'string' || Array.isArray(value))) {
       const via = s['x-secret-source'] as 'file' | 'command';
       const k = String(key);
-      out.secretSources.push({ parent: parent as Record<string, unknown>, key: k, base: k.slice(0, k.length - (via === 'file' ? 5 : 8)), via, pointer });
+      out.secretSources.push({
+        parent: parent as Record<string, unknown>,
+        key: k,
+        base: k.slice(0, k.length - (via === 'file' ? 5 : 8)),
+        via,
+        pointer,
+      });
     }
     if (Array.isArray(value)) {
-      if (s.items && typeof s.items === 'object' && !Array.isArray(s.items)) value.forEach((v, i) => walk(s.items as JsonSchema, v, `${pointer}/${i}`, value, i));
+      if (s.items && typeof s.items === 'object' && !Array.isArray(s.items))
+        value.forEach((v, i) => walk(s.items as JsonSchema, v, `${pointer}/${i}`, value, i));
     } else if (value && typeof value === 'object') {
       const props = (s.properties as Record<string, JsonSchema> | undefined) ?? {};
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-        const sub = props[k] ?? (s.additionalProperties && typeof s.additionalProperties === 'object' ? (s.additionalProperties as JsonSchema) : undefined);
+        const sub =
+          props[k] ??
+          (s.additionalProperties && typeof s.additionalProperties === 'object' ? (s.additionalProperties as JsonSchema) : undefined);
         walk(sub, v, `${pointer}/${esc(k)}`, value, k);
       }
     }
     for (const sub of (s.allOf as JsonSchema[] | undefined) ?? []) {
-      if (sub.if) walk((conditionHolds(sub.if as JsonSchema, value) ? sub.then : sub.else) as JsonSchema | undefined, value, pointer, parent, key);
+      if (sub.if)
+        walk((conditionHolds(sub.if as JsonSchema, value) ? sub.then : sub.else) as JsonSchema | undefined, value, pointer, parent, key);
       else walk(sub, value, pointer, parent, key);
     }
   };
@@ -107,8 +117,18 @@ export function expandSecrets(schema: JsonSchema): JsonSchema {
       for (const name of secretNames) {
         const variants = [name, `${name}_file`, `${name}_command`];
         // at most one way of giving it
-        allOf.push({ not: { anyOf: [{ required: [variants[0], variants[1]] }, { required: [variants[0], variants[2]] }, { required: [variants[1], variants[2]] }] }, 'x-doc': `one-of:${variants.join(',')}` });
-        if (required.includes(name)) allOf.push({ anyOf: variants.map((v) => ({ required: [v] })), 'x-doc': `required:${variants.join(',')}` });
+        allOf.push({
+          not: {
+            anyOf: [
+              { required: [variants[0], variants[1]] },
+              { required: [variants[0], variants[2]] },
+              { required: [variants[1], variants[2]] },
+            ],
+          },
+          'x-doc': `one-of:${variants.join(',')}`,
+        });
+        if (required.includes(name))
+          allOf.push({ anyOf: variants.map((v) => ({ required: [v] })), 'x-doc': `required:${variants.join(',')}` });
       }
       out.required = required.filter((r) => !secretNames.includes(r));
       if ((out.required as string[]).length === 0) delete out.required;
@@ -122,7 +142,10 @@ const keepSchema: JsonSchema = {
   type: 'object',
   additionalProperties: false,
   properties: Object.fromEntries(
-    ['keep_last', 'keep_hourly', 'keep_daily', 'keep_weekly', 'keep_monthly', 'keep_yearly'].map((k) => [k, { type: 'integer', minimum: 0 }]),
+    ['keep_last', 'keep_hourly', 'keep_daily', 'keep_weekly', 'keep_monthly', 'keep_yearly'].map((k) => [
+      k,
+      { type: 'integer', minimum: 0 },
+    ]),
   ),
 };
 
@@ -145,7 +168,12 @@ export const COMMON_SERVICE_PROPERTIES: Record<string, JsonSchema> = {
     description: 'how this service is updated (the update command)',
     properties: {
       enabled: { type: 'boolean', default: true, description: 'false: left out of update --all, refused when named' },
-      settle_seconds: { type: 'integer', minimum: 0, maximum: 3600, description: 'how long health checks are retried after the update (default updates.settle_seconds)' },
+      settle_seconds: {
+        type: 'integer',
+        minimum: 0,
+        maximum: 3600,
+        description: 'how long health checks are retried after the update (default updates.settle_seconds)',
+      },
       check_interval: { type: 'integer', minimum: 1, maximum: 300 },
       keep_snapshots: { type: 'integer', minimum: 1, maximum: 100 },
       timeout: { type: 'integer', minimum: 1, maximum: 86400, description: 'seconds the update step may take' },
@@ -180,7 +208,12 @@ export const COMMON_CHANNEL_PROPERTIES: Record<string, JsonSchema> = {
   name: { type: 'string', pattern: NAME_PATTERN },
   type: { type: 'string', minLength: 1 },
   enabled: { type: 'boolean', default: true },
-  events: { type: 'array', items: { enum: [...EVENT_TYPES] }, uniqueItems: true, description: 'the event types this channel gets (default: all of at least min_severity)' },
+  events: {
+    type: 'array',
+    items: { enum: [...EVENT_TYPES] },
+    uniqueItems: true,
+    description: 'the event types this channel gets (default: all of at least min_severity)',
+  },
   min_severity: { enum: ['info', 'warning', 'critical'], default: 'warning' },
   title_template: { type: 'string', minLength: 1 },
   text_template: { type: 'string', minLength: 1 },
@@ -200,7 +233,11 @@ export interface SchemaPlugin {
  * makes the whole config schema change.
  */
 export function entrySchema(kind: 'service' | 'channel', own: JsonSchema | undefined): JsonSchema {
-  const { properties, required, ...rest } = (own ?? {}) as { properties?: Record<string, JsonSchema>; required?: string[]; [k: string]: unknown };
+  const { properties, required, ...rest } = (own ?? {}) as {
+    properties?: Record<string, JsonSchema>;
+    required?: string[];
+    [k: string]: unknown;
+  };
   return expandSecrets({
     ...rest,
     type: 'object',
@@ -238,7 +275,12 @@ export function buildConfigSchema(): JsonSchema {
         type: 'object',
         additionalProperties: false,
         default: {},
-        allOf: [{ if: { properties: { compression: { const: 'gzip' } }, required: ['compression'] }, then: { properties: { compression_level: { maximum: 9 } } } }],
+        allOf: [
+          {
+            if: { properties: { compression: { const: 'gzip' } }, required: ['compression'] },
+            then: { properties: { compression_level: { maximum: 9 } } },
+          },
+        ],
         properties: {
           root: { type: 'string', minLength: 1, default: '/var/backups/homelab-autopilot', 'x-path': true },
           compression: { enum: ['zstd', 'gzip'], default: 'zstd' },
@@ -265,7 +307,12 @@ export function buildConfigSchema(): JsonSchema {
             properties: {
               enabled: { type: 'boolean', default: true },
               storage: { type: 'string', pattern: STORAGE_PATTERN, description: 'the PVE storage id (with backup content)' },
-              path: { type: 'string', minLength: 1, 'x-path': true, description: "where this host sees the storage (its dump/ folder beneath) for the decompress test, e.g. /mnt/pve/<storage>" },
+              path: {
+                type: 'string',
+                minLength: 1,
+                'x-path': true,
+                description: 'where this host sees the storage (its dump/ folder beneath) for the decompress test, e.g. /mnt/pve/<storage>',
+              },
             },
           },
           guests: {
@@ -274,11 +321,26 @@ export function buildConfigSchema(): JsonSchema {
             default: {},
             description: 'native backups of hypervisor guests (vzdump)',
             properties: {
-              storage: { type: 'string', pattern: STORAGE_PATTERN, default: 'local', description: 'the storage used when neither proxmox_backup_server nor direct_storage is enabled' },
-              path: { type: 'string', minLength: 1, 'x-path': true, description: 'where this host sees that storage (e.g. /var/lib/vz on the node itself), for the decompress test' },
+              storage: {
+                type: 'string',
+                pattern: STORAGE_PATTERN,
+                default: 'local',
+                description: 'the storage used when neither proxmox_backup_server nor direct_storage is enabled',
+              },
+              path: {
+                type: 'string',
+                minLength: 1,
+                'x-path': true,
+                description: 'where this host sees that storage (e.g. /var/lib/vz on the node itself), for the decompress test',
+              },
               mode: { enum: ['snapshot', 'suspend', 'stop'], default: 'snapshot' },
               compress: { enum: ['zstd', 'gzip', 'lzo', 'none'], default: 'zstd' },
-              parallel_nodes: { type: 'integer', minimum: 0, default: 0, description: 'nodes backed up at once (one vzdump per node at a time); 0: all' },
+              parallel_nodes: {
+                type: 'integer',
+                minimum: 0,
+                default: 0,
+                description: 'nodes backed up at once (one vzdump per node at a time); 0: all',
+              },
               notes_template: { type: 'string', maxLength: 1024, pattern: '^[^\\n]*$', default: '{{guestname}} (homelab-autopilot)' },
               protected: { type: 'boolean', default: false },
             },
@@ -305,8 +367,18 @@ export function buildConfigSchema(): JsonSchema {
         additionalProperties: false,
         default: {},
         properties: {
-          cooldown: { type: 'integer', minimum: 0, default: 3600, description: 'seconds before the same event about the same subject is sent again' },
-          repeat_interval: { type: 'integer', minimum: 0, default: 86400, description: 'seconds before a failure that persists is sent again' },
+          cooldown: {
+            type: 'integer',
+            minimum: 0,
+            default: 3600,
+            description: 'seconds before the same event about the same subject is sent again',
+          },
+          repeat_interval: {
+            type: 'integer',
+            minimum: 0,
+            default: 86400,
+            description: 'seconds before a failure that persists is sent again',
+          },
           digest: { type: 'boolean', default: true, description: 'backup --all sends one message per run instead of one per service' },
           timeout: { type: 'integer', minimum: 1, maximum: 600, default: 30, description: 'seconds a channel may take, retries included' },
           channels: {
@@ -320,20 +392,60 @@ export function buildConfigSchema(): JsonSchema {
           },
         },
       },
-      monitoring: { type: 'object', additionalProperties: false, properties: {}, description: 'reserved: health checks arrive with the monitor engine' },
+      monitoring: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {},
+        description: 'reserved: health checks arrive with the monitor engine',
+      },
       updates: {
         type: 'object',
         additionalProperties: false,
         default: {},
         description: 'defaults of the update engine',
         properties: {
-          settle_seconds: { type: 'integer', minimum: 0, maximum: 3600, default: 60, description: 'how long health checks are retried after an update before it counts as failed' },
-          check_interval: { type: 'integer', minimum: 1, maximum: 300, default: 5, description: 'seconds between two rounds of health checks' },
-          keep_snapshots: { type: 'integer', minimum: 1, maximum: 100, default: 3, description: 'autopilot snapshots kept per service after a good update' },
-          timeout: { type: 'integer', minimum: 1, maximum: 86400, default: 1800, description: 'seconds the update step of a service may take' },
+          settle_seconds: {
+            type: 'integer',
+            minimum: 0,
+            maximum: 3600,
+            default: 60,
+            description: 'how long health checks are retried after an update before it counts as failed',
+          },
+          check_interval: {
+            type: 'integer',
+            minimum: 1,
+            maximum: 300,
+            default: 5,
+            description: 'seconds between two rounds of health checks',
+          },
+          keep_snapshots: {
+            type: 'integer',
+            minimum: 1,
+            maximum: 100,
+            default: 3,
+            description: 'autopilot snapshots kept per service after a good update',
+          },
+          timeout: {
+            type: 'integer',
+            minimum: 1,
+            maximum: 86400,
+            default: 1800,
+            description: 'seconds the update step of a service may take',
+          },
           min_free_mb: { type: 'integer', minimum: 0, default: 1024, description: 'free space needed for the snapshot' },
-          lock_wait: { type: 'integer', minimum: 0, default: 0, description: 'seconds to wait when another update of the same service runs' },
-          parallel: { type: 'integer', minimum: 1, maximum: 16, default: 1, description: 'services update --all updates at once (1: one after the other)' },
+          lock_wait: {
+            type: 'integer',
+            minimum: 0,
+            default: 0,
+            description: 'seconds to wait when another update of the same service runs',
+          },
+          parallel: {
+            type: 'integer',
+            minimum: 1,
+            maximum: 16,
+            default: 1,
+            description: 'services update --all updates at once (1: one after the other)',
+          },
         },
       },
       plugins: {

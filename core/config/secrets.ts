@@ -40,7 +40,8 @@ export async function resolveCollected(collected: Collected, opts: ResolveOption
     seenPaths.add(p.pointer);
     const value = (p.parent as Record<string | number, unknown>)[p.key];
     if (typeof value === 'string' && !path.isAbsolute(value)) {
-      const expanded = value === '~' || value.startsWith('~/') ? path.join(process.env.HOME ?? '/', value.slice(1)) : path.resolve(opts.configDir, value);
+      const expanded =
+        value === '~' || value.startsWith('~/') ? path.join(process.env.HOME ?? '/', value.slice(1)) : path.resolve(opts.configDir, value);
       (p.parent as Record<string | number, unknown>)[p.key] = expanded;
     }
   }
@@ -60,12 +61,16 @@ export async function resolveCollected(collected: Collected, opts: ResolveOption
           st = await fs.stat(file);
         } catch (e) {
           throw new Error(
-            (e as NodeJS.ErrnoException).code === 'ENOENT' ? `secret file ${file} does not exist: create it (chmod 600) or fix the path` : `cannot read secret file ${file}: ${(e as Error).message}`,
+            (e as NodeJS.ErrnoException).code === 'ENOENT'
+              ? `secret file ${file} does not exist: create it (chmod 600) or fix the path`
+              : `cannot read secret file ${file}: ${(e as Error).message}`,
           );
         }
         if (!st.isFile()) throw new Error(`secret file ${file} is not a regular file`);
         if (st.mode & 0o077) {
-          warnings.push(`${opts.where(s.pointer)}: secret file ${file} is readable or writable by group or others (mode ${(st.mode & 0o777).toString(8)}): run chmod 600 ${file}`);
+          warnings.push(
+            `${opts.where(s.pointer)}: secret file ${file} is readable or writable by group or others (mode ${(st.mode & 0o777).toString(8)}): run chmod 600 ${file}`,
+          );
         }
         value = stripNewline(await fs.readFile(file, 'utf8'));
         if (!value) throw new Error(`secret file ${file} is empty`);
@@ -77,7 +82,11 @@ export async function resolveCollected(collected: Collected, opts: ResolveOption
           throw new Error(`cannot parse the command: ${(e as Error).message}`);
         }
         if (argv.length === 0) throw new Error('the command is empty');
-        const res = await execFile(argv[0], argv.slice(1), { signal: opts.signal, timeoutMs: opts.commandTimeoutMs ?? 30_000, cwd: opts.configDir });
+        const res = await execFile(argv[0], argv.slice(1), {
+          signal: opts.signal,
+          timeoutMs: opts.commandTimeoutMs ?? 30_000,
+          cwd: opts.configDir,
+        });
         if (res.code !== 0) {
           const why = res.stderr.trim().split('\n').slice(-3).join(' | ');
           throw new Error(`the command ${argv[0]} exited with ${res.code ?? res.signal}${why ? `: ${why}` : ''}`);

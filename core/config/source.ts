@@ -39,7 +39,9 @@ export function parseSource(file: string, text: string): SourceFile {
   const getPositions = (): Positions => (positions ??= parsePositions(text));
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const jsyaml = require('js-yaml') as typeof import('js-yaml');
-  jsYamlSchema ??= jsyaml.CORE_SCHEMA.extend({ implicit: [(jsyaml as unknown as { types: { merge: import('js-yaml').Type } }).types.merge] });
+  jsYamlSchema ??= jsyaml.CORE_SCHEMA.extend({
+    implicit: [(jsyaml as unknown as { types: { merge: import('js-yaml').Type } }).types.merge],
+  });
   try {
     const data = jsyaml.load(text, { filename: file, schema: jsYamlSchema as import('js-yaml').Schema });
     return { file, text, data, syntaxErrors: [], positions: getPositions };

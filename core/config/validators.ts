@@ -77,7 +77,10 @@ function cacheFile(key: string): string | null {
   if (!dir) return null;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   ajvVersion ??= (require('ajv/package.json') as { version: string }).version;
-  const name = createHash('sha256').update(`${key} ajv ${ajvVersion} ${JSON.stringify(AJV_OPTIONS)} ${ANNOTATIONS.join()}`).digest('hex').slice(0, 40);
+  const name = createHash('sha256')
+    .update(`${key} ajv ${ajvVersion} ${JSON.stringify(AJV_OPTIONS)} ${ANNOTATIONS.join()}`)
+    .digest('hex')
+    .slice(0, 40);
   return path.join(dir, `v${name}.js`);
 }
 

@@ -13,7 +13,17 @@ import { execFile, splitCommandLine } from '../../lib/exec';
 export { HEALTH_CHECKS_SCHEMA } from './schema';
 
 export type HealthCheck =
-  | { type: 'http'; name?: string; url: string; expect_status?: number | number[]; body_contains?: string; body_matches?: string; timeout?: number; insecure?: boolean; ca_file?: string }
+  | {
+      type: 'http';
+      name?: string;
+      url: string;
+      expect_status?: number | number[];
+      body_contains?: string;
+      body_matches?: string;
+      timeout?: number;
+      insecure?: boolean;
+      ca_file?: string;
+    }
   | { type: 'tcp'; name?: string; host: string; port: number; timeout?: number }
   | { type: 'command'; name?: string; command: string | string[]; expect_exit?: number; timeout?: number }
   | { type: 'running'; name?: string };
@@ -53,7 +63,14 @@ function httpCheck(c: Extract<HealthCheck, { type: 'http' }>, signal: AbortSigna
     const timeoutMs = (c.timeout ?? 5) * 1000;
     const req = mod.request(
       url,
-      { method: 'GET', signal, timeout: timeoutMs, rejectUnauthorized: !c.insecure, ca: c.ca_file ? fs.readFileSync(c.ca_file) : undefined, headers: { 'User-Agent': 'homelab-autopilot health check' } } as https.RequestOptions,
+      {
+        method: 'GET',
+        signal,
+        timeout: timeoutMs,
+        rejectUnauthorized: !c.insecure,
+        ca: c.ca_file ? fs.readFileSync(c.ca_file) : undefined,
+        headers: { 'User-Agent': 'homelab-autopilot health check' },
+      } as https.RequestOptions,
       (res) => {
         let body = '';
         res.setEncoding('utf8');
@@ -64,9 +81,12 @@ function httpCheck(c: Extract<HealthCheck, { type: 'http' }>, signal: AbortSigna
           clearTimeout(timer);
           const status = res.statusCode ?? 0;
           const want = c.expect_status === undefined ? null : Array.isArray(c.expect_status) ? c.expect_status : [c.expect_status];
-          if (want ? !want.includes(status) : status < 200 || status >= 400) return reject(new Error(`status ${status}, expected ${want ? want.join(' or ') : '2xx or 3xx'}`));
-          if (c.body_contains !== undefined && !body.includes(c.body_contains)) return reject(new Error(`status ${status}, but the body does not contain ${JSON.stringify(c.body_contains)}`));
-          if (c.body_matches !== undefined && !new RegExp(c.body_matches).test(body)) return reject(new Error(`status ${status}, but the body does not match /${c.body_matches}/`));
+          if (want ? !want.includes(status) : status < 200 || status >= 400)
+            return reject(new Error(`status ${status}, expected ${want ? want.join(' or ') : '2xx or 3xx'}`));
+          if (c.body_contains !== undefined && !body.includes(c.body_contains))
+            return reject(new Error(`status ${status}, but the body does not contain ${JSON.stringify(c.body_contains)}`));
+          if (c.body_matches !== undefined && !new RegExp(c.body_matches).test(body))
+            return reject(new Error(`status ${status}, but the body does not match /${c.body_matches}/`));
           resolve(`status ${status}`);
         });
       },
@@ -105,7 +125,10 @@ async function commandCheck(c: Extract<HealthCheck, { type: 'command' }>, signal
   const argv = Array.isArray(c.command) ? c.command : splitCommandLine(c.command);
   const r = await execFile(argv[0], argv.slice(1), { timeoutMs: (c.timeout ?? 30) * 1000, signal });
   const want = c.expect_exit ?? 0;
-  if (r.code !== want) throw new Error(`exit ${r.code ?? r.signal}, expected ${want}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}` : ''}`);
+  if (r.code !== want)
+    throw new Error(
+      `exit ${r.code ?? r.signal}, expected ${want}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}` : ''}`,
+    );
   return `exit ${r.code}`;
 }
 
@@ -126,12 +149,20 @@ export async function runCheck(c: HealthCheck, ctx: { signal: AbortSignal; runni
     return { check: name, ok: true, detail, durationMs: Date.now() - t0 };
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    return { check: name, ok: false, detail: err.code && !err.message.includes(err.code) ? `${err.code}: ${err.message}` : err.message, durationMs: Date.now() - t0 };
+    return {
+      check: name,
+      ok: false,
+      detail: err.code && !err.message.includes(err.code) ? `${err.code}: ${err.message}` : err.message,
+      durationMs: Date.now() - t0,
+    };
   }
 }
 
 /** Runs every check (in order); all must pass. */
-export async function runChecks(checks: HealthCheck[], ctx: { signal: AbortSignal; running?: () => Promise<boolean> }): Promise<{ ok: boolean; results: CheckResult[] }> {
+export async function runChecks(
+  checks: HealthCheck[],
+  ctx: { signal: AbortSignal; running?: () => Promise<boolean> },
+): Promise<{ ok: boolean; results: CheckResult[] }> {
   const results: CheckResult[] = [];
   for (const c of checks) results.push(await runCheck(c, ctx));
   return { ok: results.every((r) => r.ok), results };

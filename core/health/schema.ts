@@ -10,7 +10,12 @@ export const HEALTH_CHECKS_SCHEMA = {
       type: { enum: ['http', 'tcp', 'command', 'running'] },
       name: { type: 'string', minLength: 1 },
       url: { type: 'string', pattern: '^https?://' },
-      expect_status: { oneOf: [{ type: 'integer', minimum: 100, maximum: 599 }, { type: 'array', items: { type: 'integer', minimum: 100, maximum: 599 }, minItems: 1 }] },
+      expect_status: {
+        oneOf: [
+          { type: 'integer', minimum: 100, maximum: 599 },
+          { type: 'array', items: { type: 'integer', minimum: 100, maximum: 599 }, minItems: 1 },
+        ],
+      },
       body_contains: { type: 'string' },
       body_matches: { type: 'string', minLength: 1, description: 'a JavaScript regular expression' },
       insecure: { type: 'boolean', description: 'accept any TLS certificate (a self-signed one)' },
@@ -28,4 +33,3 @@ export const HEALTH_CHECKS_SCHEMA = {
     ],
   },
 };
-

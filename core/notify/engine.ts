@@ -46,7 +46,14 @@ export const RECOVERY_OF: Record<string, string> = {
 };
 
 /** Conditions that persist until resolved: sent once, then again every repeat_interval. */
-export const PERSISTENT = new Set(['backup_failed', 'update_failed', 'service_down', 'restore_test_failed', 'external_access_failed', 'disk_space_warning']);
+export const PERSISTENT = new Set([
+  'backup_failed',
+  'update_failed',
+  'service_down',
+  'restore_test_failed',
+  'external_access_failed',
+  'disk_space_warning',
+]);
 
 const RANK: Record<string, number> = { info: 0, success: 0, warning: 1, critical: 2 };
 
@@ -113,13 +120,22 @@ export class NotificationEngine {
       const ongoing = state.exists(key('failing', ev.event));
       if (!ongoing) state.set(key('failing', ev.event), this.now().toISOString());
       const every = this.deps.config.repeat_interval * 1000;
-      if (ongoing && since < every) return { send: false, reason: `still failing; repeated every ${this.deps.config.repeat_interval}s, last sent ${Math.round(since / 1000)}s ago` };
+      if (ongoing && since < every)
+        return {
+          send: false,
+          reason: `still failing; repeated every ${this.deps.config.repeat_interval}s, last sent ${Math.round(since / 1000)}s ago`,
+        };
       // failing again soon after a recovery (flapping): the cooldown still holds
-      if (!ongoing && since < this.deps.config.cooldown * 1000) return { send: false, reason: `failing again ${Math.round(since / 1000)}s after the last alert (cooldown ${this.deps.config.cooldown}s)` };
+      if (!ongoing && since < this.deps.config.cooldown * 1000)
+        return {
+          send: false,
+          reason: `failing again ${Math.round(since / 1000)}s after the last alert (cooldown ${this.deps.config.cooldown}s)`,
+        };
       return { send: true };
     }
     const cooldown = this.deps.config.cooldown * 1000;
-    if (since < cooldown) return { send: false, reason: `cooldown: sent ${Math.round(since / 1000)}s ago (cooldown ${this.deps.config.cooldown}s)` };
+    if (since < cooldown)
+      return { send: false, reason: `cooldown: sent ${Math.round(since / 1000)}s ago (cooldown ${this.deps.config.cooldown}s)` };
     return { send: true };
   }
 
@@ -150,7 +166,14 @@ export class NotificationEngine {
     const started = Date.now();
     const budget = (channel.timeout ?? this.deps.config.timeout) * 1000;
     const deadline = started + budget;
-    const result = (ok: boolean, attempts: number, error?: string): ChannelResult => ({ channel: channel.name, type: channel.type, ok, attempts, error, durationMs: Date.now() - started });
+    const result = (ok: boolean, attempts: number, error?: string): ChannelResult => ({
+      channel: channel.name,
+      type: channel.type,
+      ok,
+      attempts,
+      error,
+      durationMs: Date.now() - started,
+    });
     let plugin: NotificationPlugin;
     try {
       plugin = this.deps.registry.require<NotificationPlugin>('notification', channel.type, `notification channel '${channel.name}'`);
@@ -192,7 +215,13 @@ export class NotificationEngine {
     }
   }
 
-  private record(ev: { event: string; severity: string; subject: string; title: string }, r: ChannelResult | null, status: 'sent' | 'failed' | 'suppressed', runId: number | null, error?: string): void {
+  private record(
+    ev: { event: string; severity: string; subject: string; title: string },
+    r: ChannelResult | null,
+    status: 'sent' | 'failed' | 'suppressed',
+    runId: number | null,
+    error?: string,
+  ): void {
     const state = this.deps.state;
     if (!state || state.readonly) return;
     state.recordNotification({
@@ -230,7 +259,11 @@ export class NotificationEngine {
       const channels = this.channels.filter((c) => routes(c, ev.event, ev.severity, d.recoveryOf));
       if (!channels.length) return { event: ev.event, subject: ev.subject, decision: 'no-channel', channels: [] };
       const results = await this.dispatch(ev, channels, runId);
-      this.settle(ev, d.recoveryOf, results.some((r) => r.ok));
+      this.settle(
+        ev,
+        d.recoveryOf,
+        results.some((r) => r.ok),
+      );
       return { event: ev.event, subject: ev.subject, decision: 'sent', channels: results };
     } catch (e) {
       this.log.warn(`notification of ${ev.event} about ${ev.subject} failed: ${describeError(e)}`);
@@ -264,7 +297,9 @@ export class NotificationEngine {
           subject: summary.subject,
           title: summary.title,
           text: items.map(({ ev: e, d }) => `${d.recoveryOf ? '[recovered] ' : ''}${e.title}${e.text ? `: ${e.text}` : ''}`).join('\n'),
-          details: { items: items.map(({ ev: e }) => ({ event: e.event, severity: e.severity, subject: e.subject, title: e.title, text: e.text })) },
+          details: {
+            items: items.map(({ ev: e }) => ({ event: e.event, severity: e.severity, subject: e.subject, title: e.title, text: e.text })),
+          },
         };
         const r = await this.deliver(c, this.message(ev, c));
         this.record(ev, r, r.ok ? 'sent' : 'failed', runId);
@@ -272,9 +307,17 @@ export class NotificationEngine {
         else this.log.warn(`digest could not be sent to ${c.name}: ${r.error}`);
         return { ev, r, items: items.map((x) => x.ev) };
       });
-      const done = (await Promise.all(deliveries)).filter((x): x is { ev: NotifyEvent; r: ChannelResult; items: NotifyEvent[] } => x !== null);
-      for (const { ev, d } of decided.filter((x) => x.d.send)) this.settle(ev, d.recoveryOf, done.some((x) => x.r.ok && x.items.includes(ev)));
-      if (done.length) reports.push({ event: done[0].ev.event, subject: summary.subject, decision: 'sent', channels: done.map((x) => x.r) });
+      const done = (await Promise.all(deliveries)).filter(
+        (x): x is { ev: NotifyEvent; r: ChannelResult; items: NotifyEvent[] } => x !== null,
+      );
+      for (const { ev, d } of decided.filter((x) => x.d.send))
+        this.settle(
+          ev,
+          d.recoveryOf,
+          done.some((x) => x.r.ok && x.items.includes(ev)),
+        );
+      if (done.length)
+        reports.push({ event: done[0].ev.event, subject: summary.subject, decision: 'sent', channels: done.map((x) => x.r) });
       return reports;
     } catch (e) {
       this.log.warn(`the digest failed: ${describeError(e)}`);

@@ -90,9 +90,18 @@ export interface PluginContext {
 
 export interface ArchiveTools {
   /** Writes `dest` (.tar.zst) from absolute paths; members are stored relative to /. */
-  create(o: { sources: string[]; dest: string; exclude?: string[]; signal?: AbortSignal }): Promise<{ path: string; size: number; sha256: string }>;
+  create(o: {
+    sources: string[];
+    dest: string;
+    exclude?: string[];
+    signal?: AbortSignal;
+  }): Promise<{ path: string; size: number; sha256: string }>;
   /** Size, checksum, a full decompress and a tar listing. */
-  verify(file: string, expect: { size?: number; sha256?: string }, signal?: AbortSignal): Promise<{ ok: boolean; error?: string; entries?: number }>;
+  verify(
+    file: string,
+    expect: { size?: number; sha256?: string },
+    signal?: AbortSignal,
+  ): Promise<{ ok: boolean; error?: string; entries?: number }>;
   /** Restores an archive made by create() to where its members came from (tar -x -C /). */
   extract(file: string, signal?: AbortSignal): Promise<void>;
 }

@@ -105,7 +105,14 @@ export function pluginsDirCandidates(dir: string, failures: PluginRecord[]): Can
         const within = (p: string, dir: string): boolean => p.startsWith(dir + path.sep);
         const realFull = fs.realpathSync(full);
         if (!within(entry, full) || (fs.existsSync(entry) && !within(fs.realpathSync(entry), realFull))) {
-          failures.push(failed(name, 'plugins.d', full, `package.json "main" (${pkg.main}) points outside the plugin folder: a plugin must be self-contained`));
+          failures.push(
+            failed(
+              name,
+              'plugins.d',
+              full,
+              `package.json "main" (${pkg.main}) points outside the plugin folder: a plugin must be self-contained`,
+            ),
+          );
           continue;
         }
         out.push({ source: 'plugins.d', location: full, entry });
@@ -164,25 +171,37 @@ export function definitionSchemas(def: PluginDefinition): { what: string; schema
   if (def.kind === 'service') out.push({ what: 'serviceSchema', schema: entrySchema('service', def.serviceSchema) });
   if (def.kind === 'notification') out.push({ what: 'channelSchema', schema: entrySchema('channel', def.channelSchema) });
   if (def.kind === 'hypervisor') {
-    for (const [type, schema] of Object.entries(def.guestTypes ?? {})) out.push({ what: `guestTypes.${type}`, schema: entrySchema('service', schema) });
+    for (const [type, schema] of Object.entries(def.guestTypes ?? {}))
+      out.push({ what: `guestTypes.${type}`, schema: entrySchema('service', schema) });
   }
   return out;
 }
 
 function checkDefinition(value: unknown, c: Candidate): CheckedDefinition | PluginRecord {
   const fallbackName = path.basename(c.location).replace(CODE_FILE, '');
-  if (!value || typeof value !== 'object') return failed(fallbackName, c.source, c.location, 'it exports no plugin definition (an object with name, kind, version, apiVersion and create)');
+  if (!value || typeof value !== 'object')
+    return failed(
+      fallbackName,
+      c.source,
+      c.location,
+      'it exports no plugin definition (an object with name, kind, version, apiVersion and create)',
+    );
   const def = value as Partial<PluginDefinition> & Record<string, unknown>;
   const name = typeof def.name === 'string' ? def.name : fallbackName;
   const bad = (reason: string): PluginRecord => failed(name, c.source, c.location, reason, def);
-  if (typeof def.name !== 'string' || !PLUGIN_NAME.test(def.name)) return bad(`'name' must be a plain name (letters, digits, '-', '_'), got ${JSON.stringify(def.name)}`);
+  if (typeof def.name !== 'string' || !PLUGIN_NAME.test(def.name))
+    return bad(`'name' must be a plain name (letters, digits, '-', '_'), got ${JSON.stringify(def.name)}`);
   if (!KINDS.includes(def.kind as PluginKind)) return bad(`'kind' must be one of ${KINDS.join(', ')}, got ${JSON.stringify(def.kind)}`);
   // built-ins ship with this very version of the host: scripts/precompile.js checks their versions at build time (and semver costs ~15 ms to load)
   const checkVersions = c.source !== 'built-in' || process.env.HOMELAB_AUTOPILOT_CHECK_BUILTINS === '1';
-  if (typeof def.version !== 'string' || (checkVersions && !semver().valid(def.version))) return bad(`'version' must be a semver version such as 1.0.0, got ${JSON.stringify(def.version)}`);
-  if (typeof def.apiVersion !== 'string' || (checkVersions && !semver().validRange(def.apiVersion))) return bad(`'apiVersion' must be a semver range such as ^1.0.0, got ${JSON.stringify(def.apiVersion)}`);
+  if (typeof def.version !== 'string' || (checkVersions && !semver().valid(def.version)))
+    return bad(`'version' must be a semver version such as 1.0.0, got ${JSON.stringify(def.version)}`);
+  if (typeof def.apiVersion !== 'string' || (checkVersions && !semver().validRange(def.apiVersion)))
+    return bad(`'apiVersion' must be a semver range such as ^1.0.0, got ${JSON.stringify(def.apiVersion)}`);
   if (checkVersions && !semver().satisfies(PLUGIN_API_VERSION, def.apiVersion)) {
-    return bad(`it needs plugin API ${def.apiVersion}, but this homelab-autopilot provides ${PLUGIN_API_VERSION}: update the plugin or homelab-autopilot`);
+    return bad(
+      `it needs plugin API ${def.apiVersion}, but this homelab-autopilot provides ${PLUGIN_API_VERSION}: update the plugin or homelab-autopilot`,
+    );
   }
   if (typeof def.create !== 'function') return bad("'create' must be a function (ctx) => instance");
   let options: CheckedDefinition['options'];
@@ -193,7 +212,8 @@ function checkDefinition(value: unknown, c: Candidate): CheckedDefinition | Plug
   const guestTypes = (def as Record<string, unknown>).guestTypes;
   if (guestTypes !== undefined) {
     if (def.kind !== 'hypervisor') return bad('guestTypes belongs to hypervisor plugins only');
-    if (!guestTypes || typeof guestTypes !== 'object' || Array.isArray(guestTypes)) return bad('guestTypes must map service type names to JSON schema objects');
+    if (!guestTypes || typeof guestTypes !== 'object' || Array.isArray(guestTypes))
+      return bad('guestTypes must map service type names to JSON schema objects');
     for (const [type, schema] of Object.entries(guestTypes)) {
       if (!PLUGIN_NAME.test(type)) return bad(`guestTypes: '${type}' is not a plain name (letters, digits, '-', '_')`);
       if (!schema || typeof schema !== 'object' || Array.isArray(schema)) return bad(`guestTypes.${type} must be a JSON schema object`);
@@ -202,7 +222,9 @@ function checkDefinition(value: unknown, c: Candidate): CheckedDefinition | Plug
   for (const key of ['serviceSchema', 'channelSchema', 'guestTypes'] as const) {
     const part = (def as Record<string, unknown>)[key];
     if (part && /"\$(ref|id|defs)"|"definitions"/.test(JSON.stringify(part))) {
-      return bad(`${key} must be self-contained: it becomes part of the config schema, where $ref, $id, $defs and definitions cannot resolve`);
+      return bad(
+        `${key} must be self-contained: it becomes part of the config schema, where $ref, $id, $defs and definitions cannot resolve`,
+      );
     }
   }
   try {
@@ -280,16 +302,25 @@ export interface Discovered {
 }
 
 /** The plugins whose schemas extend the config schema (service keys, channel keys). */
-export function schemaPlugins(found: Discovered): { service: { name: string; serviceSchema?: JsonSchema }[]; notification: { name: string; channelSchema?: JsonSchema }[] } {
-  const services = found.definitions.filter((d) => d.def.kind === 'service').map((d) => ({ name: d.def.name, serviceSchema: (d.def as { serviceSchema?: JsonSchema }).serviceSchema }));
+export function schemaPlugins(found: Discovered): {
+  service: { name: string; serviceSchema?: JsonSchema }[];
+  notification: { name: string; channelSchema?: JsonSchema }[];
+} {
+  const services = found.definitions
+    .filter((d) => d.def.kind === 'service')
+    .map((d) => ({ name: d.def.name, serviceSchema: (d.def as { serviceSchema?: JsonSchema }).serviceSchema }));
   // a hypervisor's guest types are service types too (a service plugin of the same name wins)
   const guests = found.definitions
     .filter((d) => d.def.kind === 'hypervisor')
-    .flatMap((d) => Object.entries((d.def as HypervisorPluginDefinition).guestTypes ?? {}).map(([name, serviceSchema]) => ({ name, serviceSchema })))
+    .flatMap((d) =>
+      Object.entries((d.def as HypervisorPluginDefinition).guestTypes ?? {}).map(([name, serviceSchema]) => ({ name, serviceSchema })),
+    )
     .filter((g) => !services.some((s) => s.name === g.name));
   return {
     service: [...services, ...guests],
-    notification: found.definitions.filter((d) => d.def.kind === 'notification').map((d) => ({ name: d.def.name, channelSchema: (d.def as { channelSchema?: JsonSchema }).channelSchema })),
+    notification: found.definitions
+      .filter((d) => d.def.kind === 'notification')
+      .map((d) => ({ name: d.def.name, channelSchema: (d.def as { channelSchema?: JsonSchema }).channelSchema })),
   };
 }
 
@@ -301,7 +332,8 @@ export async function discoverPlugins(opts: DiscoverOptions): Promise<Discovered
   if (fs.existsSync(opts.pluginsDir)) {
     const dirProblem = unsafeReason(opts.pluginsDir, fs.statSync(opts.pluginsDir), asRoot);
     const found = pluginsDirCandidates(opts.pluginsDir, failures);
-    if (dirProblem) for (const c of found) failures.push(failed(path.basename(c.location).replace(CODE_FILE, ''), c.source, c.location, dirProblem));
+    if (dirProblem)
+      for (const c of found) failures.push(failed(path.basename(c.location).replace(CODE_FILE, ''), c.source, c.location, dirProblem));
     else candidates.push(...found);
   }
   const definitions: CheckedDefinition[] = [];
@@ -321,7 +353,14 @@ export async function discoverPlugins(opts: DiscoverOptions): Promise<Discovered
     } catch (e) {
       const err = e as Error;
       const where = err.stack?.split('\n').find((l) => l.includes(c.location)) ?? '';
-      failures.push(failed(fallbackName, c.source, c.location, `cannot load it: ${err.name === 'SyntaxError' ? 'syntax error: ' : ''}${err.message}${where ? ` (${where.trim()})` : ''}`));
+      failures.push(
+        failed(
+          fallbackName,
+          c.source,
+          c.location,
+          `cannot load it: ${err.name === 'SyntaxError' ? 'syntax error: ' : ''}${err.message}${where ? ` (${where.trim()})` : ''}`,
+        ),
+      );
       continue;
     }
     for (const value of exported) {
@@ -332,7 +371,11 @@ export async function discoverPlugins(opts: DiscoverOptions): Promise<Discovered
       }
       const prev = byName.get(checked.def.name);
       if (prev) {
-        failures.push({ ...checked.record, status: 'failed', reason: `duplicate name: '${checked.def.name}' is already provided by ${prev.record.file}` });
+        failures.push({
+          ...checked.record,
+          status: 'failed',
+          reason: `duplicate name: '${checked.def.name}' is already provided by ${prev.record.file}`,
+        });
         continue;
       }
       byName.set(checked.def.name, checked);
@@ -391,7 +434,9 @@ export class PluginRegistry {
   /** The hypervisor plugin whose guestTypes include a service type (when no service plugin has that name). */
   guestProvider(type: string): { name: string; instance: HypervisorPlugin } | undefined {
     if (this.find('service', type)) return undefined;
-    const p = this.loaded.find((l) => l.def.kind === 'hypervisor' && Object.hasOwn((l.def as HypervisorPluginDefinition).guestTypes ?? {}, type));
+    const p = this.loaded.find(
+      (l) => l.def.kind === 'hypervisor' && Object.hasOwn((l.def as HypervisorPluginDefinition).guestTypes ?? {}, type),
+    );
     return p ? { name: p.def.name, instance: p.instance as HypervisorPlugin } : undefined;
   }
 
@@ -439,7 +484,15 @@ function archiveTools(runSignal: AbortSignal): PluginContext['archive'] {
   const lib = (): typeof import('../../lib/archive') => require('../../lib/archive') as typeof import('../../lib/archive');
   return {
     async create(o) {
-      const r = await lib().createArchive({ sources: o.sources, exclude: o.exclude ?? [], compression: 'zstd', level: 3, threads: 1, dest: o.dest, signal: o.signal ?? runSignal });
+      const r = await lib().createArchive({
+        sources: o.sources,
+        exclude: o.exclude ?? [],
+        compression: 'zstd',
+        level: 3,
+        threads: 1,
+        dest: o.dest,
+        signal: o.signal ?? runSignal,
+      });
       return { path: r.path, size: r.size, sha256: r.sha256 };
     },
     async verify(file, expect, signal) {
@@ -457,7 +510,9 @@ export async function createPlugins(found: Discovered, opts: CreateOptions): Pro
   const warnings: string[] = [];
   for (const name of Object.keys(opts.options)) {
     if (!found.definitions.some((d) => d.def.name === name)) {
-      warnings.push(`${formatLocation(opts.locator(['plugins'], name))}: plugins.${name}: no plugin named '${name}' is installed; these options are ignored`);
+      warnings.push(
+        `${formatLocation(opts.locator(['plugins'], name))}: plugins.${name}: no plugin named '${name}' is installed; these options are ignored`,
+      );
     }
   }
   for (const d of found.definitions) {
@@ -467,7 +522,9 @@ export async function createPlugins(found: Discovered, opts: CreateOptions): Pro
     try {
       if (d.options) {
         if (!d.options.validate(options)) {
-          throw new Error(`bad options: ${formatAjvErrors(d.options.validate.errors ?? [], opts.locator, { schema: d.options.schema, data: options }, ['plugins', def.name]).join('; ')}`);
+          throw new Error(
+            `bad options: ${formatAjvErrors(d.options.validate.errors ?? [], opts.locator, { schema: d.options.schema, data: options }, ['plugins', def.name]).join('; ')}`,
+          );
         }
         await resolveCollected(collect(d.options.schema, options), {
           configDir: opts.configDir,
@@ -493,15 +550,24 @@ export async function createPlugins(found: Discovered, opts: CreateOptions): Pro
         configDir: opts.configDir,
         dataDir: path.join(opts.stateDir, 'plugins', def.name),
         exec: (command, args, o = {}) =>
-          execFile(command, args, { cwd: o.cwd, env: o.env ? { ...process.env, ...o.env } : undefined, input: o.input, timeoutMs: o.timeoutMs ?? 600_000, signal: o.signal ?? opts.signal }),
+          execFile(command, args, {
+            cwd: o.cwd,
+            env: o.env ? { ...process.env, ...o.env } : undefined,
+            input: o.input,
+            timeoutMs: o.timeoutMs ?? 600_000,
+            signal: o.signal ?? opts.signal,
+          }),
         http: (request) => httpRequest({ ...request, signal: request.signal ?? opts.signal }),
         archive: archiveTools(opts.signal),
       };
       const instance = await withTimeout(Promise.resolve(def.create(ctx) as Promise<Instance>), opts.createTimeoutMs ?? 10_000, 'create()');
       if (!instance || typeof instance !== 'object') throw new Error('create() returned no plugin instance');
-      if (def.kind === 'service' && typeof (instance as ServicePlugin).backupSources !== 'function') throw new Error('a service plugin instance needs a backupSources() method');
-      if (def.kind === 'notification' && typeof (instance as NotificationPlugin).send !== 'function') throw new Error('a notification plugin instance needs a send() method');
-      if (def.kind === 'hypervisor' && typeof (instance as HypervisorPlugin).guestStatus !== 'function') throw new Error('a hypervisor plugin instance needs a guestStatus() method');
+      if (def.kind === 'service' && typeof (instance as ServicePlugin).backupSources !== 'function')
+        throw new Error('a service plugin instance needs a backupSources() method');
+      if (def.kind === 'notification' && typeof (instance as NotificationPlugin).send !== 'function')
+        throw new Error('a notification plugin instance needs a send() method');
+      if (def.kind === 'hypervisor' && typeof (instance as HypervisorPlugin).guestStatus !== 'function')
+        throw new Error('a hypervisor plugin instance needs a guestStatus() method');
       loaded.push({ def, record: d.record, instance });
     } catch (e) {
       const msg = describeError(e);

@@ -16,7 +16,16 @@ import { namedServices } from '../config/select';
 import type { AutopilotConfig } from '../config/types';
 import { describeCheck, runChecks, type CheckResult, type HealthCheck } from '../health/checks';
 import type { DeliveryReport, NotificationEngine, NotifyEvent } from '../notify/engine';
-import type { GuestRef, HypervisorPlugin, OperationContext, ServiceConfig, ServicePlugin, ServiceUpdater, SnapshotInfo, UpdateResult } from '../plugins/contract';
+import type {
+  GuestRef,
+  HypervisorPlugin,
+  OperationContext,
+  ServiceConfig,
+  ServicePlugin,
+  ServiceUpdater,
+  SnapshotInfo,
+  UpdateResult,
+} from '../plugins/contract';
 import type { PluginRegistry } from '../plugins/host';
 
 export type StepId = 'precheck' | 'snapshot' | 'update' | 'validate' | 'cleanup' | 'rollback' | 'revalidate';
@@ -113,7 +122,17 @@ interface Driver {
 const SNAP_PREFIX = 'autopilot_';
 const DEFAULT_GUEST_COMMANDS: string[][] = [
   ['apt-get', 'update'],
-  ['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', '-y', '-o', 'Dpkg::Options::=--force-confdef', '-o', 'Dpkg::Options::=--force-confold', 'dist-upgrade'],
+  [
+    'env',
+    'DEBIAN_FRONTEND=noninteractive',
+    'apt-get',
+    '-y',
+    '-o',
+    'Dpkg::Options::=--force-confdef',
+    '-o',
+    'Dpkg::Options::=--force-confold',
+    'dist-upgrade',
+  ],
 ];
 
 function stamp(d: Date): string {
@@ -128,7 +147,8 @@ function guestDriver(svc: ServiceConfig, provider: { name: string; instance: Hyp
   const ref: GuestRef = { service: svc.name, id: String(svc.vmid ?? svc.id ?? ''), type: svc.type, config: svc };
   const need = <K extends keyof HypervisorPlugin>(k: K): NonNullable<HypervisorPlugin[K]> => {
     const f = hv[k];
-    if (typeof f !== 'function') throw new AutopilotError('PLUGIN_FAILED', `the ${provider.name} plugin cannot ${String(k)}, which updates of guests need`);
+    if (typeof f !== 'function')
+      throw new AutopilotError('PLUGIN_FAILED', `the ${provider.name} plugin cannot ${String(k)}, which updates of guests need`);
     return (f as (...a: unknown[]) => unknown).bind(hv) as NonNullable<HypervisorPlugin[K]>;
   };
   const kind = svc.type === 'vm' ? 'VM' : 'CT';
@@ -156,17 +176,33 @@ function guestDriver(svc: ServiceConfig, provider: { name: string; instance: Hyp
           r = await exec(ref, argv, { ...op, timeoutMs: s.timeoutMs });
         } catch (e) {
           // the runner itself could not start (pct, qm or ssh missing): nothing ran in the guest
-          if (first && !op.signal.aborted) throw Object.assign(new AutopilotError('JOB_FAILED', `cannot run commands in ${kind} ${ref.id}: ${describeError(e)}`), { nothingChanged: true });
+          if (first && !op.signal.aborted)
+            throw Object.assign(new AutopilotError('JOB_FAILED', `cannot run commands in ${kind} ${ref.id}: ${describeError(e)}`), {
+              nothingChanged: true,
+            });
           throw e;
         }
         // ssh's own failure (connection refused, host key, auth) is exit 255: the command never ran
-        if (first && r.code === 255 && /^(Permission denied|ssh: |Host key verification failed|Connection (refused|timed out|closed))/m.test(r.stderr)) {
-          throw Object.assign(new AutopilotError('JOB_FAILED', `cannot reach ${kind} ${ref.id} to run commands in it: ${r.stderr.trim().split('\n').slice(-1)[0]}`), { nothingChanged: true });
+        if (
+          first &&
+          r.code === 255 &&
+          /^(Permission denied|ssh: |Host key verification failed|Connection (refused|timed out|closed))/m.test(r.stderr)
+        ) {
+          throw Object.assign(
+            new AutopilotError(
+              'JOB_FAILED',
+              `cannot reach ${kind} ${ref.id} to run commands in it: ${r.stderr.trim().split('\n').slice(-1)[0]}`,
+            ),
+            { nothingChanged: true },
+          );
         }
         first = false;
         if (r.code !== 0) {
           const tail = `${r.stderr}\n${r.stdout}`.trim().split('\n').slice(-3).join(' | ');
-          throw new AutopilotError('JOB_FAILED', `'${argv.join(' ')}' in ${kind} ${ref.id} exited ${r.code ?? r.signal}${tail ? `: ${tail}` : ''}`);
+          throw new AutopilotError(
+            'JOB_FAILED',
+            `'${argv.join(' ')}' in ${kind} ${ref.id} exited ${r.code ?? r.signal}${tail ? `: ${tail}` : ''}`,
+          );
         }
       }
       return { changed: true, summary: `${commands(s).length} command${commands(s).length > 1 ? 's' : ''} ran in ${kind} ${ref.id}` };
@@ -190,7 +226,13 @@ function serviceDriver(svc: ServiceConfig, plugin: ServicePlugin, state: StateMa
   return {
     what: `${svc.type} service ${svc.name}`,
     async describe(op) {
-      return u.describeUpdate ? u.describeUpdate(svc, op) : { snapshot: `the ${svc.type} plugin's snapshot`, update: `the ${svc.type} plugin's update`, rollback: `the ${svc.type} plugin's rollback` };
+      return u.describeUpdate
+        ? u.describeUpdate(svc, op)
+        : {
+            snapshot: `the ${svc.type} plugin's snapshot`,
+            update: `the ${svc.type} plugin's update`,
+            rollback: `the ${svc.type} plugin's rollback`,
+          };
     },
     precheck: (op, s) => (u.precheck ? u.precheck(svc, { ...op, minFreeBytes: s.minFreeBytes } as OperationContext) : Promise.resolve([])),
     async snapshot(name, op) {
@@ -204,10 +246,15 @@ function serviceDriver(svc: ServiceConfig, plugin: ServicePlugin, state: StateMa
     snapshots: async () => (state?.get<SnapshotInfo[]>(key, []) ?? []).filter((s) => s.id.startsWith(SNAP_PREFIX)),
     async deleteSnapshot(snap, op) {
       if (u.deleteSnapshot) await u.deleteSnapshot(svc, snap, op);
-      if (state && !state.readonly) state.set(key, (state.get<SnapshotInfo[]>(key, []) ?? []).filter((s) => s.id !== snap.id));
+      if (state && !state.readonly)
+        state.set(
+          key,
+          (state.get<SnapshotInfo[]>(key, []) ?? []).filter((s) => s.id !== snap.id),
+        );
     },
     running: u.isRunning ? (op) => (u.isRunning as NonNullable<ServiceUpdater['isRunning']>)(svc, op) : undefined,
-    manual: (snap) => `see docs/updates.md: restore ${svc.name} from snapshot ${snap.id}${snap.data?.archive ? ` (its data: ${String(snap.data.archive)})` : ''}`,
+    manual: (snap) =>
+      `see docs/updates.md: restore ${svc.name} from snapshot ${snap.id}${snap.data?.archive ? ` (its data: ${String(snap.data.archive)})` : ''}`,
   };
 }
 
@@ -216,7 +263,14 @@ function updateEvent(r: ServiceUpdateResult): NotifyEvent | null {
   const rolledBack = r.steps.some((x) => x.step === 'revalidate' && x.status === 'success');
   switch (r.status === 'interrupted' && rolledBack ? 'rolled_back' : r.status) {
     case 'success':
-      return { event: 'update_success', severity: 'success', subject: r.service, title: `Update of ${r.service} succeeded`, text: r.steps.find((s) => s.step === 'update')?.detail ?? '', details: { durationMs: r.durationMs } };
+      return {
+        event: 'update_success',
+        severity: 'success',
+        subject: r.service,
+        title: `Update of ${r.service} succeeded`,
+        text: r.steps.find((s) => s.step === 'update')?.detail ?? '',
+        details: { durationMs: r.durationMs },
+      };
     case 'rolled_back':
       return {
         event: 'rollback_executed',
@@ -237,7 +291,14 @@ function updateEvent(r: ServiceUpdateResult): NotifyEvent | null {
       };
     case 'failed':
     case 'interrupted':
-      return { event: 'update_failed', severity: 'warning', subject: r.service, title: `Update of ${r.service} was not done`, text: `${r.error ?? ''}${r.hint ? `\nhint: ${r.hint}` : ''}`, details: { snapshot: r.snapshot?.id } };
+      return {
+        event: 'update_failed',
+        severity: 'warning',
+        subject: r.service,
+        title: `Update of ${r.service} was not done`,
+        text: `${r.error ?? ''}${r.hint ? `\nhint: ${r.hint}` : ''}`,
+        details: { snapshot: r.snapshot?.id },
+      };
     default:
       return null;
   }
@@ -259,7 +320,9 @@ export class UpdateEngine {
     // a missing or failed plugin is named by require(); an installed one may still lack what updates need
     const plugin = provider ? null : this.deps.registry.require<ServicePlugin>('service', svc.type, `service '${svc.name}'`);
     if (!this.updatable(svc)) {
-      throw new AutopilotError('USAGE', `services of type ${svc.type} cannot be updated by homelab-autopilot`, { hint: 'updates exist for lxc, vm, docker-compose and caddy services (and plugins with an updater)' });
+      throw new AutopilotError('USAGE', `services of type ${svc.type} cannot be updated by homelab-autopilot`, {
+        hint: 'updates exist for lxc, vm, docker-compose and caddy services (and plugins with an updater)',
+      });
     }
     return provider ? guestDriver(svc, provider) : serviceDriver(svc, plugin as ServicePlugin, this.deps.state);
   }
@@ -277,9 +340,23 @@ export class UpdateEngine {
       if (req.services.length) throw new AutopilotError('USAGE', 'give service names or --all, not both');
       // a guest is updated by --all only when its config says how (update:), since the default
       // commands suit Debian-like guests only; named on the command line, the default applies
-      return services.filter((s) => s.enabled !== false && upd(s).enabled !== false && this.updatable(s) && (!this.deps.registry.guestProvider(s.type) || s.update !== undefined));
+      return services.filter(
+        (s) =>
+          s.enabled !== false &&
+          upd(s).enabled !== false &&
+          this.updatable(s) &&
+          (!this.deps.registry.guestProvider(s.type) || s.update !== undefined),
+      );
     }
-    if (!req.services.length) throw new AutopilotError('USAGE', 'name the services to update, or give --all', { hint: `updatable services: ${services.filter((s) => this.updatable(s)).map((s) => s.name).join(', ') || 'none'}` });
+    if (!req.services.length)
+      throw new AutopilotError('USAGE', 'name the services to update, or give --all', {
+        hint: `updatable services: ${
+          services
+            .filter((s) => this.updatable(s))
+            .map((s) => s.name)
+            .join(', ') || 'none'
+        }`,
+      });
     const chosen = namedServices(services, req.services);
     for (const s of chosen) {
       if (upd(s).enabled === false) throw new AutopilotError('USAGE', `updates of '${s.name}' are turned off (update.enabled: false)`);
@@ -290,7 +367,17 @@ export class UpdateEngine {
 
   private settings(svc: ServiceConfig): UpdateSettings {
     const g = this.deps.config.updates;
-    const u = (svc.update as Partial<{ settle_seconds: number; check_interval: number; keep_snapshots: number; timeout: number; min_free_mb: number; command: (string | string[])[] }> | undefined) ?? {};
+    const u =
+      (svc.update as
+        | Partial<{
+            settle_seconds: number;
+            check_interval: number;
+            keep_snapshots: number;
+            timeout: number;
+            min_free_mb: number;
+            command: (string | string[])[];
+          }>
+        | undefined) ?? {};
     return {
       settleMs: (u.settle_seconds ?? g.settle_seconds) * 1000,
       intervalMs: (u.check_interval ?? g.check_interval) * 1000,
@@ -314,7 +401,16 @@ export class UpdateEngine {
   async run(req: UpdateRequest): Promise<UpdateReport> {
     const targets = this.selectServices(req);
     const startedAt = this.now();
-    const report: UpdateReport = { runId: null, dryRun: req.dryRun, ok: true, interrupted: false, startedAt: startedAt.toISOString(), durationMs: 0, services: [], notifications: [] };
+    const report: UpdateReport = {
+      runId: null,
+      dryRun: req.dryRun,
+      ok: true,
+      interrupted: false,
+      startedAt: startedAt.toISOString(),
+      durationMs: 0,
+      services: [],
+      notifications: [],
+    };
     const state = this.deps.state;
     if (!req.dryRun) {
       if (!state) throw new AutopilotError('INTERNAL', 'the update engine needs the state database');
@@ -330,7 +426,14 @@ export class UpdateEngine {
           const svc = targets[next++];
           if (this.deps.signal.aborted) {
             report.interrupted = true;
-            report.services.push({ service: svc.name, type: svc.type, status: 'interrupted', error: 'not started: the run was cancelled', steps: [], durationMs: 0 });
+            report.services.push({
+              service: svc.name,
+              type: svc.type,
+              status: 'interrupted',
+              error: 'not started: the run was cancelled',
+              steps: [],
+              durationMs: 0,
+            });
             continue;
           }
           const r = req.dryRun ? await this.plan(svc) : await this.updateOne(svc, report.runId);
@@ -344,7 +447,8 @@ export class UpdateEngine {
       const order = new Map(targets.map((t, i) => [t.name, i]));
       report.services.sort((a, b) => (order.get(a.service) ?? 0) - (order.get(b.service) ?? 0));
     } finally {
-      report.ok = !report.interrupted && report.services.every((s) => s.status === 'success' || s.status === 'unchanged' || s.status === 'planned');
+      report.ok =
+        !report.interrupted && report.services.every((s) => s.status === 'success' || s.status === 'unchanged' || s.status === 'planned');
       report.durationMs = this.now().getTime() - startedAt.getTime();
       if (state && report.runId !== null) {
         state.finishRun(report.runId, report.interrupted ? 'interrupted' : report.ok ? 'success' : 'failed', {
@@ -376,7 +480,9 @@ export class UpdateEngine {
           case 'precheck': {
             const problems = await this.prechecks(svc, d, s, op);
             checkResults = problems.checks;
-            detail = problems.list.length ? `would stop here: ${problems.list.join('; ')}` : `would pass now (${checks.length ? checks.map(describeCheck).join(', ') : 'no health checks'}; lock free; free space)`;
+            detail = problems.list.length
+              ? `would stop here: ${problems.list.join('; ')}`
+              : `would pass now (${checks.length ? checks.map(describeCheck).join(', ') : 'no health checks'}; lock free; free space)`;
             if (problems.list.length) status = 'failed';
             break;
           }
@@ -387,7 +493,9 @@ export class UpdateEngine {
             detail = desc.update;
             break;
           case 'validate':
-            detail = checks.length ? `${checks.map(describeCheck).join(', ')}: every ${s.intervalMs / 1000}s for up to ${s.settleMs / 1000}s` : 'no health checks configured: the update counts as good when it finishes';
+            detail = checks.length
+              ? `${checks.map(describeCheck).join(', ')}: every ${s.intervalMs / 1000}s for up to ${s.settleMs / 1000}s`
+              : 'no health checks configured: the update counts as good when it finishes';
             break;
           case 'cleanup': {
             const existing = await d.snapshots(op).catch(() => [] as SnapshotInfo[]);
@@ -399,7 +507,8 @@ export class UpdateEngine {
             detail = desc.rollback;
             break;
           case 'revalidate':
-            detail = 'the same health checks; then a rollback_executed alert (or, if that fails too, a critical alert with what to do by hand)';
+            detail =
+              'the same health checks; then a rollback_executed alert (or, if that fails too, a critical alert with what to do by hand)';
             break;
         }
         steps.push({ step: p.id, status, detail, durationMs: Date.now() - t0, checks: checkResults });
@@ -417,22 +526,36 @@ export class UpdateEngine {
     return result;
   }
 
-  private async prechecks(svc: ServiceConfig, d: Driver, s: UpdateSettings, op: OperationContext): Promise<{ list: string[]; checks: CheckResult[] }> {
+  private async prechecks(
+    svc: ServiceConfig,
+    d: Driver,
+    s: UpdateSettings,
+    op: OperationContext,
+  ): Promise<{ list: string[]; checks: CheckResult[] }> {
     const list: string[] = [];
     const state = this.deps.state;
     for (const lock of ['backup', `update.${svc.name}`]) {
       const holder = state?.liveLockHolder(lock);
-      if (holder && !(holder.pid === process.pid && holder.host === os.hostname())) list.push(`the ${lock} lock is held by pid ${holder.pid} on ${holder.host} (${holder.command ?? 'another run'})`);
+      if (holder && !(holder.pid === process.pid && holder.host === os.hostname()))
+        list.push(`the ${lock} lock is held by pid ${holder.pid} on ${holder.host} (${holder.command ?? 'another run'})`);
     }
     const checks = this.checks(svc, d);
-    const health = await runChecks(checks, { signal: op.signal, running: d.running ? () => (d.running as NonNullable<Driver['running']>)(op) : undefined });
+    const health = await runChecks(checks, {
+      signal: op.signal,
+      running: d.running ? () => (d.running as NonNullable<Driver['running']>)(op) : undefined,
+    });
     for (const r of health.results) if (!r.ok) list.push(`not healthy now: ${r.check}: ${r.detail}`);
     list.push(...(await d.precheck(op, s)));
     return { list, checks: health.results };
   }
 
   /** Health checks, again and again, until all pass or the settle window is over. */
-  private async validate(svc: ServiceConfig, d: Driver, s: UpdateSettings, op: OperationContext): Promise<{ ok: boolean; detail: string; checks: CheckResult[] }> {
+  private async validate(
+    svc: ServiceConfig,
+    d: Driver,
+    s: UpdateSettings,
+    op: OperationContext,
+  ): Promise<{ ok: boolean; detail: string; checks: CheckResult[] }> {
     const checks = this.checks(svc, d);
     if (!checks.length) return { ok: true, detail: 'no health checks configured', checks: [] };
     const until = Date.now() + s.settleMs;
@@ -440,15 +563,27 @@ export class UpdateEngine {
     let passes = 0;
     for (;;) {
       round++;
-      const r = await runChecks(checks, { signal: op.signal, running: d.running ? () => (d.running as NonNullable<Driver['running']>)(op) : undefined });
+      const r = await runChecks(checks, {
+        signal: op.signal,
+        running: d.running ? () => (d.running as NonNullable<Driver['running']>)(op) : undefined,
+      });
       passes = r.ok ? passes + 1 : 0;
       // healthy twice in a row (one interval apart), so that a service that starts and then crashes does not pass;
       // once, when the settle window leaves no time for a second round
       const enough = passes >= 2 || (passes === 1 && Date.now() + s.intervalMs > until);
-      if (enough) return { ok: true, detail: `healthy after ${round} round${round > 1 ? 's' : ''}: ${r.results.map((x) => `${x.check}: ${x.detail}`).join(', ')}`, checks: r.results };
+      if (enough)
+        return {
+          ok: true,
+          detail: `healthy after ${round} round${round > 1 ? 's' : ''}: ${r.results.map((x) => `${x.check}: ${x.detail}`).join(', ')}`,
+          checks: r.results,
+        };
       if (!r.ok && (Date.now() + s.intervalMs > until || op.signal.aborted)) {
         const bad = r.results.filter((x) => !x.ok);
-        return { ok: false, detail: `still unhealthy after ${round} round${round > 1 ? 's' : ''} (${s.settleMs / 1000}s): ${bad.map((x) => `${x.check}: ${x.detail}`).join('; ')}`, checks: r.results };
+        return {
+          ok: false,
+          detail: `still unhealthy after ${round} round${round > 1 ? 's' : ''} (${s.settleMs / 1000}s): ${bad.map((x) => `${x.check}: ${x.detail}`).join('; ')}`,
+          checks: r.results,
+        };
       }
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, s.intervalMs);
@@ -466,13 +601,22 @@ export class UpdateEngine {
     const log = this.log.child(svc.name);
     let lock: { release(): void } | null = null;
     // one step, recorded in state with its timing
-    const step = async <T>(id: StepId, fn: () => Promise<{ value: T; detail: string; ok?: boolean; checks?: CheckResult[] }>): Promise<T> => {
+    const step = async <T>(
+      id: StepId,
+      fn: () => Promise<{ value: T; detail: string; ok?: boolean; checks?: CheckResult[] }>,
+    ): Promise<T> => {
       const t0 = Date.now();
       const stepId = state.startStep(runId, id);
       log.info(`${id}…`);
       try {
         const r = await fn();
-        const sr: StepResult = { step: id, status: r.ok === false ? 'failed' : 'success', detail: mask(r.detail), durationMs: Date.now() - t0, checks: r.checks };
+        const sr: StepResult = {
+          step: id,
+          status: r.ok === false ? 'failed' : 'success',
+          detail: mask(r.detail),
+          durationMs: Date.now() - t0,
+          checks: r.checks,
+        };
         steps.push(sr);
         state.finishStep(stepId, sr.status === 'success' ? 'success' : 'failed', sr.detail);
         this.deps.onStep?.(svc.name, sr);
@@ -480,7 +624,12 @@ export class UpdateEngine {
         return r.value;
       } catch (e) {
         const interrupted = isAbortError(e) || this.deps.signal.aborted;
-        const sr: StepResult = { step: id, status: interrupted ? 'interrupted' : 'failed', detail: mask(interrupted && this.deps.signal.aborted ? 'cancelled' : describeError(e)), durationMs: Date.now() - t0 };
+        const sr: StepResult = {
+          step: id,
+          status: interrupted ? 'interrupted' : 'failed',
+          detail: mask(interrupted && this.deps.signal.aborted ? 'cancelled' : describeError(e)),
+          durationMs: Date.now() - t0,
+        };
         steps.push(sr);
         state.finishStep(stepId, sr.status === 'interrupted' ? 'interrupted' : 'failed', sr.detail);
         this.deps.onStep?.(svc.name, sr);
@@ -495,12 +644,23 @@ export class UpdateEngine {
       d = this.driver(svc);
       const drv = d;
       const s = this.settings(svc);
-      lock = await state.acquireLock(`update.${svc.name}`, { waitMs: this.deps.config.updates.lock_wait * 1000, signal: this.deps.signal, command: `update ${svc.name}` });
+      lock = await state.acquireLock(`update.${svc.name}`, {
+        waitMs: this.deps.config.updates.lock_wait * 1000,
+        signal: this.deps.signal,
+        command: `update ${svc.name}`,
+      });
       const op = (signal: AbortSignal, deadline?: number): OperationContext => this.op(svc, false, signal, deadline);
       await step('precheck', async () => {
         const p = await this.prechecks(svc, drv, s, op(this.deps.signal));
-        if (p.list.length) throw new AutopilotError('JOB_FAILED', `pre-checks failed: ${p.list.join('; ')}`, { hint: 'nothing was changed; fix that and run the update again' });
-        return { value: null, detail: `passed (${p.checks.map((c) => c.check).join(', ') || 'no health checks'}; lock free; free space)`, checks: p.checks };
+        if (p.list.length)
+          throw new AutopilotError('JOB_FAILED', `pre-checks failed: ${p.list.join('; ')}`, {
+            hint: 'nothing was changed; fix that and run the update again',
+          });
+        return {
+          value: null,
+          detail: `passed (${p.checks.map((c) => c.check).join(', ') || 'no health checks'}; lock free; free space)`,
+          checks: p.checks,
+        };
       });
       const name = `${SNAP_PREFIX}${stamp(this.now())}`;
       // the snapshot is not cut short by a SIGINT (a half-made snapshot, a project left stopped): it has a time-out of its own
@@ -511,7 +671,8 @@ export class UpdateEngine {
         }),
       );
       result.snapshot = snap;
-      if (this.deps.signal.aborted) throw new AutopilotError('ABORTED', `cancelled before the update began (the snapshot ${snap.id} was kept)`);
+      if (this.deps.signal.aborted)
+        throw new AutopilotError('ABORTED', `cancelled before the update began (the snapshot ${snap.id} was kept)`);
       try {
         const updSignal = AbortSignal.any([this.deps.signal, AbortSignal.timeout(s.timeoutMs)]);
         const upd = await step('update', async () => {
@@ -542,7 +703,10 @@ export class UpdateEngine {
               log.warn(`could not remove snapshot ${x.id}: ${describeError(e)}`);
             }
           }
-          return { value: null, detail: done.length ? `removed ${done.join(', ')}; kept ${all.length - done.length}` : `nothing to remove (${all.length} kept)` };
+          return {
+            value: null,
+            detail: done.length ? `removed ${done.join(', ')}; kept ${all.length - done.length}` : `nothing to remove (${all.length} kept)`,
+          };
         }).catch((e) => {
           log.warn(`cleanup of older snapshots failed (the update itself is good): ${describeError(e)}`);
         });
@@ -584,17 +748,31 @@ export class UpdateEngine {
     } catch (e) {
       // before the update began: nothing was changed (a snapshot may have been made, and kept)
       result.status = this.deps.signal.aborted || isAbortError(e) ? 'interrupted' : 'failed';
-      result.error = mask(this.deps.signal.aborted ? (snap ? `cancelled before the update began (the snapshot ${snap.id} was kept)` : 'cancelled before anything was changed') : describeError(e));
+      result.error = mask(
+        this.deps.signal.aborted
+          ? snap
+            ? `cancelled before the update began (the snapshot ${snap.id} was kept)`
+            : 'cancelled before anything was changed'
+          : describeError(e),
+      );
       result.hint = e instanceof AutopilotError ? e.hint : (e as { hint?: string })?.hint;
     } finally {
       lock?.release();
       result.durationMs = Date.now() - started;
-      state.finishRun(runId, result.status === 'success' || result.status === 'unchanged' ? 'success' : result.status === 'interrupted' ? 'interrupted' : 'failed', {
-        status: result.status,
-        error: result.error,
-        snapshot: result.snapshot?.id,
-        steps: steps.map((x) => ({ step: x.step, status: x.status, durationMs: x.durationMs })),
-      });
+      state.finishRun(
+        runId,
+        result.status === 'success' || result.status === 'unchanged'
+          ? 'success'
+          : result.status === 'interrupted'
+            ? 'interrupted'
+            : 'failed',
+        {
+          status: result.status,
+          error: result.error,
+          snapshot: result.snapshot?.id,
+          steps: steps.map((x) => ({ step: x.step, status: x.status, durationMs: x.durationMs })),
+        },
+      );
     }
     if (result.status === 'rollback_failed') log.error(`${svc.name}: the rollback failed; by hand: ${result.manual}`);
     return result;

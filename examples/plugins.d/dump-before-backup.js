@@ -21,7 +21,12 @@ module.exports = {
   serviceSchema: {
     properties: {
       dump_dir: { type: 'string', minLength: 1, 'x-path': true, description: 'the folder the dump command writes into (archived)' },
-      dump_command: { type: 'array', minItems: 1, items: { type: 'string' }, description: 'the command and its arguments, run without a shell' },
+      dump_command: {
+        type: 'array',
+        minItems: 1,
+        items: { type: 'string' },
+        description: 'the command and its arguments, run without a shell',
+      },
       password: { type: 'string', 'x-secret': true, description: 'passed to the command as $DUMP_PASSWORD' },
       paths: { type: 'array', default: [], items: { type: 'string', 'x-path': true } },
     },

@@ -212,9 +212,13 @@ export class StateManager {
     const v = sm.schemaVersion;
     if (v > SCHEMA_VERSION) {
       db.close();
-      throw new AutopilotError('STATE_TOO_NEW', `the state database ${file} has schema version ${v}, newer than this homelab-autopilot understands (${SCHEMA_VERSION})`, {
-        hint: 'upgrade homelab-autopilot, or point global.state_dir at another folder',
-      });
+      throw new AutopilotError(
+        'STATE_TOO_NEW',
+        `the state database ${file} has schema version ${v}, newer than this homelab-autopilot understands (${SCHEMA_VERSION})`,
+        {
+          hint: 'upgrade homelab-autopilot, or point global.state_dir at another folder',
+        },
+      );
     }
     if (v < SCHEMA_VERSION) {
       db.close();
@@ -267,7 +271,9 @@ export class StateManager {
   set(key: string, value: unknown): void {
     if (value === undefined) throw new AutopilotError('STATE_FAILED', `cannot store undefined under '${key}'`);
     this.db
-      .prepare('INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at')
+      .prepare(
+        'INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
+      )
       .run(key, JSON.stringify(value), now());
   }
 
@@ -294,7 +300,8 @@ export class StateManager {
     const db = this.db;
     return {
       get<T>(key: string, fallback?: T): T | undefined {
-        const row = db.prepare('SELECT value FROM plugin_store WHERE plugin = ? AND key = ?').get(plugin, key) as { value: string } | undefined;
+        const row = db.prepare('SELECT value FROM plugin_store WHERE plugin = ? AND key = ?').get(plugin, key) as
+          { value: string } | undefined;
         return row ? (JSON.parse(row.value) as T) : fallback;
       },
       set(key: string, value: unknown): void {
@@ -315,8 +322,20 @@ export class StateManager {
 
   startRun(kind: string, target: string, opts: { dryRun?: boolean; parentId?: number | null } = {}): number {
     const res = this.db
-      .prepare('INSERT INTO runs (parent_id, kind, target, started_at, status, dry_run, host, pid, proc_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(opts.parentId ?? null, kind, target, now(), 'running', opts.dryRun ? 1 : 0, this.host, process.pid, processStartTime(process.pid));
+      .prepare(
+        'INSERT INTO runs (parent_id, kind, target, started_at, status, dry_run, host, pid, proc_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(
+        opts.parentId ?? null,
+        kind,
+        target,
+        now(),
+        'running',
+        opts.dryRun ? 1 : 0,
+        this.host,
+        process.pid,
+        processStartTime(process.pid),
+      );
     return Number(res.lastInsertRowid);
   }
 
@@ -328,12 +347,16 @@ export class StateManager {
 
   /** A step of a run begins (an update's snapshot, validation, …). */
   startStep(runId: number, step: string, detail?: string): number {
-    const res = this.db.prepare("INSERT INTO run_steps (run_id, step, started_at, status, detail) VALUES (?, ?, ?, 'running', ?)").run(runId, step, now(), detail ?? null);
+    const res = this.db
+      .prepare("INSERT INTO run_steps (run_id, step, started_at, status, detail) VALUES (?, ?, ?, 'running', ?)")
+      .run(runId, step, now(), detail ?? null);
     return Number(res.lastInsertRowid);
   }
 
   finishStep(id: number, status: Exclude<StepRecord['status'], 'running'>, detail?: string): void {
-    this.db.prepare('UPDATE run_steps SET status = ?, ended_at = ?, detail = COALESCE(?, detail) WHERE id = ?').run(status, now(), detail ?? null, id);
+    this.db
+      .prepare('UPDATE run_steps SET status = ?, ended_at = ?, detail = COALESCE(?, detail) WHERE id = ?')
+      .run(status, now(), detail ?? null, id);
   }
 
   listSteps(runId: number): StepRecord[] {
@@ -358,7 +381,11 @@ export class StateManager {
 
   /** Runs left 'running' by a process of this host that no longer exists become 'interrupted'. Returns how many. */
   markInterruptedRuns(): number {
-    const rows = this.db.prepare("SELECT id, pid, proc_start FROM runs WHERE status = 'running' AND host = ?").all(this.host) as { id: number; pid: number; proc_start: string | null }[];
+    const rows = this.db.prepare("SELECT id, pid, proc_start FROM runs WHERE status = 'running' AND host = ?").all(this.host) as {
+      id: number;
+      pid: number;
+      proc_start: string | null;
+    }[];
     let n = 0;
     for (const r of rows) {
       if ((r.pid === process.pid && r.proc_start === processStartTime(process.pid)) || processAlive(r.pid, r.proc_start)) continue;
@@ -398,7 +425,18 @@ export class StateManager {
          ON CONFLICT(destination, location) DO UPDATE SET run_id = excluded.run_id, size = excluded.size, sha256 = excluded.sha256,
            created_at = excluded.created_at, verified_at = excluded.verified_at, verify_result = excluded.verify_result, deleted_at = NULL`,
       )
-      .run(a.runId, a.service, a.destination, a.location, a.size, a.sha256, a.createdAt, a.verifiedAt ?? null, a.verifyResult ?? null, a.protected ? 1 : 0);
+      .run(
+        a.runId,
+        a.service,
+        a.destination,
+        a.location,
+        a.size,
+        a.sha256,
+        a.createdAt,
+        a.verifiedAt ?? null,
+        a.verifyResult ?? null,
+        a.protected ? 1 : 0,
+      );
     return Number(res.lastInsertRowid);
   }
 
@@ -435,7 +473,9 @@ export class StateManager {
 
   recordNotification(n: Omit<NotificationRecord, 'id' | 'createdAt'>): number {
     const res = this.db
-      .prepare('INSERT INTO notifications (created_at, channel, event, severity, subject, title, status, attempts, error, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .prepare(
+        'INSERT INTO notifications (created_at, channel, event, severity, subject, title, status, attempts, error, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      )
       .run(now(), n.channel, n.event, n.severity, n.subject, n.title, n.status, n.attempts, n.error, n.runId);
     return Number(res.lastInsertRowid);
   }
@@ -465,17 +505,34 @@ export class StateManager {
 
   lockHolder(name: string): LockInfo | null {
     const row = this.db.prepare('SELECT * FROM locks WHERE name = ?').get(name) as Record<string, unknown> | undefined;
-    return row ? { name, host: String(row.host), pid: Number(row.pid), acquiredAt: String(row.acquired_at), command: (row.command as string) ?? null } : null;
+    return row
+      ? {
+          name,
+          host: String(row.host),
+          pid: Number(row.pid),
+          acquiredAt: String(row.acquired_at),
+          command: (row.command as string) ?? null,
+        }
+      : null;
   }
 
   /** One attempt: takes the lock if it is free or its holder is gone. */
-  private tryLock(name: string, command: string | undefined): { ok: true; tookOver: LockInfo | null; token: string } | { ok: false; holder: LockInfo } {
+  private tryLock(
+    name: string,
+    command: string | undefined,
+  ): { ok: true; tookOver: LockInfo | null; token: string } | { ok: false; holder: LockInfo } {
     const token = randomUUID();
     const attempt = this.db.transaction(() => {
       const row = this.db.prepare('SELECT * FROM locks WHERE name = ?').get(name) as Record<string, unknown> | undefined;
       let tookOver: LockInfo | null = null;
       if (row) {
-        const holder: LockInfo = { name, host: String(row.host), pid: Number(row.pid), acquiredAt: String(row.acquired_at), command: (row.command as string) ?? null };
+        const holder: LockInfo = {
+          name,
+          host: String(row.host),
+          pid: Number(row.pid),
+          acquiredAt: String(row.acquired_at),
+          command: (row.command as string) ?? null,
+        };
         const sameHost = holder.host === this.host;
         if (!sameHost || processAlive(holder.pid, (row.proc_start as string) ?? null)) return { ok: false as const, holder };
         tookOver = holder;

@@ -27,7 +27,11 @@ function cliEnv(extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 }
 
 export function startCli(args: string[], opts: CliOptions = {}): ChildProcess {
-  return spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? os.tmpdir(), env: cliEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(process.execPath, [BIN, ...args], {
+    cwd: opts.cwd ?? os.tmpdir(),
+    env: cliEnv(opts.env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 export function collect(child: ChildProcess, timeoutMs = 60_000): Promise<CliResult> {

@@ -2,7 +2,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { startSimulator, DEFAULT_TOKEN_SECRET } = require('../pve-sim') as { startSimulator(o?: Record<string, unknown>): Promise<Sim>; DEFAULT_TOKEN_SECRET: string };
+const { startSimulator, DEFAULT_TOKEN_SECRET } = require('../pve-sim') as {
+  startSimulator(o?: Record<string, unknown>): Promise<Sim>;
+  DEFAULT_TOKEN_SECRET: string;
+};
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 export interface Sim {

@@ -15,7 +15,13 @@ describe('archives that GNU tar and the zstd CLI read without us', () => {
       const dir = tmpDir();
       const src = path.join(dir, 'src');
       makeAwkwardTree(src);
-      write(path.join(dir, 'ha.yaml'), basicConfig(dir, { backup: `  compression: ${compression}\n  destinations:\n    - name: nas\n      path: ${dir}/nas`, services: `  - name: awkward\n    type: files\n    paths: [./src]` }));
+      write(
+        path.join(dir, 'ha.yaml'),
+        basicConfig(dir, {
+          backup: `  compression: ${compression}\n  destinations:\n    - name: nas\n      path: ${dir}/nas`,
+          services: `  - name: awkward\n    type: files\n    paths: [./src]`,
+        }),
+      );
       const r = await runCli(['backup', '--all', '--json', '--config', path.join(dir, 'ha.yaml')]);
       expect(r.code).toBe(0);
       const report = json(r);
@@ -56,7 +62,10 @@ describe('archives that GNU tar and the zstd CLI read without us', () => {
     write(path.join(dir, 'src/keep.txt'), 'keep');
     write(path.join(dir, 'src/cache/big.tmp'), 'drop');
     write(path.join(dir, 'src/sub/also.tmp'), 'drop');
-    write(path.join(dir, 'ha.yaml'), basicConfig(dir, { services: `  - name: ex\n    type: files\n    paths: [./src]\n    exclude: ["*.tmp", cache]` }));
+    write(
+      path.join(dir, 'ha.yaml'),
+      basicConfig(dir, { services: `  - name: ex\n    type: files\n    paths: [./src]\n    exclude: ["*.tmp", cache]` }),
+    );
     const r = await runCli(['backup', 'ex', '--json', '--config', path.join(dir, 'ha.yaml')]);
     expect(r.code).toBe(0);
     const listing = execFileSync('tar', ['--zstd', '-tf', json(r).services[0].archive.path]).toString();
@@ -78,7 +87,10 @@ describe('verification', () => {
     expect(ok.entries).toBeGreaterThan(200);
 
     expect(await verifyArchive(dest, { size: a.size + 1 })).toMatchObject({ ok: false, error: expect.stringMatching(/^size is/) });
-    expect(await verifyArchive(dest, { sha256: 'f'.repeat(64) })).toMatchObject({ ok: false, error: expect.stringMatching(/^checksum is/) });
+    expect(await verifyArchive(dest, { sha256: 'f'.repeat(64) })).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/^checksum is/),
+    });
 
     const bad = path.join(dir, 'out', 'bad_20260101_000000.tar.zst');
     const buf = fs.readFileSync(dest);
@@ -89,7 +101,10 @@ describe('verification', () => {
     const cut = path.join(dir, 'out', 'cut_20260101_000000.tar.zst');
     fs.writeFileSync(cut, fs.readFileSync(dest).subarray(0, Math.floor(a.size / 2)));
     expect(await verifyArchive(cut, {})).toMatchObject({ ok: false });
-    expect(await verifyArchive(path.join(dir, 'nope.tar.zst'), {})).toMatchObject({ ok: false, error: expect.stringMatching(/does not exist/) });
+    expect(await verifyArchive(path.join(dir, 'nope.tar.zst'), {})).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/does not exist/),
+    });
   });
 });
 
@@ -98,7 +113,8 @@ describe('a compressor that is not installed', () => {
   function pathWithout(dir: string, withSetpriv: boolean): string {
     const bin = path.join(dir, 'bin');
     fs.mkdirSync(bin);
-    for (const tool of withSetpriv ? ['tar', 'setpriv'] : ['tar']) fs.symlinkSync(execFileSync('which', [tool]).toString().trim(), path.join(bin, tool));
+    for (const tool of withSetpriv ? ['tar', 'setpriv'] : ['tar'])
+      fs.symlinkSync(execFileSync('which', [tool]).toString().trim(), path.join(bin, tool));
     return bin;
   }
 

@@ -6,7 +6,13 @@ import { basicConfig, cleanupTmp, json, ROOT, runCli, tmpDir, write } from '../h
 
 afterAll(cleanupTmp);
 
-const archivesIn = (dir: string): string[] => (fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /\.tar\.(zst|gz)$/.test(f) && !f.startsWith('.')).sort() : []);
+const archivesIn = (dir: string): string[] =>
+  fs.existsSync(dir)
+    ? fs
+        .readdirSync(dir)
+        .filter((f) => /\.tar\.(zst|gz)$/.test(f) && !f.startsWith('.'))
+        .sort()
+    : [];
 
 function fingerprint(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -17,7 +23,8 @@ function fingerprint(dir: string): Record<string, string> {
       const st = fs.lstatSync(f);
       if (st.isDirectory()) walk(f);
       // SQLite's -wal/-shm coordination files may appear when the database is read: they hold no data
-      else if (!/\.db-(wal|shm)$/.test(n)) out[path.relative(dir, f)] = `${st.size}:${st.mtimeMs}:${createHash('sha256').update(fs.readFileSync(f)).digest('hex')}`;
+      else if (!/\.db-(wal|shm)$/.test(n))
+        out[path.relative(dir, f)] = `${st.size}:${st.mtimeMs}:${createHash('sha256').update(fs.readFileSync(f)).digest('hex')}`;
     }
   };
   walk(dir);
@@ -88,10 +95,18 @@ describe('retention', () => {
     write(path.join(dir, 'src/f.txt'), 'data');
     write(path.join(dir, 'backups/svc/svc_notes.txt'), 'a file of the owner, not ours');
     write(path.join(dir, 'backups/svc/svc_20200101_000000.tar.zst'), 'looks like ours, but state never recorded it');
-    write(path.join(dir, 'ha.yaml'), basicConfig(dir, { backup: `  retention:\n    keep_last: 2\n  destinations:\n    - name: nas\n      path: ${dir}/nas`, services: '  - name: svc\n    type: files\n    paths: [./src]' }));
+    write(
+      path.join(dir, 'ha.yaml'),
+      basicConfig(dir, {
+        backup: `  retention:\n    keep_last: 2\n  destinations:\n    - name: nas\n      path: ${dir}/nas`,
+        services: '  - name: svc\n    type: files\n    paths: [./src]',
+      }),
+    );
     const cfg = path.join(dir, 'ha.yaml');
     const first = json(await runCli(['backup', 'svc', '--json', '--config', cfg]));
-    const firstId = json(await runCli(['backups', 'list', '--json', '--config', cfg])).find((a: { destination: string }) => a.destination === 'primary').id;
+    const firstId = json(await runCli(['backups', 'list', '--json', '--config', cfg])).find(
+      (a: { destination: string }) => a.destination === 'primary',
+    ).id;
     expect((await runCli(['backups', 'protect', String(firstId), '--config', cfg])).code).toBe(0);
     for (let i = 0; i < 3; i++) expect((await runCli(['backup', 'svc', '--config', cfg])).code).toBe(0);
     const primary = archivesIn(path.join(dir, 'backups/svc'));
@@ -110,7 +125,13 @@ describe('retention', () => {
     const dir = tmpDir();
     write(path.join(dir, 'src/a.txt'), 'aaaa');
     write(path.join(dir, 'src/b.txt'), 'bbbbbbbb');
-    write(path.join(dir, 'ha.yaml'), basicConfig(dir, { backup: `  retention:\n    keep_last: 1\n  destinations:\n    - name: nas\n      path: ${dir}/nas`, services: '  - name: svc\n    type: files\n    paths: [./src]' }));
+    write(
+      path.join(dir, 'ha.yaml'),
+      basicConfig(dir, {
+        backup: `  retention:\n    keep_last: 1\n  destinations:\n    - name: nas\n      path: ${dir}/nas`,
+        services: '  - name: svc\n    type: files\n    paths: [./src]',
+      }),
+    );
     const cfg = path.join(dir, 'ha.yaml');
     // a fresh machine: a dry run creates nothing at all
     const fresh = await runCli(['backup', '--all', '--dry-run', '--config', cfg]);
@@ -120,13 +141,21 @@ describe('retention', () => {
     expect(fresh.stdout).toContain('svc (files): 2 files, 12 B before compression');
 
     expect((await runCli(['backup', '--all', '--config', cfg])).code).toBe(0);
-    const before = { ...fingerprint(path.join(dir, 'state')), ...fingerprint(path.join(dir, 'backups')), ...fingerprint(path.join(dir, 'nas')) };
+    const before = {
+      ...fingerprint(path.join(dir, 'state')),
+      ...fingerprint(path.join(dir, 'backups')),
+      ...fingerprint(path.join(dir, 'nas')),
+    };
     const r = await runCli(['backup', '--all', '--dry-run', '--config', cfg]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/into\s+.*backups\/svc\/svc_\d{8}_\d{6}(-\d+)?\.tar\.zst/);
     expect(r.stdout).toMatch(/copy to nas: .*nas\/svc\/svc_/);
     expect(r.stdout).toMatch(/prune\s+.*backups\/svc\/svc_.*\(primary: outside every keep-\* window\)/);
-    const after = { ...fingerprint(path.join(dir, 'state')), ...fingerprint(path.join(dir, 'backups')), ...fingerprint(path.join(dir, 'nas')) };
+    const after = {
+      ...fingerprint(path.join(dir, 'state')),
+      ...fingerprint(path.join(dir, 'backups')),
+      ...fingerprint(path.join(dir, 'nas')),
+    };
     expect(after).toEqual(before);
     const j = json(await runCli(['backup', '--all', '--dry-run', '--json', '--config', cfg]));
     expect(j).toMatchObject({ dryRun: true, ok: true, runId: null });
@@ -214,7 +243,9 @@ describe('edge cases a homelab meets', () => {
     write(path.join(dir, 'live/growing.log'), 'start\n');
     write(path.join(dir, 'ha.yaml'), basicConfig(dir, { services: '  - name: live\n    type: files\n    paths: [./live]' }));
     // a writer that never stops, like a busy database or log
-    const writer = require('node:child_process').spawn('sh', ['-c', `while :; do echo line >> ${dir}/live/growing.log; done`], { stdio: 'ignore' });
+    const writer = require('node:child_process').spawn('sh', ['-c', `while :; do echo line >> ${dir}/live/growing.log; done`], {
+      stdio: 'ignore',
+    });
     try {
       const r = await runCli(['backup', '--all', '--json', '--config', path.join(dir, 'ha.yaml')]);
       expect(r.code).toBe(0);
@@ -229,7 +260,13 @@ describe('edge cases a homelab meets', () => {
 
   it('a dry run writes no log file either', async () => {
     const dir = tmpDir();
-    write(path.join(dir, 'ha.yaml'), basicConfig(dir, { services: '  - name: h\n    type: files\n    paths: [/etc/hostname, /nonexistent-optional]' }).replace('paths: [/etc/hostname, /nonexistent-optional]', 'paths: [/etc/hostname]'));
+    write(
+      path.join(dir, 'ha.yaml'),
+      basicConfig(dir, { services: '  - name: h\n    type: files\n    paths: [/etc/hostname, /nonexistent-optional]' }).replace(
+        'paths: [/etc/hostname, /nonexistent-optional]',
+        'paths: [/etc/hostname]',
+      ),
+    );
     const r = await runCli(['backup', '--all', '--dry-run', '--log-level', 'debug', '--config', path.join(dir, 'ha.yaml')]);
     expect(r.code).toBe(0);
     expect(fs.existsSync(path.join(dir, 'logs'))).toBe(false);

@@ -36,7 +36,10 @@ describe('bad configs are reported with file, line, column and a clear message',
       const j = await runCli(['config', 'validate', '--json', '--config', path.join(dir, 'homelab-autopilot.yaml')], { cwd: dir });
       expect(j.code).toBe(expected.exit);
       const body = JSON.parse(j.stdout) as { error: { code: string; message: string; details: string[] } };
-      const all = [body.error.message, ...body.error.details].join('\n').split(dir + path.sep).join('');
+      const all = [body.error.message, ...body.error.details]
+        .join('\n')
+        .split(dir + path.sep)
+        .join('');
       for (const line of expected.errors) expect(all).toContain(line);
     });
   }

@@ -9,7 +9,10 @@ afterAll(cleanupTmp);
 describe('the quick start', () => {
   it('backs up the sample folder with the example config, anywhere, without root or Proxmox', async () => {
     const dir = tmpDir();
-    fs.cpSync(path.join(ROOT, 'examples'), path.join(dir, 'examples'), { recursive: true, filter: (s) => !/quickstart-(state|backups)/.test(s) });
+    fs.cpSync(path.join(ROOT, 'examples'), path.join(dir, 'examples'), {
+      recursive: true,
+      filter: (s) => !/quickstart-(state|backups)/.test(s),
+    });
     const cfg = path.join(dir, 'examples', 'quickstart.yaml');
     const r = await runCli(['backup', '--all', '--config', cfg]);
     expect(r.code).toBe(0);
@@ -21,20 +24,39 @@ describe('the quick start', () => {
     expect(fs.readFileSync(path.join(dir, 'examples/quickstart-state/logs/homelab-autopilot.log'), 'utf8')).toContain('"level":"info"');
     // the example notification plugin wrote the run's digest
     const note = JSON.parse(fs.readFileSync(path.join(dir, 'examples/quickstart-state/notifications.jsonl'), 'utf8').trim().split('\n')[0]);
-    expect(note).toMatchObject({ event: 'backup_success', subject: 'backup --all', title: expect.stringMatching(/^Backup: 1 service backed up on /) });
+    expect(note).toMatchObject({
+      event: 'backup_success',
+      subject: 'backup --all',
+      title: expect.stringMatching(/^Backup: 1 service backed up on /),
+    });
   });
 });
 
 describe('config discovery', () => {
   it('uses $HOMELAB_AUTOPILOT_CONFIG, then a homelab-autopilot.yaml in the working directory', async () => {
     const dir = tmpDir();
-    write(path.join(dir, 'elsewhere.yaml'), basicConfig(dir, { services: '  - name: from-env\n    type: files\n    paths: [/etc/hostname]' }));
-    write(path.join(dir, 'work/homelab-autopilot.yaml'), basicConfig(dir, { services: '  - name: from-cwd\n    type: files\n    paths: [/etc/hostname]' }));
-    const viaEnv = json(await runCli(['config', 'validate', '--json'], { cwd: path.join(dir, 'work'), env: { HOMELAB_AUTOPILOT_CONFIG: path.join(dir, 'elsewhere.yaml') } }));
+    write(
+      path.join(dir, 'elsewhere.yaml'),
+      basicConfig(dir, { services: '  - name: from-env\n    type: files\n    paths: [/etc/hostname]' }),
+    );
+    write(
+      path.join(dir, 'work/homelab-autopilot.yaml'),
+      basicConfig(dir, { services: '  - name: from-cwd\n    type: files\n    paths: [/etc/hostname]' }),
+    );
+    const viaEnv = json(
+      await runCli(['config', 'validate', '--json'], {
+        cwd: path.join(dir, 'work'),
+        env: { HOMELAB_AUTOPILOT_CONFIG: path.join(dir, 'elsewhere.yaml') },
+      }),
+    );
     expect(viaEnv.file).toBe(path.join(dir, 'elsewhere.yaml'));
     const viaCwd = json(await runCli(['config', 'validate', '--json'], { cwd: path.join(dir, 'work') }));
     expect(viaCwd.file).toBe(path.join(dir, 'work/homelab-autopilot.yaml'));
-    const flagWins = json(await runCli(['config', 'validate', '--json', '--config', path.join(dir, 'work/homelab-autopilot.yaml')], { env: { HOMELAB_AUTOPILOT_CONFIG: path.join(dir, 'elsewhere.yaml') } }));
+    const flagWins = json(
+      await runCli(['config', 'validate', '--json', '--config', path.join(dir, 'work/homelab-autopilot.yaml')], {
+        env: { HOMELAB_AUTOPILOT_CONFIG: path.join(dir, 'elsewhere.yaml') },
+      }),
+    );
     expect(flagWins.file).toBe(path.join(dir, 'work/homelab-autopilot.yaml'));
   });
 
@@ -42,7 +64,10 @@ describe('config discovery', () => {
     const dir = tmpDir();
     write(path.join(dir, 'ha.yaml'), basicConfig(dir, { services: '  - name: main\n    type: files\n    paths: [/etc/hostname]' }));
     write(path.join(dir, 'services.d/one.yaml'), 'name: one\ntype: files\npaths: [./data]\n');
-    write(path.join(dir, 'services.d/two.yml'), 'services:\n  - name: two\n    type: host\n    include_defaults: false\n    backup_paths: [/etc/hosts]\n');
+    write(
+      path.join(dir, 'services.d/two.yml'),
+      'services:\n  - name: two\n    type: host\n    include_defaults: false\n    backup_paths: [/etc/hosts]\n',
+    );
     const show = json(await runCli(['config', 'show', '--json', '--config', path.join(dir, 'ha.yaml')]));
     expect(show.services.map((s: { name: string }) => s.name)).toEqual(['main', 'one', 'two']);
     expect(show.services[1].paths).toEqual([path.join(dir, 'data')]); // relative to the config folder
@@ -57,7 +82,16 @@ describe('output and exit codes', () => {
     const r = await runCli(['backup', '--all', '--json', '--config', path.join(dir, 'ha.yaml')]);
     expect(r.code).toBe(0);
     const report = json(r);
-    expect(Object.keys(report).sort()).toEqual(['dryRun', 'durationMs', 'interrupted', 'notifications', 'ok', 'runId', 'services', 'startedAt']);
+    expect(Object.keys(report).sort()).toEqual([
+      'dryRun',
+      'durationMs',
+      'interrupted',
+      'notifications',
+      'ok',
+      'runId',
+      'services',
+      'startedAt',
+    ]);
     expect(r.stderr).toContain('[backup:h] archiving /etc/hostname');
     const usage = await runCli(['backup', '--all', '--bogus', '--json', '--config', path.join(dir, 'ha.yaml')]);
     expect(usage.code).toBe(2);
@@ -68,7 +102,10 @@ describe('output and exit codes', () => {
     const dir = tmpDir();
     write(path.join(dir, 'ha.yaml'), basicConfig(dir, { services: '  - name: h\n    type: files\n    paths: [/etc/hostname]' }));
     const r = await runCli(['backup', '--all', '--log-format', 'json', '--config', path.join(dir, 'ha.yaml')]);
-    const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { level: string; message: string; label: string });
+    const lines = r.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { level: string; message: string; label: string });
     expect(lines.some((l) => l.level === 'info' && l.label === 'backup:h' && l.message.startsWith('archiving'))).toBe(true);
   });
 
@@ -78,12 +115,21 @@ describe('output and exit codes', () => {
     const rnd = Buffer.alloc(48 << 20);
     for (let i = 0; i < rnd.length; i += 4) rnd.writeUInt32LE((Math.random() * 2 ** 32) >>> 0, i);
     write(path.join(dir, 'rand.bin'), rnd);
-    write(path.join(dir, 'ha.yaml'), basicConfig(dir, { backup: '  compression_level: 12', services: `  - name: p\n    type: files\n    paths: [${dir}/rand.bin, ${dir}/big.bin]` }));
+    write(
+      path.join(dir, 'ha.yaml'),
+      basicConfig(dir, {
+        backup: '  compression_level: 12',
+        services: `  - name: p\n    type: files\n    paths: [${dir}/rand.bin, ${dir}/big.bin]`,
+      }),
+    );
     const plain = await runCli(['backup', '--all', '--config', path.join(dir, 'ha.yaml')]);
     expect(plain.code).toBe(0);
     expect(plain.stderr).not.toContain('\r');
     // under a pseudo-terminal (util-linux script), the progress line is redrawn in place
-    const tty = spawnSync('script', ['-qfec', `${process.execPath} ${ROOT}/bin/run.js backup --all --config ${dir}/ha.yaml`, '/dev/null'], { encoding: 'utf8', env: { ...process.env, HOMELAB_AUTOPILOT_CONFIG: '' } });
+    const tty = spawnSync('script', ['-qfec', `${process.execPath} ${ROOT}/bin/run.js backup --all --config ${dir}/ha.yaml`, '/dev/null'], {
+      encoding: 'utf8',
+      env: { ...process.env, HOMELAB_AUTOPILOT_CONFIG: '' },
+    });
     expect(tty.status).toBe(0);
     expect(tty.stdout).toMatch(/\r\x1b\[K\[1\/1\] p: [\d.]+ (KiB|MiB) written \([\d.]+ (B|KiB|MiB)\/s\)/);
   });
@@ -91,11 +137,18 @@ describe('output and exit codes', () => {
   it('SIGTERM in the middle of an archive stops cleanly: no partial file, the run recorded as interrupted, exit 143', async () => {
     const dir = tmpDir();
     write(path.join(dir, 'big.dat'), slowToCompress(4 << 20, 99));
-    write(path.join(dir, 'ha.yaml'), basicConfig(dir, { backup: '  compression_level: 19', services: `  - name: big\n    type: files\n    paths: [./big.dat]\n  - name: after\n    type: files\n    paths: [/etc/hostname]` }));
+    write(
+      path.join(dir, 'ha.yaml'),
+      basicConfig(dir, {
+        backup: '  compression_level: 19',
+        services: `  - name: big\n    type: files\n    paths: [./big.dat]\n  - name: after\n    type: files\n    paths: [/etc/hostname]`,
+      }),
+    );
     const child = startCli(['backup', '--all', '--config', path.join(dir, 'ha.yaml')]);
     const done = collect(child);
     const svcDir = path.join(dir, 'backups/big');
-    for (let i = 0; i < 400 && !(fs.existsSync(svcDir) && fs.readdirSync(svcDir).some((f) => f.includes('.partial-'))); i++) await sleep(50);
+    for (let i = 0; i < 400 && !(fs.existsSync(svcDir) && fs.readdirSync(svcDir).some((f) => f.includes('.partial-'))); i++)
+      await sleep(50);
     child.kill('SIGTERM');
     const r = await done;
     expect(r.code).toBe(143);
@@ -111,7 +164,9 @@ describe('output and exit codes', () => {
   it('documents exit codes and examples in --help', async () => {
     const r = await runCli(['backup', '--help']);
     expect(r.code).toBe(0);
-    expect(r.stdout.replace(/\s+/g, ' ')).toContain('Exit codes: 0 all succeeded, 1 a service failed, 2 bad usage or config, 75 another backup run holds the lock, 130/143 interrupted.');
+    expect(r.stdout.replace(/\s+/g, ' ')).toContain(
+      'Exit codes: 0 all succeeded, 1 a service failed, 2 bad usage or config, 75 another backup run holds the lock, 130/143 interrupted.',
+    );
     expect(r.stdout).toContain('$ homelab-autopilot backup --all --dry-run');
     const v = await runCli(['--version']);
     expect(v.stdout).toMatch(/^homelab-autopilot\/\d+\.\d+\.\d+ /);

@@ -22,7 +22,10 @@ let port: number;
 let hook: Recorder;
 let volume: string;
 
-const compose = (...args: string[]): string => sh('docker-compose', ['--project-name', PROJECT, '--file', path.join(dir, 'app', 'docker-compose.yml'), ...args], { cwd: path.join(dir, 'app') });
+const compose = (...args: string[]): string =>
+  sh('docker-compose', ['--project-name', PROJECT, '--file', path.join(dir, 'app', 'docker-compose.yml'), ...args], {
+    cwd: path.join(dir, 'app'),
+  });
 
 beforeAll(async () => {
   await startDocker();
@@ -101,9 +104,23 @@ afterAll(async () => {
 /** Everything an update could change: containers and their images, tags, volume and project files, snapshots, state. */
 function world(): string {
   const h = (f: string): string => (fs.existsSync(f) ? createHash('sha256').update(fs.readFileSync(f)).digest('hex') : 'absent');
-  const walk = (d: string): string[] => (fs.existsSync(d) ? fs.readdirSync(d, { recursive: true }).map(String).sort().map((f) => `${f}:${fs.statSync(path.join(d, f)).isFile() ? h(path.join(d, f)) : 'dir'}`) : []);
+  const walk = (d: string): string[] =>
+    fs.existsSync(d)
+      ? fs
+          .readdirSync(d, { recursive: true })
+          .map(String)
+          .sort()
+          .map((f) => `${f}:${fs.statSync(path.join(d, f)).isFile() ? h(path.join(d, f)) : 'dir'}`)
+      : [];
   return JSON.stringify({
-    containers: sh('docker', ['ps', '-a', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--format', '{{.ID}} {{.Image}} {{.Status}}']).replace(/Up [^\n]*/g, 'Up'),
+    containers: sh('docker', [
+      'ps',
+      '-a',
+      '--filter',
+      `label=com.docker.compose.project=${PROJECT}`,
+      '--format',
+      '{{.ID}} {{.Image}} {{.Status}}',
+    ]).replace(/Up [^\n]*/g, 'Up'),
     tag: (() => {
       try {
         return sh('docker', ['image', 'inspect', '--format', '{{.Id}}', REF]);
@@ -169,15 +186,26 @@ describe('docker-compose services against a real Docker engine', () => {
     expect(r.code).toBe(1);
     const rep = json(r);
     expect(rep.services[0].status).toBe('rolled_back');
-    expect(rep.services[0].error).toMatch(/validation failed: still unhealthy .*http http:\/\/127\.0\.0\.1:\d+\/: .*ECONNREFUSED|validation failed: still unhealthy .*not running/);
-    expect(rep.services[0].steps.map((s: { step: string; status: string }) => `${s.step}:${s.status}`)).toEqual(['precheck:success', 'snapshot:success', 'update:success', 'validate:failed', 'rollback:success', 'revalidate:success']);
+    expect(rep.services[0].error).toMatch(
+      /validation failed: still unhealthy .*http http:\/\/127\.0\.0\.1:\d+\/: .*ECONNREFUSED|validation failed: still unhealthy .*not running/,
+    );
+    expect(rep.services[0].steps.map((s: { step: string; status: string }) => `${s.step}:${s.status}`)).toEqual([
+      'precheck:success',
+      'snapshot:success',
+      'update:success',
+      'validate:failed',
+      'rollback:success',
+      'revalidate:success',
+    ]);
     expect(await httpText(`http://127.0.0.1:${port}/`)).toBe('v2');
     // the data as it was before the update: v3's damage and its junk are gone
     expect(fs.readFileSync(path.join(volume, 'important'), 'utf8')).toBe(important);
     expect(fs.existsSync(path.join(volume, 'v3-junk'))).toBe(false);
     expect(fs.readFileSync(path.join(volume, 'history'), 'utf8')).toBe(`${history}written by v2\n`);
     // the compose file's reference points at v2 again, so a plain `up -d` keeps v2
-    expect(sh('docker', ['image', 'inspect', '--format', '{{.Id}}', REF]).trim()).toBe(sh('docker', ['image', 'inspect', '--format', '{{.Id}}', LOCAL('v2')]).trim());
+    expect(sh('docker', ['image', 'inspect', '--format', '{{.Id}}', REF]).trim()).toBe(
+      sh('docker', ['image', 'inspect', '--format', '{{.Id}}', LOCAL('v2')]).trim(),
+    );
     const alert = hook.requests.map((q) => JSON.parse(q.body));
     expect(alert).toHaveLength(1);
     expect(alert[0]).toMatchObject({ event: 'rollback_executed', severity: 'warning', title: 'Update of app failed and was ROLLED BACK' });

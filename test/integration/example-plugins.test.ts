@@ -14,7 +14,11 @@ describe('the example plugins in examples/plugins.d work through the public cont
   it('the notification example appends messages and the hypervisor example reads unit states', () => {
     const dir = tmpDir();
     // a stand-in for systemctl: `is-active -- UNIT` prints active for nginx.service
-    const fake = write(path.join(dir, 'systemctl'), '#!/bin/sh\n[ "$3" = nginx.service ] && echo active && exit 0\necho inactive; exit 3\n', 0o755);
+    const fake = write(
+      path.join(dir, 'systemctl'),
+      '#!/bin/sh\n[ "$3" = nginx.service ] && echo active && exit 0\necho inactive; exit 3\n',
+      0o755,
+    );
     const script = write(
       path.join(dir, 'drive.js'),
       `
@@ -49,7 +53,25 @@ const op = { signal: new AbortController().signal, logger: silentLogger, dryRun:
     );
     const out = JSON.parse(execFileSync(process.execPath, [script], { encoding: 'utf8' }));
     expect(out.failures).toEqual([]);
-    expect(out.loaded).toEqual(['docker', 'proxmox', 'caddy', 'docker-compose', 'files', 'host', 'nginx-proxy-manager', 'command', 'discord', 'email', 'gotify', 'ntfy', 'slack', 'webhook', 'dump', 'jsonl-notify', 'systemd-units']);
+    expect(out.loaded).toEqual([
+      'docker',
+      'proxmox',
+      'caddy',
+      'docker-compose',
+      'files',
+      'host',
+      'nginx-proxy-manager',
+      'command',
+      'discord',
+      'email',
+      'gotify',
+      'ntfy',
+      'slack',
+      'webhook',
+      'dump',
+      'jsonl-notify',
+      'systemd-units',
+    ]);
     const lines = fs
       .readFileSync(path.join(dir, 'out/notifications.jsonl'), 'utf8')
       .trim()

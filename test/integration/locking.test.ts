@@ -35,7 +35,8 @@ function processesIn(dir: string): string[] {
     try {
       const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
       const out = fs.readlinkSync(`/proc/${pid}/fd/1`);
-      if ((cmd[0] === 'tar' || cmd[0] === 'zstd') && (cmd.some((a) => a.includes(dir.slice(1))) || out.startsWith(dir))) found.push(`${pid} ${cmd.join(' ')}`);
+      if ((cmd[0] === 'tar' || cmd[0] === 'zstd') && (cmd.some((a) => a.includes(dir.slice(1))) || out.startsWith(dir)))
+        found.push(`${pid} ${cmd.join(' ')}`);
     } catch {
       /* gone, or not ours to read */
     }
@@ -60,17 +61,21 @@ describe('two overlapping backup runs', () => {
   it('started together: one runs, the other exits 75 naming the holder, and nothing is corrupted', async () => {
     const dir = tmpDir();
     const cfg = slowConfig(dir, 2);
-    const [a, b] = await Promise.all([collect(startCli(['backup', '--all', '--config', cfg])), collect(startCli(['backup', '--all', '--config', cfg]))]);
+    const [a, b] = await Promise.all([
+      collect(startCli(['backup', '--all', '--config', cfg])),
+      collect(startCli(['backup', '--all', '--config', cfg])),
+    ]);
     const codes = [a.code, b.code].sort();
     // on a mismatch, say what each run printed
-    if (codes.join(',') !== '0,75') throw new Error(`exit codes ${a.code} and ${b.code}\n--- first:\n${a.stdout}${a.stderr}\n--- second:\n${b.stdout}${b.stderr}`);
+    if (codes.join(',') !== '0,75')
+      throw new Error(`exit codes ${a.code} and ${b.code}\n--- first:\n${a.stdout}${a.stderr}\n--- second:\n${b.stdout}${b.stderr}`);
     expect(codes).toEqual([0, 75]);
     const loser = a.code === 75 ? a : b;
     expect(loser.stderr).toMatch(/error: another run holds the 'backup' lock: pid \d+ on .+ since .+ \(backup --all\)/);
     expect(loser.stderr).toContain('hint: wait for it to finish, or give --lock-wait SECONDS');
     const db = new Database(path.join(dir, 'state/state.db'), { readonly: true });
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
-    expect(db.prepare("SELECT COUNT(*) AS n FROM runs WHERE parent_id IS NULL").get()).toEqual({ n: 1 });
+    expect(db.prepare('SELECT COUNT(*) AS n FROM runs WHERE parent_id IS NULL').get()).toEqual({ n: 1 });
     expect(db.prepare("SELECT COUNT(*) AS n FROM runs WHERE status != 'success'").get()).toEqual({ n: 0 });
     expect(db.prepare('SELECT COUNT(*) AS n FROM locks').get()).toEqual({ n: 0 });
     db.close();

@@ -47,7 +47,10 @@ async function smtp(options: Partial<SMTPServerOptions>): Promise<{ port: number
 }
 
 function configWith(dir: string, channel: string): string {
-  return write(path.join(dir, 'ha.yaml'), basicConfig(dir, { services: '  - name: h\n    type: files\n    paths: [/etc/hostname]' }) + `notifications:\n  channels:\n${channel}`);
+  return write(
+    path.join(dir, 'ha.yaml'),
+    basicConfig(dir, { services: '  - name: h\n    type: files\n    paths: [/etc/hostname]' }) + `notifications:\n  channels:\n${channel}`,
+  );
 }
 
 describe('email through nodemailer to a real SMTP server', () => {
@@ -65,7 +68,12 @@ describe('email through nodemailer to a real SMTP server', () => {
       expect(json(r)[0]).toMatchObject({ channel: 'mail', ok: true });
       expect(server.received).toHaveLength(1);
       const got = server.received[0];
-      expect(got).toMatchObject({ from: 'autopilot@homelab.lan', to: ['admin@homelab.lan', 'oncall@homelab.lan'], secure: true, user: 'backup' });
+      expect(got).toMatchObject({
+        from: 'autopilot@homelab.lan',
+        to: ['admin@homelab.lan', 'oncall@homelab.lan'],
+        secure: true,
+        user: 'backup',
+      });
       expect(got.mail.subject).toMatch(/^Test message from homelab-autopilot on /);
       expect(got.mail.text).toContain('If you can read this, this channel works.');
       expect(got.mail.html).toContain('<h2');
@@ -89,7 +97,10 @@ describe('email through nodemailer to a real SMTP server', () => {
       );
       const r = await runCli(['notify', 'test', '--json', '--config', cfg]);
       expect(r.code).toBe(0);
-      for (const [server, secure, to] of [[tls, true, 'b@homelab.lan'], [plain, false, 'c@homelab.lan']] as const) {
+      for (const [server, secure, to] of [
+        [tls, true, 'b@homelab.lan'],
+        [plain, false, 'c@homelab.lan'],
+      ] as const) {
         expect(server.received[0]).toMatchObject({ secure, to: [to], from: 'a@homelab.lan' });
         expect(server.received[0].mail.subject).toMatch(/^Test message from homelab-autopilot on /);
         expect(server.received[0].mail.text).toContain('If you can read this, this channel works.');
@@ -131,7 +142,10 @@ describe('Slack and Discord through their real clients, pointed at a recording s
     const dir = tmpDir();
     write(path.join(dir, 'slack-url'), `${rec.url}/services/T000/B000/XXXXSECRET\n`, 0o600);
     rec.answer('/services/T000/B000/XXXXSECRET', { status: 200, body: 'ok', headers: { 'content-type': 'text/plain' } });
-    rec.answer('/api/v10/webhooks/123456789012345678/tokenSECRETxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', { status: 200, body: JSON.stringify({ id: '1', type: 0, content: '', channel_id: '2', embeds: [] }) });
+    rec.answer('/api/v10/webhooks/123456789012345678/tokenSECRETxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', {
+      status: 200,
+      body: JSON.stringify({ id: '1', type: 0, content: '', channel_id: '2', embeds: [] }),
+    });
     const cfg = write(
       path.join(dir, 'ha.yaml'),
       basicConfig(dir, { services: `  - name: web\n    type: files\n    paths: [${dir}/missing]` }) +
@@ -151,13 +165,24 @@ describe('Slack and Discord through their real clients, pointed at a recording s
     const discord = rec.to('/api/v10/webhooks/123456789012345678/tokenSECRETxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx')[0];
     expect(discord.method).toBe('POST');
     const body = JSON.parse(discord.body);
-    expect(body.embeds[0]).toMatchObject({ title: 'Backup of web FAILED', color: 0xdc2626, fields: [{ name: 'event', value: 'backup_failed' }, { name: 'subject', value: 'web' }] });
+    expect(body.embeds[0]).toMatchObject({
+      title: 'Backup of web FAILED',
+      color: 0xdc2626,
+      fields: [
+        { name: 'event', value: 'backup_failed' },
+        { name: 'subject', value: 'web' },
+      ],
+    });
     expect(r.stderr + r.stdout).not.toContain('XXXXSECRET');
   });
 
   it('Slack honours a 429 Retry-After', async () => {
     const dir = tmpDir();
-    rec.answer('/services/T/B/X', { status: 429, headers: { 'retry-after': '1', 'content-type': 'text/plain' }, body: 'rate_limited' }, { status: 200, body: 'ok', headers: { 'content-type': 'text/plain' } });
+    rec.answer(
+      '/services/T/B/X',
+      { status: 429, headers: { 'retry-after': '1', 'content-type': 'text/plain' }, body: 'rate_limited' },
+      { status: 200, body: 'ok', headers: { 'content-type': 'text/plain' } },
+    );
     const cfg = configWith(dir, `    - name: slack\n      type: slack\n      webhook_url: ${rec.url}/services/T/B/X`);
     const r = await runCli(['notify', 'test', '--json', '--config', cfg]);
     expect(json(r)[0]).toMatchObject({ channel: 'slack', ok: true, attempts: 2 });

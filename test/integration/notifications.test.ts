@@ -19,7 +19,11 @@ describe('notification channels, against a recording server on 127.0.0.1', () =>
   it('notify test reaches webhook (HMAC-signed), ntfy, gotify and command channels', async () => {
     const dir = tmpDir();
     write(path.join(dir, 'secrets/hmac'), 'a-long-hmac-secret\n', 0o600);
-    const hook = write(path.join(dir, 'hook.sh'), `#!/bin/sh\n{ echo "$HA_EVENT|$HA_SEVERITY|$HA_TITLE"; cat; } > ${dir}/command.out\n`, 0o755);
+    const hook = write(
+      path.join(dir, 'hook.sh'),
+      `#!/bin/sh\n{ echo "$HA_EVENT|$HA_SEVERITY|$HA_TITLE"; cat; } > ${dir}/command.out\n`,
+      0o755,
+    );
     const cfg = config(
       dir,
       [
@@ -41,9 +45,15 @@ describe('notification channels, against a recording server on 127.0.0.1', () =>
     const [h] = rec.to('/hook');
     const body = JSON.parse(h.body);
     expect(body).toMatchObject({ event: 'test', severity: 'info', title: expect.stringContaining('Test message from homelab-autopilot') });
-    expect(h.headers['x-homelab-autopilot-signature']).toBe(`sha256=${createHmac('sha256', 'a-long-hmac-secret').update(h.body).digest('hex')}`);
+    expect(h.headers['x-homelab-autopilot-signature']).toBe(
+      `sha256=${createHmac('sha256', 'a-long-hmac-secret').update(h.body).digest('hex')}`,
+    );
     const [n] = rec.to('/homelab');
-    expect(n.headers).toMatchObject({ title: expect.stringContaining('Test message'), priority: '3', authorization: 'Bearer tk_secret_token' });
+    expect(n.headers).toMatchObject({
+      title: expect.stringContaining('Test message'),
+      priority: '3',
+      authorization: 'Bearer tk_secret_token',
+    });
     const [g] = rec.to('/gotify/message');
     expect(g.headers['x-gotify-key']).toBe('AppToken123');
     expect(JSON.parse(g.body)).toMatchObject({ title: expect.stringContaining('Test message'), priority: 2 });
@@ -55,11 +65,20 @@ describe('notification channels, against a recording server on 127.0.0.1', () =>
 
   it('a failure is sent once, held back on the next cron run, and its recovery always goes through', async () => {
     const dir = tmpDir();
-    const cfg = config(dir, `    - name: hook\n      type: webhook\n      url: ${rec.url}/hook`, `  - name: web\n    type: files\n    paths: [${dir}/web]`);
+    const cfg = config(
+      dir,
+      `    - name: hook\n      type: webhook\n      url: ${rec.url}/hook`,
+      `  - name: web\n    type: files\n    paths: [${dir}/web]`,
+    );
     const first = await runCli(['backup', 'web', '--config', cfg]);
     expect(first.code).toBe(1);
     expect(rec.to('/hook')).toHaveLength(1);
-    expect(JSON.parse(rec.to('/hook')[0].body)).toMatchObject({ event: 'backup_failed', severity: 'critical', subject: 'web', title: 'Backup of web FAILED' });
+    expect(JSON.parse(rec.to('/hook')[0].body)).toMatchObject({
+      event: 'backup_failed',
+      severity: 'critical',
+      subject: 'web',
+      title: 'Backup of web FAILED',
+    });
 
     const second = await runCli(['backup', 'web', '--config', cfg]); // another process: the state remembers
     expect(second.code).toBe(1);
@@ -87,7 +106,12 @@ describe('notification channels, against a recording server on 127.0.0.1', () =>
   it('a failure that persists is sent again after repeat_interval; a failure nobody received is sent again on the next run', async () => {
     const dir = tmpDir();
     rec.answer('/hook', { status: 500 });
-    const cfg = config(dir, `    - name: hook\n      type: webhook\n      url: ${rec.url}/hook\n      timeout: 1`, `  - name: web\n    type: files\n    paths: [${dir}/web]`, '  repeat_interval: 2\n');
+    const cfg = config(
+      dir,
+      `    - name: hook\n      type: webhook\n      url: ${rec.url}/hook\n      timeout: 1`,
+      `  - name: web\n    type: files\n    paths: [${dir}/web]`,
+      '  repeat_interval: 2\n',
+    );
     expect((await runCli(['backup', 'web', '--config', cfg])).code).toBe(1); // delivery fails (500 until the budget ends)
     const failedTries = rec.to('/hook').length;
     expect(failedTries).toBeGreaterThanOrEqual(1);
@@ -131,7 +155,12 @@ describe('notification channels, against a recording server on 127.0.0.1', () =>
     expect(r.code).toBe(1);
     expect(rec.to('/hook')).toHaveLength(1);
     const msg = JSON.parse(rec.to('/hook')[0].body);
-    expect(msg).toMatchObject({ event: 'backup_failed', severity: 'critical', subject: 'backup --all', title: expect.stringMatching(/^Backup: 1 of 3 services FAILED on /) });
+    expect(msg).toMatchObject({
+      event: 'backup_failed',
+      severity: 'critical',
+      subject: 'backup --all',
+      title: expect.stringMatching(/^Backup: 1 of 3 services FAILED on /),
+    });
     expect(msg.text).toContain('Backup of broken FAILED');
     expect(msg.text).toContain('Backup of alpha succeeded');
     expect(msg.details.items).toHaveLength(3);
@@ -155,14 +184,21 @@ describe('notification channels, against a recording server on 127.0.0.1', () =>
     expect(fast.at - t0).toBeLessThan(8_000);
     const channels = json(r).notifications[0].channels;
     expect(channels.find((c: { channel: string }) => c.channel === 'fast')).toMatchObject({ ok: true });
-    expect(channels.find((c: { channel: string }) => c.channel === 'slow')).toMatchObject({ ok: false, error: expect.stringMatching(/no answer within 2s/) });
+    expect(channels.find((c: { channel: string }) => c.channel === 'slow')).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/no answer within 2s/),
+    });
     expect(r.stderr).toMatch(/could not be sent to slow/);
   });
 
   it('a 429 answer is retried after the Retry-After it names', async () => {
     const dir = tmpDir();
     rec.answer('/hook', { status: 429, headers: { 'retry-after': '2' }, body: '{"error":"rate limited"}' }, { status: 200 });
-    const cfg = config(dir, `    - name: hook\n      type: webhook\n      url: ${rec.url}/hook`, '  - name: h\n    type: files\n    paths: [/etc/hostname]');
+    const cfg = config(
+      dir,
+      `    - name: hook\n      type: webhook\n      url: ${rec.url}/hook`,
+      '  - name: h\n    type: files\n    paths: [/etc/hostname]',
+    );
     const r = await runCli(['notify', 'test', '--json', '--config', cfg]);
     expect(r.code).toBe(0);
     expect(json(r)[0]).toMatchObject({ channel: 'hook', ok: true, attempts: 2 });
@@ -173,10 +209,16 @@ describe('notification channels, against a recording server on 127.0.0.1', () =>
   it('a channel that keeps failing is reported, and notify test exits 1', async () => {
     const dir = tmpDir();
     rec.answer('/hook', { status: 500, body: 'boom' });
-    const cfg = config(dir, `    - name: hook\n      type: webhook\n      url: ${rec.url}/hook\n      timeout: 3`, '  - name: h\n    type: files\n    paths: [/etc/hostname]');
+    const cfg = config(
+      dir,
+      `    - name: hook\n      type: webhook\n      url: ${rec.url}/hook\n      timeout: 3`,
+      '  - name: h\n    type: files\n    paths: [/etc/hostname]',
+    );
     const r = await runCli(['notify', 'test', '--config', cfg]);
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/^hook\s+webhook\s+FAILED\s+\d+\s+\S+\s+127\.0\.0\.1:\d+ answered 500 Internal Server Error: boom \(after \d+ attempts\)$/m);
+    expect(r.stdout).toMatch(
+      /^hook\s+webhook\s+FAILED\s+\d+\s+\S+\s+127\.0\.0\.1:\d+ answered 500 Internal Server Error: boom \(after \d+ attempts\)$/m,
+    );
     expect(rec.to('/hook').length).toBeGreaterThanOrEqual(2);
   });
 
@@ -185,6 +227,8 @@ describe('notification channels, against a recording server on 127.0.0.1', () =>
     const cfg = config(dir, '    - name: pager\n      type: pagerduty', '  - name: h\n    type: files\n    paths: [/etc/hostname]');
     const r = await runCli(['config', 'validate', '--config', cfg]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/ha\.yaml:\d+:\d+: notifications\.channels\.pager\.type: no notification plugin named 'pagerduty' is installed \(installed: command, discord, email, gotify, ntfy, slack, webhook\)/);
+    expect(r.stderr).toMatch(
+      /ha\.yaml:\d+:\d+: notifications\.channels\.pager\.type: no notification plugin named 'pagerduty' is installed \(installed: command, discord, email, gotify, ntfy, slack, webhook\)/,
+    );
   });
 });

@@ -29,10 +29,16 @@ describe('plugins.d: bad plugins are reported and skipped, the good ones load an
     const pd = path.join(dir, 'plugins.d');
     write(path.join(pd, 'good-service.js'), good('good'));
     write(path.join(pd, 'syntax-error.js'), "module.exports = { name: 'broken', kind: 'service' ,, };\n");
-    write(path.join(pd, 'throws-on-create.js'), good('thrower').replace('create(ctx) {', "create(ctx) { throw new Error('cannot reach the API');"));
+    write(
+      path.join(pd, 'throws-on-create.js'),
+      good('thrower').replace('create(ctx) {', "create(ctx) { throw new Error('cannot reach the API');"),
+    );
     write(path.join(pd, 'wrong-api.js'), good('future').replace("apiVersion: '^1.0.0'", "apiVersion: '^2.0.0'"));
     write(path.join(pd, 'duplicate-name.js'), good('files'));
-    write(path.join(pd, 'bad-options.js'), good('opinionated', "optionsSchema: { properties: { level: { type: 'integer' } }, required: ['level'] },"));
+    write(
+      path.join(pd, 'bad-options.js'),
+      good('opinionated', "optionsSchema: { properties: { level: { type: 'integer' } }, required: ['level'] },"),
+    );
     write(path.join(pd, 'bad-schema.js'), good('badschema', "optionsSchema: { properties: { level: { type: 'integr' } } },"));
     write(path.join(pd, 'not-a-plugin.js'), 'module.exports = 42;\n');
     write(path.join(pd, 'writable.js'), good('writable'), 0o666);
@@ -44,7 +50,7 @@ describe('plugins.d: bad plugins are reported and skipped, the good ones load an
     write(path.join(pd, 'README.txt'), 'not code, ignored');
     write(path.join(pd, 'escapes/package.json'), JSON.stringify({ main: '../../outside.js' }));
     write(path.join(dir, 'outside.js'), good('outside'));
-    write(path.join(pd, 'refs.js'), good('refs').replace("serviceSchema: {", "serviceSchema: { definitions: { p: { type: 'string' } },"));
+    write(path.join(pd, 'refs.js'), good('refs').replace('serviceSchema: {', "serviceSchema: { definitions: { p: { type: 'string' } },"));
     write(path.join(dir, 'elsewhere/linked.js'), good('linked'), 0o666);
     fs.symlinkSync(path.join(dir, 'elsewhere/linked.js'), path.join(pd, 'linked.js'));
     write(path.join(dir, 'data/f.txt'), 'hello');
@@ -71,25 +77,45 @@ describe('plugins.d: bad plugins are reported and skipped, the good ones load an
     expect(recs.find((x) => x.name === 'host')).toMatchObject({ status: 'loaded', source: 'built-in' });
     expect(by('syntax-error')).toMatchObject({ status: 'failed', reason: expect.stringContaining('syntax error') });
     expect(by('thrower')).toMatchObject({ status: 'failed', reason: 'create() failed: cannot reach the API' });
-    expect(by('future')).toMatchObject({ status: 'failed', reason: expect.stringContaining('needs plugin API ^2.0.0, but this homelab-autopilot provides 1.3.0') });
-    expect(by('files')).toMatchObject({ status: 'failed', reason: expect.stringMatching(/^duplicate name: 'files' is already provided by .*dist\/plugins\/services\/files$/) });
+    expect(by('future')).toMatchObject({
+      status: 'failed',
+      reason: expect.stringContaining('needs plugin API ^2.0.0, but this homelab-autopilot provides 1.3.0'),
+    });
+    expect(by('files')).toMatchObject({
+      status: 'failed',
+      reason: expect.stringMatching(/^duplicate name: 'files' is already provided by .*dist\/plugins\/services\/files$/),
+    });
     expect(by('opinionated')).toMatchObject({ status: 'failed', reason: expect.stringContaining('bad options: ') });
     expect(by('opinionated')?.reason).toMatch(/ha\.yaml:\d+:\d+: plugins\.opinionated\.level: must be integer \(got string "high"\)/);
-    expect(by('badschema')).toMatchObject({ status: 'failed', reason: expect.stringContaining('optionsSchema is not a valid JSON schema') });
+    expect(by('badschema')).toMatchObject({
+      status: 'failed',
+      reason: expect.stringContaining('optionsSchema is not a valid JSON schema'),
+    });
     expect(by('not-a-plugin')).toMatchObject({ status: 'failed', reason: expect.stringContaining('exports no plugin definition') });
-    expect(by('writable')).toMatchObject({ status: 'failed', reason: expect.stringMatching(/refused: file .*writable\.js is writable by group or others \(mode 666\): run chmod go-w/) });
-    expect(by('not-root')).toMatchObject({ status: 'failed', reason: expect.stringMatching(/refused: file .*not-root\.js is owned by uid 65534, not root: run chown root:root/) });
+    expect(by('writable')).toMatchObject({
+      status: 'failed',
+      reason: expect.stringMatching(/refused: file .*writable\.js is writable by group or others \(mode 666\): run chmod go-w/),
+    });
+    expect(by('not-root')).toMatchObject({
+      status: 'failed',
+      reason: expect.stringMatching(/refused: file .*not-root\.js is owned by uid 65534, not root: run chown root:root/),
+    });
     expect(recs.some((x) => x.file.endsWith('README.txt'))).toBe(false);
     expect(by('escapes')).toMatchObject({ status: 'failed', reason: expect.stringContaining('points outside the plugin folder') });
     expect(recs.some((x) => x.name === 'outside')).toBe(false);
     expect(by('refs')).toMatchObject({ status: 'failed', reason: expect.stringContaining('serviceSchema must be self-contained') });
-    expect(by('linked')).toMatchObject({ status: 'failed', reason: expect.stringMatching(/refused: file .*elsewhere\/linked\.js is writable by group or others/) });
+    expect(by('linked')).toMatchObject({
+      status: 'failed',
+      reason: expect.stringMatching(/refused: file .*elsewhere\/linked\.js is writable by group or others/),
+    });
   });
 
   it('the human listing shows the same, and the failures are logged as warnings', async () => {
     const r = await runCli(['plugins', 'list', '--config', cfg]);
     expect(r.stdout).toMatch(/^good\s+service\s+1\.2\.3\s+plugins\.d\s+loaded/m);
-    expect(r.stdout).toMatch(/^thrower\s+service\s+1\.2\.3\s+plugins\.d\s+failed\s+.*throws-on-create\.js: create\(\) failed: cannot reach the API/m);
+    expect(r.stdout).toMatch(
+      /^thrower\s+service\s+1\.2\.3\s+plugins\.d\s+failed\s+.*throws-on-create\.js: create\(\) failed: cannot reach the API/m,
+    );
     expect(r.stderr).toMatch(/warn .*plugin thrower \(.*throws-on-create\.js\) was not loaded: create\(\) failed/);
   });
 

@@ -32,9 +32,12 @@ backup:
   root: ./archives
   retention:
     keep_last: 2
-${o.backup ?? `  direct_storage:
+${
+  o.backup ??
+  `  direct_storage:
     storage: nas
-    path: ${sim.storagePath('nas')}`}
+    path: ${sim.storagePath('nas')}`
+}
 services:
 ${
   o.services ??
@@ -57,7 +60,8 @@ ${
   return file;
 }
 
-const vzdumps = (): { node: string; id: string; started: number; ended: number }[] => sim.tasks.filter((t: { type: string }) => t.type === 'vzdump');
+const vzdumps = (): { node: string; id: string; started: number; ended: number }[] =>
+  sim.tasks.filter((t: { type: string }) => t.type === 'vzdump');
 
 describe('backup of Proxmox guests', () => {
   it('--dry-run shows storage, node and mode per guest and starts nothing', async () => {
@@ -67,7 +71,9 @@ describe('backup of Proxmox guests', () => {
     const before = sim.tasks.length;
     const r = await runCli(['backup', '--all', '--dry-run', '--config', cfg]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^web \(lxc\): vzdump on pve1 \(guest running\) to nas: mode snapshot, compress zstd; storage chosen by direct_storage$/m);
+    expect(r.stdout).toMatch(
+      /^web \(lxc\): vzdump on pve1 \(guest running\) to nas: mode snapshot, compress zstd; storage chosen by direct_storage$/m,
+    );
     expect(r.stdout).toMatch(/^nextcloud \(vm\): vzdump on pve3 /m);
     expect(r.stdout).toMatch(/^media \(lxc\): vzdump on pve1 \(guest stopped\) to nas: mode stop/m);
     // the config says dns is on pve1; the cluster knows better
@@ -152,7 +158,14 @@ describe('backup of Proxmox guests', () => {
     // a backup someone made by hand, not recorded by us
     const foreign = path.join(sim.storagePath('nas'), 'dump', 'vzdump-lxc-100-2020_01_01-00_00_00.tar.zst');
     fs.mkdirSync(path.dirname(foreign), { recursive: true });
-    fs.copyFileSync(path.join(sim.storagePath('nas'), 'dump', fs.readdirSync(path.join(sim.storagePath('nas'), 'dump')).find((f) => f.endsWith('.tar.zst')) as string), foreign);
+    fs.copyFileSync(
+      path.join(
+        sim.storagePath('nas'),
+        'dump',
+        fs.readdirSync(path.join(sim.storagePath('nas'), 'dump')).find((f) => f.endsWith('.tar.zst')) as string,
+      ),
+      foreign,
+    );
     const made: string[] = [];
     for (let i = 0; i < 4; i++) {
       const rep = json(await runCli(['backup', 'web', '--json', '--config', cfg]));
@@ -233,7 +246,13 @@ describe('backup of Proxmox guests', () => {
     try {
       const child = startCli(['backup', 'web', '--config', cfg]);
       const deadline = Date.now() + 10_000;
-      while (!sim.tasks.some((t: { type: string; id: string; status: string }) => t.type === 'vzdump' && t.id === '100' && t.status === 'running') && Date.now() < deadline) await sleep(50);
+      while (
+        !sim.tasks.some(
+          (t: { type: string; id: string; status: string }) => t.type === 'vzdump' && t.id === '100' && t.status === 'running',
+        ) &&
+        Date.now() < deadline
+      )
+        await sleep(50);
       child.kill('SIGTERM');
       const r = await collect(child);
       expect(r.code).toBe(143);
@@ -253,7 +272,9 @@ describe('backup of Proxmox guests', () => {
     sim.options.taskDurationMs = 1500;
     try {
       const tty = await new Promise<string>((resolve) => {
-        const child = spawn('script', ['-qfec', `${process.execPath} ${ROOT}/bin/run.js backup web --config ${cfg}`, '/dev/null'], { env: { ...process.env, HOMELAB_AUTOPILOT_CONFIG: '' } });
+        const child = spawn('script', ['-qfec', `${process.execPath} ${ROOT}/bin/run.js backup web --config ${cfg}`, '/dev/null'], {
+          env: { ...process.env, HOMELAB_AUTOPILOT_CONFIG: '' },
+        });
         let out = '';
         child.stdout.on('data', (c: Buffer) => (out += c.toString()));
         child.on('close', () => resolve(out));

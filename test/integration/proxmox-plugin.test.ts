@@ -59,12 +59,16 @@ describe('TLS', () => {
   it('refuses a wrong fingerprint before sending anything (not even the token)', async () => {
     sim.resetRequests();
     const wrong = sim.fingerprint.replace(/^../, sim.fingerprint.startsWith('AA') ? 'BB' : 'AA');
-    await expect(api({ fingerprint: wrong }).cluster()).rejects.toThrow(/refused to talk to 127\.0\.0\.1: the server's certificate fingerprint is .*not the configured/);
+    await expect(api({ fingerprint: wrong }).cluster()).rejects.toThrow(
+      /refused to talk to 127\.0\.0\.1: the server's certificate fingerprint is .*not the configured/,
+    );
     expect(sim.requests).toHaveLength(0);
   });
   it('verifies against a CA file, and refuses a self-signed certificate by default', async () => {
     expect((await api({ fingerprint: undefined, caFile: sim.certFile }).cluster()).quorate).toBe(true);
-    const e = await api({ fingerprint: undefined }).cluster().then(unexpected, (x: PveError) => x);
+    const e = await api({ fingerprint: undefined })
+      .cluster()
+      .then(unexpected, (x: PveError) => x);
     expect(e).toBeInstanceOf(PveError);
     expect(e.message).toMatch(/TLS verification of 127\.0\.0\.1 failed/);
     expect(e.hint).toMatch(/fingerprint/);
@@ -106,7 +110,9 @@ describe('authentication', () => {
     expect([...(await a.locate()).keys()]).toEqual([100]);
     const e = await a.power(100, 'stop', fast).then(unexpected, (x: PveError) => x);
     expect(e.status).toBe(403);
-    expect(e.message).toMatch(/permission denied for POST \/nodes\/pve1\/lxc\/100\/status\/stop: Permission check failed \(\/vms\/100, VM\.PowerMgmt\)/);
+    expect(e.message).toMatch(
+      /permission denied for POST \/nodes\/pve1\/lxc\/100\/status\/stop: Permission check failed \(\/vms\/100, VM\.PowerMgmt\)/,
+    );
   });
 });
 
@@ -179,7 +185,9 @@ describe('tasks', () => {
   it('reads the whole log of a long task (paged), not the first 50 lines', async () => {
     const a = api();
     sim.faults.failTask({ type: 'vzdump', vmid: 102 }, 'write error on target');
-    const e = (await a.vzdump(102, { storage: 'nas', mode: 'snapshot', compress: 'zstd' }, fast).then(unexpected, (x: TaskError) => x)) as TaskError;
+    const e = (await a
+      .vzdump(102, { storage: 'nas', mode: 'snapshot', compress: 'zstd' }, fast)
+      .then(unexpected, (x: TaskError) => x)) as TaskError;
     const task = sim.tasks.find((t: { upid: string }) => t.upid === e.outcome.upid);
     expect(task.log.length).toBeGreaterThan(100);
     expect(e.outcome.log).toHaveLength(task.log.length);
@@ -257,7 +265,14 @@ describe('guests', () => {
     await expect(a.restore('lxc', b.volid, { vmid: id, node: 'pve2', storage: 'local-lvm' }, fast)).rejects.toThrow(/already exists/);
     const id2 = await a.nextId();
     const tmpl = sim.templates?.[0] ?? 'local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst';
-    expect((await a.createContainer({ vmid: id2, node: 'pve1', ostemplate: tmpl, storage: 'local-lvm', hostname: 'fresh', memory: 512, unprivileged: true }, fast)).ok).toBe(true);
+    expect(
+      (
+        await a.createContainer(
+          { vmid: id2, node: 'pve1', ostemplate: tmpl, storage: 'local-lvm', hostname: 'fresh', memory: 512, unprivileged: true },
+          fast,
+        )
+      ).ok,
+    ).toBe(true);
     expect((await a.guest(id2)).kind).toBe('lxc');
   });
   it('lists backups on a dir storage and on PBS (UTC snapshot ids, verification state)', async () => {
@@ -288,7 +303,11 @@ describe('guests', () => {
     await a.snapshot(102, 'vm_snap', 'before', fast);
     expect((await a.snapshots(102)).map((x) => x.name)).toContain('vm_snap');
     await a.deleteSnapshot(102, 'vm_snap', fast);
-    const b = await a.vzdump(102, { storage: 'nas', mode: 'snapshot', compress: 'zstd', notesTemplate: '{{guestname}} on {{node}}', protected: true }, fast);
+    const b = await a.vzdump(
+      102,
+      { storage: 'nas', mode: 'snapshot', compress: 'zstd', notesTemplate: '{{guestname}} on {{node}}', protected: true },
+      fast,
+    );
     expect(b.backup).toMatchObject({ protected: true, notes: 'nextcloud on pve3' });
     const id = await a.nextId();
     expect((await a.restore('qemu', b.volid, { vmid: id, node: 'pve1', storage: 'local-lvm', unique: true }, fast)).ok).toBe(true);
@@ -311,7 +330,18 @@ describe('a single node without a cluster', () => {
   it('has no cluster entry: it is its own quorum', async () => {
     const one = await startSim({ standalone: true, nodes: [{ name: 'pve' }] });
     try {
-      const client = new PveClient({ host: '127.0.0.1', port: one.port, tokenId: 'root@pam!autopilot', tokenSecret: one.token.split('=').pop(), fingerprint: one.fingerprint, timeoutMs: 5000, retries: 0, breakerThreshold: 3, breakerCooldownMs: 1000, logger: quiet });
+      const client = new PveClient({
+        host: '127.0.0.1',
+        port: one.port,
+        tokenId: 'root@pam!autopilot',
+        tokenSecret: one.token.split('=').pop(),
+        fingerprint: one.fingerprint,
+        timeoutMs: 5000,
+        retries: 0,
+        breakerThreshold: 3,
+        breakerCooldownMs: 1000,
+        logger: quiet,
+      });
       const a = new ProxmoxApi(client, quiet);
       expect(await a.cluster()).toEqual({ name: null, quorate: true, nodes: [{ node: 'pve', online: true, local: true }] });
       expect((await a.guest(100)).node).toBe('pve');

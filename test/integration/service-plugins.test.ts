@@ -8,7 +8,10 @@ import { cleanupTmp, json, runCli, tmpDir, write } from '../helpers/cli';
 
 afterAll(cleanupTmp);
 
-const members = (archive: string): string[] => execFileSync('sh', ['-c', `zstd -dc '${archive}' | tar -t`], { encoding: 'utf8' }).trim().split('\n');
+const members = (archive: string): string[] =>
+  execFileSync('sh', ['-c', `zstd -dc '${archive}' | tar -t`], { encoding: 'utf8' })
+    .trim()
+    .split('\n');
 
 /** A fake caddy: `validate` fails on a Caddyfile containing BROKEN; `reload` is recorded. */
 function fakeCaddy(dir: string): { bin: string; reloads(): number } {
@@ -27,7 +30,16 @@ exit 2
 `,
   );
   fs.chmodSync(bin, 0o755);
-  return { bin, reloads: () => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('reload')).length : 0) };
+  return {
+    bin,
+    reloads: () =>
+      fs.existsSync(log)
+        ? fs
+            .readFileSync(log, 'utf8')
+            .split('\n')
+            .filter((l) => l.startsWith('reload')).length
+        : 0,
+  };
 }
 
 describe('caddy', () => {
@@ -38,16 +50,27 @@ describe('caddy', () => {
     write(path.join(dir, 'etc/caddy/sites/app'), 'reverse_proxy 127.0.0.1:8080\n');
     write(path.join(dir, 'data/caddy/certificates/example.org.crt'), 'CERT');
     const cfg = path.join(dir, 'c.yaml');
-    write(cfg, `global:\n  state_dir: ./state\n  log_dir: ./logs\nbackup:\n  root: ./backups\nservices:\n  - name: proxy\n    type: caddy\n    caddyfile: ./etc/caddy/Caddyfile\n    data_dir: ./data/caddy\n    caddy: ${caddy.bin}\n`);
+    write(
+      cfg,
+      `global:\n  state_dir: ./state\n  log_dir: ./logs\nbackup:\n  root: ./backups\nservices:\n  - name: proxy\n    type: caddy\n    caddyfile: ./etc/caddy/Caddyfile\n    data_dir: ./data/caddy\n    caddy: ${caddy.bin}\n`,
+    );
     const ok = json(await runCli(['backup', 'proxy', '--json', '--config', cfg]));
     expect(ok.ok).toBe(true);
     const m = members(ok.services[0].archive.path);
-    expect(m).toEqual(expect.arrayContaining([path.join(dir, 'etc/caddy/Caddyfile').slice(1), path.join(dir, 'etc/caddy/sites/app').slice(1), path.join(dir, 'data/caddy/certificates/example.org.crt').slice(1)]));
+    expect(m).toEqual(
+      expect.arrayContaining([
+        path.join(dir, 'etc/caddy/Caddyfile').slice(1),
+        path.join(dir, 'etc/caddy/sites/app').slice(1),
+        path.join(dir, 'data/caddy/certificates/example.org.crt').slice(1),
+      ]),
+    );
     fs.appendFileSync(path.join(dir, 'etc/caddy/Caddyfile'), 'BROKEN\n');
     await new Promise((r) => setTimeout(r, 1100));
     const r = await runCli(['backup', 'proxy', '--config', cfg]);
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/Caddyfile does not validate \(archived all the same\): Error: adapting config using caddyfile: .*unrecognized directive: BROKEN/);
+    expect(r.stderr).toMatch(
+      /Caddyfile does not validate \(archived all the same\): Error: adapting config using caddyfile: .*unrecognized directive: BROKEN/,
+    );
   });
 
   it('an update whose config no longer validates is rolled back: config and data restored, caddy reloaded', async () => {
@@ -57,7 +80,10 @@ describe('caddy', () => {
     write(path.join(dir, 'data/caddy/state.json'), '{"v":1}');
     const upgrade = path.join(dir, 'upgrade.sh');
     // an "upgrade" that migrates the data and leaves a config the new version rejects
-    write(upgrade, `#!/bin/sh\necho '{"v":2}' > '${path.join(dir, 'data/caddy/state.json')}'\necho BROKEN >> '${path.join(dir, 'etc/caddy/Caddyfile')}'\n`);
+    write(
+      upgrade,
+      `#!/bin/sh\necho '{"v":2}' > '${path.join(dir, 'data/caddy/state.json')}'\necho BROKEN >> '${path.join(dir, 'etc/caddy/Caddyfile')}'\n`,
+    );
     fs.chmodSync(upgrade, 0o755);
     const cfg = path.join(dir, 'c.yaml');
     write(
@@ -88,13 +114,22 @@ describe('nginx-proxy-manager', () => {
     write(path.join(dir, 'npm/data/logs/proxy-host-1_access.log'), 'GET /\n');
     write(path.join(dir, 'npm/letsencrypt/live/cloud.example.org/fullchain.pem'), 'PEM');
     const cfg = path.join(dir, 'c.yaml');
-    write(cfg, `global:\n  state_dir: ./state\n  log_dir: ./logs\nbackup:\n  root: ./backups\nservices:\n  - name: npm\n    type: nginx-proxy-manager\n    data_dir: ./npm/data\n    letsencrypt_dir: ./npm/letsencrypt\n`);
+    write(
+      cfg,
+      `global:\n  state_dir: ./state\n  log_dir: ./logs\nbackup:\n  root: ./backups\nservices:\n  - name: npm\n    type: nginx-proxy-manager\n    data_dir: ./npm/data\n    letsencrypt_dir: ./npm/letsencrypt\n`,
+    );
     const rep = json(await runCli(['backup', 'npm', '--json', '--config', cfg]));
     expect(rep.ok).toBe(true);
     const archive = rep.services[0].archive.path;
     const m = members(archive);
     const copy = path.join(dir, 'state/plugins/nginx-proxy-manager/npm/database.sqlite');
-    expect(m).toEqual(expect.arrayContaining([path.join(dir, 'npm/data/nginx/proxy_host/1.conf').slice(1), path.join(dir, 'npm/letsencrypt/live/cloud.example.org/fullchain.pem').slice(1), copy.slice(1)]));
+    expect(m).toEqual(
+      expect.arrayContaining([
+        path.join(dir, 'npm/data/nginx/proxy_host/1.conf').slice(1),
+        path.join(dir, 'npm/letsencrypt/live/cloud.example.org/fullchain.pem').slice(1),
+        copy.slice(1),
+      ]),
+    );
     expect(m).not.toContain(path.join(dir, 'npm/data/database.sqlite').slice(1));
     expect(m.some((x) => x.includes('/logs/proxy-host'))).toBe(false);
     // the copy in the archive is a working database

@@ -75,14 +75,24 @@ ${extra.services ?? ''}
     dir,
     cfg,
     marker,
-    calls: () => (fs.existsSync(record) ? fs.readFileSync(record, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as string[]) : []),
+    calls: () =>
+      fs.existsSync(record)
+        ? fs
+            .readFileSync(record, 'utf8')
+            .trim()
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as string[])
+        : [],
     failOn: (w) => (w ? fs.writeFileSync(control, w) : fs.rmSync(control, { force: true })),
   };
 }
 
-const autopilotSnaps = (vmid: number): string[] => (sim.guest(vmid).snapshots as { name: string }[]).map((x) => x.name).filter((n) => n.startsWith('autopilot_'));
+const autopilotSnaps = (vmid: number): string[] =>
+  (sim.guest(vmid).snapshots as { name: string }[]).map((x) => x.name).filter((n) => n.startsWith('autopilot_'));
 const alerts = (): { event: string; severity: string; title: string; text: string }[] => hook.requests.map((r) => JSON.parse(r.body));
-const tasksOf = (type: string, id: string): unknown[] => sim.tasks.filter((t: { type: string; id: string }) => t.type === type && t.id === id);
+const tasksOf = (type: string, id: string): unknown[] =>
+  sim.tasks.filter((t: { type: string; id: string }) => t.type === type && t.id === id);
 
 describe('update of a Proxmox guest', () => {
   it('--dry-run prints the plan and changes nothing', async () => {
@@ -94,7 +104,9 @@ describe('update of a Proxmox guest', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^ {2}1\. precheck +would pass now \(running; lock free; free space\)$/m);
     expect(r.stdout).toMatch(/^ {2}2\. snapshot +a proxmox snapshot of CT 100, named autopilot_<time>$/m);
-    expect(r.stdout).toMatch(/^ {2}3\. update +run in CT 100: apt-get update; then run in CT 100: env DEBIAN_FRONTEND=noninteractive apt-get -y .* dist-upgrade$/m);
+    expect(r.stdout).toMatch(
+      /^ {2}3\. update +run in CT 100: apt-get update; then run in CT 100: env DEBIAN_FRONTEND=noninteractive apt-get -y .* dist-upgrade$/m,
+    );
     expect(r.stdout).toMatch(/^ {2}4\. validate +running: every 1s for up to 2s$/m);
     expect(r.stdout).toMatch(/^ {2}6\. rollback +roll CT 100 back to that snapshot/m);
     expect(JSON.stringify(sim.guest(100).snapshots ?? {})).toBe(snaps);
@@ -113,19 +125,44 @@ describe('update of a Proxmox guest', () => {
       expect(r.code).toBe(0);
       const rep = json(r);
       expect(rep.services[0]).toMatchObject({ service: 'web', status: 'success' });
-      expect(rep.services[0].steps.map((x: { step: string; status: string }) => `${x.step}:${x.status}`)).toEqual(['precheck:success', 'snapshot:success', 'update:success', 'validate:success', 'cleanup:success']);
+      expect(rep.services[0].steps.map((x: { step: string; status: string }) => `${x.step}:${x.status}`)).toEqual([
+        'precheck:success',
+        'snapshot:success',
+        'update:success',
+        'validate:success',
+        'cleanup:success',
+      ]);
       await sleep(1100); // snapshot names have one-second resolution
     }
     expect(s.calls().slice(0, 2)).toEqual([
       ['exec', '100', '--', 'apt-get', 'update'],
-      ['exec', '100', '--', 'env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', '-y', '-o', 'Dpkg::Options::=--force-confdef', '-o', 'Dpkg::Options::=--force-confold', 'dist-upgrade'],
+      [
+        'exec',
+        '100',
+        '--',
+        'env',
+        'DEBIAN_FRONTEND=noninteractive',
+        'apt-get',
+        '-y',
+        '-o',
+        'Dpkg::Options::=--force-confdef',
+        '-o',
+        'Dpkg::Options::=--force-confold',
+        'dist-upgrade',
+      ],
     ]);
     expect(autopilotSnaps(100)).toHaveLength(2);
     expect(alerts().filter((a) => a.event === 'update_success')).toHaveLength(3);
     // every run and step is in state, with timings
     const h = json(await runCli(['history', '--kind', 'update', '--json', '--config', s.cfg]));
     expect(h[0].children[0]).toMatchObject({ target: 'web', status: 'success' });
-    expect(h[0].children[0].summary.steps.map((x: { step: string }) => x.step)).toEqual(['precheck', 'snapshot', 'update', 'validate', 'cleanup']);
+    expect(h[0].children[0].summary.steps.map((x: { step: string }) => x.step)).toEqual([
+      'precheck',
+      'snapshot',
+      'update',
+      'validate',
+      'cleanup',
+    ]);
   });
 
   it('a failing update command is rolled back, validated again, and alerted', async () => {
@@ -135,7 +172,9 @@ describe('update of a Proxmox guest', () => {
     const before = tasksOf('vzrollback', '100').length;
     const r = await runCli(['update', 'web', '--yes', '--config', s.cfg]);
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/^web\s+ROLLED BACK\s+autopilot_\d{8}_\d{6}\s+\S+\s+'env .*dist-upgrade' in CT 100 exited 100: E: Sub-process \/usr\/bin\/dpkg returned an error code \(1\)/m);
+    expect(r.stdout).toMatch(
+      /^web\s+ROLLED BACK\s+autopilot_\d{8}_\d{6}\s+\S+\s+'env .*dist-upgrade' in CT 100 exited 100: E: Sub-process \/usr\/bin\/dpkg returned an error code \(1\)/m,
+    );
     expect(tasksOf('vzrollback', '100').length).toBe(before + 1);
     expect(sim.guest(100).status).toBe('running');
     const a = alerts();
@@ -153,7 +192,9 @@ describe('update of a Proxmox guest', () => {
     expect(r.code).toBe(1);
     const rep = json(r);
     expect(rep.services[0].status).toBe('rollback_failed');
-    expect(rep.services[0].error).toMatch(/validation failed: still unhealthy after \d+ rounds? \(2s\): command test -e .*: exit 1, expected 0; then the rollback failed: after the rollback the service is still unhealthy/);
+    expect(rep.services[0].error).toMatch(
+      /validation failed: still unhealthy after \d+ rounds? \(2s\): command test -e .*: exit 1, expected 0; then the rollback failed: after the rollback the service is still unhealthy/,
+    );
     expect(rep.services[0].manual).toMatch(/^on the node of CT 100: pct rollback 100 autopilot_\d{8}_\d{6} && pct start 100$/);
     const a = alerts();
     expect(a[0]).toMatchObject({ event: 'update_failed', severity: 'critical' });
@@ -192,12 +233,24 @@ describe('update of a Proxmox guest', () => {
     // the alert still goes out after the signal
     expect(alerts().at(-1)).toMatchObject({ event: 'rollback_executed', severity: 'warning' });
     expect(alerts().at(-1)?.text).toMatch(/^The update was interrupted\. The service was rolled back to snapshot autopilot_/);
-    expect(h[0].children[0].summary.steps.map((x: { step: string; status: string }) => `${x.step}:${x.status}`)).toEqual(['precheck:success', 'snapshot:success', 'update:interrupted', 'rollback:success', 'revalidate:success']);
+    expect(h[0].children[0].summary.steps.map((x: { step: string; status: string }) => `${x.step}:${x.status}`)).toEqual([
+      'precheck:success',
+      'snapshot:success',
+      'update:interrupted',
+      'rollback:success',
+      'revalidate:success',
+    ]);
   });
 
   it('--all goes on past a failure and exits 1 (here two at once with --parallel 2)', async () => {
-    const s = setup({ services: '  - name: dns\n    type: lxc\n    vmid: 101\n    update: {}\n  - name: media\n    type: lxc\n    vmid: 103\n  - name: notes\n    type: files\n    paths: [.]' });
-    fs.writeFileSync(s.cfg, fs.readFileSync(s.cfg, 'utf8').replace('    vmid: 100\n', '    vmid: 100\n    update:\n      keep_snapshots: 5\n'));
+    const s = setup({
+      services:
+        '  - name: dns\n    type: lxc\n    vmid: 101\n    update: {}\n  - name: media\n    type: lxc\n    vmid: 103\n  - name: notes\n    type: files\n    paths: [.]',
+    });
+    fs.writeFileSync(
+      s.cfg,
+      fs.readFileSync(s.cfg, 'utf8').replace('    vmid: 100\n', '    vmid: 100\n    update:\n      keep_snapshots: 5\n'),
+    );
     s.failOn('101');
     const r = await runCli(['update', '--all', '--yes', '--json', '--parallel', '2', '--config', s.cfg]);
     expect(r.code).toBe(1);
@@ -207,7 +260,10 @@ describe('update of a Proxmox guest', () => {
     expect(new Date(w.startedAt).getTime()).toBeLessThan(new Date(d.endedAt).getTime());
     expect(new Date(d.startedAt).getTime()).toBeLessThan(new Date(w.endedAt).getTime());
     // files services cannot be updated, and a guest without update: is not updated by --all (the default commands suit Debian-like guests only)
-    expect(rep.services.map((x: { service: string; status: string }) => `${x.service}:${x.status}`)).toEqual(['web:success', 'dns:rolled_back']);
+    expect(rep.services.map((x: { service: string; status: string }) => `${x.service}:${x.status}`)).toEqual([
+      'web:success',
+      'dns:rolled_back',
+    ]);
     expect(rep.services[1].error).toMatch(/'apt-get update' in CT 101 exited 100/);
   });
 
@@ -215,14 +271,34 @@ describe('update of a Proxmox guest', () => {
     const dir = tmpDir();
     const ssh = path.join(dir, 'ssh');
     const rec = path.join(dir, 'ssh-calls.jsonl');
-    write(ssh, `#!/usr/bin/env node\nrequire('fs').appendFileSync(${JSON.stringify(rec)}, JSON.stringify(process.argv.slice(2)) + '\\n');\n`);
+    write(
+      ssh,
+      `#!/usr/bin/env node\nrequire('fs').appendFileSync(${JSON.stringify(rec)}, JSON.stringify(process.argv.slice(2)) + '\\n');\n`,
+    );
     fs.chmodSync(ssh, 0o755);
     const s = setup({ exec: `      via: ssh\n      ssh: ${ssh}\n      ssh_user: admin` });
-    fs.writeFileSync(s.cfg, fs.readFileSync(s.cfg, 'utf8').replace('    vmid: 100\n', `    vmid: 100\n    update:\n      command:\n        - [sh, -c, 'echo "it''s done" > /tmp/x']\n`));
+    fs.writeFileSync(
+      s.cfg,
+      fs
+        .readFileSync(s.cfg, 'utf8')
+        .replace('    vmid: 100\n', `    vmid: 100\n    update:\n      command:\n        - [sh, -c, 'echo "it''s done" > /tmp/x']\n`),
+    );
     const r = await runCli(['update', 'web', '--yes', '--json', '--config', s.cfg]);
     expect(json(r).services[0].status).toBe('success');
-    const calls = fs.readFileSync(rec, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(calls[0]).toEqual(['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', 'admin@10.0.0.100', '--', `sh -c 'echo "it'\\''s done" > /tmp/x'`]);
+    const calls = fs
+      .readFileSync(rec, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(calls[0]).toEqual([
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'ConnectTimeout=10',
+      'admin@10.0.0.100',
+      '--',
+      `sh -c 'echo "it'\\''s done" > /tmp/x'`,
+    ]);
   });
 
   it('when the commands cannot reach the guest at all, nothing is rolled back and the snapshot is removed', async () => {
@@ -237,7 +313,9 @@ describe('update of a Proxmox guest', () => {
     expect(r.code).toBe(1);
     const rep = json(r);
     expect(rep.services[0]).toMatchObject({ status: 'failed', hint: expect.stringMatching(/^nothing was changed/) });
-    expect(rep.services[0].error).toMatch(/cannot reach CT 100 to run commands in it: ssh: connect to host 10\.0\.0\.100 port 22: Connection refused/);
+    expect(rep.services[0].error).toMatch(
+      /cannot reach CT 100 to run commands in it: ssh: connect to host 10\.0\.0\.100 port 22: Connection refused/,
+    );
     expect(tasksOf('vzrollback', '100').length).toBe(rollbacks);
     expect(autopilotSnaps(100).length).toBe(snaps);
   });

@@ -29,7 +29,9 @@ function localTime(ms) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 /** UTC YYYY-MM-DDTHH:MM:SSZ (PBS snapshot ids). */
-function utcStamp(ms) { return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'); }
+function utcStamp(ms) {
+  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
 
 /** PVE's format_size (PVE/VZDump.pm): binary units, KB/MB as integers, GB/TB with 2 decimals. */
 function formatSize(size) {
@@ -43,7 +45,11 @@ function formatSize(size) {
 }
 
 function configText(guest) {
-  return Object.entries(guest.config).map(([k, v]) => `${k}: ${v}`).join('\n') + '\n';
+  return (
+    Object.entries(guest.config)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join('\n') + '\n'
+  );
 }
 
 /** Compress src into dst with the named compressor (the real CLIs). */
@@ -57,7 +63,9 @@ async function compressFile(src, dst, compress) {
       p.stdout.pipe(out);
       p.on('error', reject);
       out.on('finish', () => (p.exitCode === 0 || p.exitCode === null ? resolve() : reject(new Error(`gzip exit ${p.exitCode}`))));
-      p.on('close', (code) => { if (code !== 0) reject(new Error(`gzip exit ${code}`)); });
+      p.on('close', (code) => {
+        if (code !== 0) reject(new Error(`gzip exit ${code}`));
+      });
     });
   } else {
     // '0' (uncompressed) and lzo (the tar is simply stored under the .lzo name; fine for a simulator)
@@ -83,7 +91,10 @@ async function writeArchive({ guest, finalPath, compress, corrupt, tmpRoot }) {
         await fsp.mkdir(path.join(root, 'etc', 'vzdump'), { recursive: true });
         await fsp.mkdir(path.join(root, 'root'), { recursive: true });
         await fsp.writeFile(path.join(root, 'etc', 'hostname'), `${guest.config.hostname || guest.name}\n`);
-        await fsp.writeFile(path.join(root, 'etc', 'os-release'), 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n');
+        await fsp.writeFile(
+          path.join(root, 'etc', 'os-release'),
+          'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n',
+        );
         await fsp.writeFile(path.join(root, 'etc', 'vzdump', 'pct.conf'), configText(guest));
         await fsp.writeFile(path.join(root, 'root', '.bashrc'), '# simulated\n');
         await execFileP('tar', ['-cf', raw, '-C', root, './etc', './root']);
@@ -114,7 +125,11 @@ function parseBackupName(name) {
 function listDirBackups(storage, vmid) {
   const dir = path.join(storage.path, 'dump');
   let names = [];
-  try { names = fs.readdirSync(dir); } catch { return []; }
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
   const items = [];
   for (const name of names) {
     const info = parseBackupName(name);
@@ -122,13 +137,27 @@ function listDirBackups(storage, vmid) {
     if (vmid !== undefined && info.vmid !== Number(vmid)) continue;
     const file = path.join(dir, name);
     let st;
-    try { st = fs.statSync(file); } catch { continue; }
+    try {
+      st = fs.statSync(file);
+    } catch {
+      continue;
+    }
     if (!st.isFile()) continue;
-    const it = { volid: `${storage.id}:backup/${name}`, format: info.format, size: st.size, ctime: info.ctime, content: 'backup', subtype: info.subtype, vmid: info.vmid };
+    const it = {
+      volid: `${storage.id}:backup/${name}`,
+      format: info.format,
+      size: st.size,
+      ctime: info.ctime,
+      content: 'backup',
+      subtype: info.subtype,
+      vmid: info.vmid,
+    };
     try {
       const notes = fs.readFileSync(`${file}.notes`, 'utf8').split('\n')[0];
       if (notes !== undefined) it.notes = notes;
-    } catch { /* no notes */ }
+    } catch {
+      /* no notes */
+    }
     if (fs.existsSync(`${file}.protected`)) it.protected = 1;
     items.push(it);
   }
@@ -139,7 +168,9 @@ function listDirBackups(storage, vmid) {
 /** Parse "keep-last=3,keep-daily=7" -> {keep-last:3,...}. */
 function parsePrune(str) {
   const out = {};
-  for (const part of String(str || '').split(',').filter(Boolean)) {
+  for (const part of String(str || '')
+    .split(',')
+    .filter(Boolean)) {
     const [k, v] = part.split('=');
     out[k.trim()] = Number(v);
   }
@@ -149,19 +180,35 @@ function parsePrune(str) {
 /** Mark backups (newest first) keep/remove/protected per PVE's retention algorithm. */
 function pruneMark(entries, keep) {
   const list = [...entries].sort((a, b) => b.ctime - a.ctime).map((e) => ({ ...e, mark: e.protected ? 'protected' : undefined }));
-  if (keep['keep-all']) { list.forEach((e) => { if (!e.mark) e.mark = 'keep'; }); return list; }
+  if (keep['keep-all']) {
+    list.forEach((e) => {
+      if (!e.mark) e.mark = 'keep';
+    });
+    return list;
+  }
   const d = (t) => new Date(t * 1000);
   const isoWeek = (t) => {
-    const x = d(t); const day = (x.getDay() + 6) % 7; x.setDate(x.getDate() - day + 3);
+    const x = d(t);
+    const day = (x.getDay() + 6) % 7;
+    x.setDate(x.getDate() - day + 3);
     const first = new Date(x.getFullYear(), 0, 4);
     return `${x.getFullYear()}/${1 + Math.round(((x - first) / 86400000 - 3 + ((first.getDay() + 6) % 7)) / 7)}`;
   };
   const ids = {
     'keep-last': (t) => String(t) + Math.random(),
-    'keep-hourly': (t) => { const x = d(t); return `${x.getFullYear()}/${x.getMonth()}/${x.getDate()}/${x.getHours()}`; },
-    'keep-daily': (t) => { const x = d(t); return `${x.getFullYear()}/${x.getMonth()}/${x.getDate()}`; },
+    'keep-hourly': (t) => {
+      const x = d(t);
+      return `${x.getFullYear()}/${x.getMonth()}/${x.getDate()}/${x.getHours()}`;
+    },
+    'keep-daily': (t) => {
+      const x = d(t);
+      return `${x.getFullYear()}/${x.getMonth()}/${x.getDate()}`;
+    },
     'keep-weekly': isoWeek,
-    'keep-monthly': (t) => { const x = d(t); return `${x.getFullYear()}/${x.getMonth()}`; },
+    'keep-monthly': (t) => {
+      const x = d(t);
+      return `${x.getFullYear()}/${x.getMonth()}`;
+    },
     'keep-yearly': (t) => String(d(t).getFullYear()),
   };
   for (const [opt, idf] of Object.entries(ids)) {
@@ -182,11 +229,22 @@ function pruneMark(entries, keep) {
       }
     }
   }
-  list.forEach((e) => { if (!e.mark) e.mark = 'remove'; });
+  list.forEach((e) => {
+    if (!e.mark) e.mark = 'remove';
+  });
   return list;
 }
 
 module.exports = {
-  writeArchive, listDirBackups, parseBackupName, pruneMark, parsePrune, formatSize,
-  localStamp, localTime, utcStamp, COMPRESS_EXT, configText,
+  writeArchive,
+  listDirBackups,
+  parseBackupName,
+  pruneMark,
+  parsePrune,
+  formatSize,
+  localStamp,
+  localTime,
+  utcStamp,
+  COMPRESS_EXT,
+  configText,
 };

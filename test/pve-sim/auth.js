@@ -21,7 +21,9 @@ class Auth {
     return crypto.createHmac('sha256', this.secret).update(data).digest('base64');
   }
 
-  hex8(sec) { return sec.toString(16).toUpperCase().padStart(8, '0'); }
+  hex8(sec) {
+    return sec.toString(16).toUpperCase().padStart(8, '0');
+  }
 
   /** PVE:<userid>:<8 hex time>::<base64 signature> */
   makeTicket(userid) {
@@ -62,7 +64,9 @@ class Auth {
     return this.ageOk(m[1]);
   }
 
-  expireAll() { for (const t of this.issued) this.revoked.add(t); }
+  expireAll() {
+    for (const t of this.issued) this.revoked.add(t);
+  }
 
   /** username/password login; password may be a valid ticket (renewal). */
   login(username, password, realm) {
@@ -101,7 +105,11 @@ class Auth {
       if (am) ticket = am[1];
     }
     if (ticket === null) return { kind: 'none', error: 'No ticket' };
-    try { ticket = decodeURIComponent(ticket); } catch { /* keep raw */ }
+    try {
+      ticket = decodeURIComponent(ticket);
+    } catch {
+      /* keep raw */
+    }
     const userid = this.verifyTicket(ticket);
     if (!userid) return { kind: 'ticket', error: 'Authentication failed!' };
     return { kind: 'ticket', userid };

@@ -20,7 +20,9 @@ async function main() {
   const port = Number(arg('--port', '8006'));
   const certDir = path.resolve(arg('--cert-dir', '/tmp/homelab-autopilot-pve-sim'));
   const sim = await startSimulator({
-    port, certDir, apidata: arg('--apidata', undefined),
+    port,
+    certDir,
+    apidata: arg('--apidata', undefined),
     tokens: [{ id: 'root@pam!autopilot', secret: DEFAULT_TOKEN_SECRET, privsep: false }],
     taskDurationMs: Number(arg('--task-ms', '1500')),
   });
@@ -30,7 +32,9 @@ async function main() {
   console.log(`  fingerprint:  ${sim.fingerprint}`);
   console.log(`  CA file:      ${sim.certFile}`);
   console.log(`  storages:     local=${sim.storagePath('local')}  nas=${sim.storagePath('nas')}  local-lvm (lvmthin)  pbs (store1)`);
-  console.log('  nodes:        pve1 pve2 pve3; guests 100 lxc web@pve1 (running), 101 lxc dns@pve2 (running), 102 qemu nextcloud@pve3 (running), 103 lxc media@pve1 (stopped)');
+  console.log(
+    '  nodes:        pve1 pve2 pve3; guests 100 lxc web@pve1 (running), 101 lxc dns@pve2 (running), 102 qemu nextcloud@pve3 (running), 103 lxc media@pve1 (stopped)',
+  );
   console.log(`  schema check: ${sim.schemaChecked ? 'active' : 'NOT active'} - ${sim.schemaNote}`);
   console.log('Ctrl-C stops.');
   let stopping = false;
@@ -45,4 +49,7 @@ async function main() {
   process.on('SIGTERM', stop);
 }
 
-main().catch((e) => { console.error(`pve-sim: ${e.message}`); process.exit(1); });
+main().catch((e) => {
+  console.error(`pve-sim: ${e.message}`);
+  process.exit(1);
+});

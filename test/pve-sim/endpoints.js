@@ -40,7 +40,11 @@ function fullConfig(g) {
 function guestTask(c, g, type, { check, effect, cleanup } = {}) {
   const sim = c.sim;
   const t = sim.taskManager.start({
-    node: g.node, type, id: String(g.vmid), user: c.taskUser, faultIds: [g.vmid],
+    node: g.node,
+    type,
+    id: String(g.vmid),
+    user: c.taskUser,
+    faultIds: [g.vmid],
     run: async (ctx, task) => {
       try {
         ctx.applyFault();
@@ -80,9 +84,16 @@ function storageSizes(sim, s) {
 
 function taskItem(t, withEnd) {
   const it = { upid: t.upid, node: t.node, pid: t.pid, pstart: t.pstart, starttime: t.starttime, type: t.type, id: t.id, user: t.user };
-  if (t.user.includes('!')) { const [u, tok] = t.user.split('!'); it.user = u; it.tokenid = tok; }
+  if (t.user.includes('!')) {
+    const [u, tok] = t.user.split('!');
+    it.user = u;
+    it.tokenid = tok;
+  }
   if (withEnd) {
-    if (t.status === 'stopped') { it.endtime = t.endtime; it.status = t.exitstatus; } else it.status = 'RUNNING';
+    if (t.status === 'stopped') {
+      it.endtime = t.endtime;
+      it.status = t.exitstatus;
+    } else it.status = 'RUNNING';
   } else {
     it.status = t.status;
     if (t.status === 'stopped') it.exitstatus = t.exitstatus;
@@ -103,7 +114,23 @@ function findTask(c) {
 }
 
 /** Config values as GET config returns them: integers/booleans as numbers, JSON true/false as 1/0. */
-const INT_KEYS = new Set(['memory', 'swap', 'cores', 'cpuunits', 'unprivileged', 'onboot', 'template', 'protection', 'tty', 'sockets', 'balloon', 'tablet', 'numa', 'acpi', 'kvm']);
+const INT_KEYS = new Set([
+  'memory',
+  'swap',
+  'cores',
+  'cpuunits',
+  'unprivileged',
+  'onboot',
+  'template',
+  'protection',
+  'tty',
+  'sockets',
+  'balloon',
+  'tablet',
+  'numa',
+  'acpi',
+  'kvm',
+]);
 function normConfig(cfg) {
   for (const [k, v] of Object.entries(cfg)) {
     if (v === true || v === false) cfg[k] = v ? 1 : 0;
@@ -116,7 +143,11 @@ function normConfig(cfg) {
 
 const H = {};
 
-H.version = (c) => ({ version: c.sim.opts.version || '9.1.2', release: (c.sim.opts.version || '9.1.2').split('.').slice(0, 2).join('.'), repoid: 'b9c5ab52e3e7d7a4' });
+H.version = (c) => ({
+  version: c.sim.opts.version || '9.1.2',
+  release: (c.sim.opts.version || '9.1.2').split('.').slice(0, 2).join('.'),
+  repoid: 'b9c5ab52e3e7d7a4',
+});
 
 H.clusterStatus = (c) => {
   c.check('/', 'Sys.Audit');
@@ -129,8 +160,24 @@ H.clusterStatus = (c) => {
   }
   const online = nodes.filter((n) => n.online).length;
   return [
-    { type: 'cluster', id: 'cluster', name: sim.clusterName, nodes: nodes.length, version: nodes.length + 2, quorate: online * 2 > nodes.length ? 1 : 0 },
-    ...nodes.map((n) => ({ type: 'node', id: `node/${n.name}`, name: n.name, nodeid: n.nodeid, ip: n.ip, local: n.name === entry ? 1 : 0, online: n.online ? 1 : 0, level: '' })),
+    {
+      type: 'cluster',
+      id: 'cluster',
+      name: sim.clusterName,
+      nodes: nodes.length,
+      version: nodes.length + 2,
+      quorate: online * 2 > nodes.length ? 1 : 0,
+    },
+    ...nodes.map((n) => ({
+      type: 'node',
+      id: `node/${n.name}`,
+      name: n.name,
+      nodeid: n.nodeid,
+      ip: n.ip,
+      local: n.name === entry ? 1 : 0,
+      online: n.online ? 1 : 0,
+      level: '',
+    })),
   ];
 };
 
@@ -148,9 +195,20 @@ H.clusterResources = (c) => {
       } else {
         const st = guestStatus(g, nowMs);
         Object.assign(it, {
-          status: g.status, name: st.name, template: g.template ? 1 : 0, uptime: st.uptime, maxcpu: st.cpus, cpu: st.cpu,
-          maxmem: st.maxmem, mem: st.mem, maxdisk: st.maxdisk, disk: st.disk, netin: st.netin, netout: st.netout,
-          diskread: st.diskread, diskwrite: st.diskwrite,
+          status: g.status,
+          name: st.name,
+          template: g.template ? 1 : 0,
+          uptime: st.uptime,
+          maxcpu: st.cpus,
+          cpu: st.cpu,
+          maxmem: st.maxmem,
+          mem: st.mem,
+          maxdisk: st.maxdisk,
+          disk: st.disk,
+          netin: st.netin,
+          netout: st.netout,
+          diskread: st.diskread,
+          diskwrite: st.diskwrite,
         });
       }
       if (g.lock) it.lock = g.lock;
@@ -163,7 +221,17 @@ H.clusterResources = (c) => {
     for (const n of sim.model.nodes.values()) {
       if (!c.can(`/nodes/${n.name}`, 'Sys.Audit')) continue;
       const it = { id: `node/${n.name}`, node: n.name, type: 'node', status: n.online ? 'online' : 'offline', level: '' };
-      if (n.online) Object.assign(it, { maxcpu: 8, maxmem: 32 * GiB, maxdisk: 100 * GiB, uptime: sim.nowSec() - n.bootSec, cpu: 0.031, mem: 9 * GiB, disk: 12 * GiB, 'cgroup-mode': 2 });
+      if (n.online)
+        Object.assign(it, {
+          maxcpu: 8,
+          maxmem: 32 * GiB,
+          maxdisk: 100 * GiB,
+          uptime: sim.nowSec() - n.bootSec,
+          cpu: 0.031,
+          mem: 9 * GiB,
+          disk: 12 * GiB,
+          'cgroup-mode': 2,
+        });
       out.push(it);
     }
   }
@@ -171,8 +239,21 @@ H.clusterResources = (c) => {
     for (const n of sim.model.nodes.values()) {
       for (const s of sim.model.storages.values()) {
         if (!c.can(`/storage/${s.id}`, 'Datastore.Audit') && !c.can(`/storage/${s.id}`, 'Datastore.AllocateSpace')) continue;
-        const it = { id: `storage/${n.name}/${s.id}`, storage: s.id, node: n.name, type: 'storage', plugintype: s.type, status: n.online ? 'available' : 'unknown', shared: s.shared, content: s.content };
-        if (n.online) { const z = storageSizes(sim, s); it.maxdisk = z.total; it.disk = z.used; }
+        const it = {
+          id: `storage/${n.name}/${s.id}`,
+          storage: s.id,
+          node: n.name,
+          type: 'storage',
+          plugintype: s.type,
+          status: n.online ? 'available' : 'unknown',
+          shared: s.shared,
+          content: s.content,
+        };
+        if (n.online) {
+          const z = storageSizes(sim, s);
+          it.maxdisk = z.total;
+          it.disk = z.used;
+        }
         out.push(it);
       }
     }
@@ -192,27 +273,46 @@ H.nextid = (c) => {
   return String(id);
 };
 
-H.nodes = (c) => [...c.sim.model.nodes.values()].map((n) => {
-  const it = { node: n.name, status: n.online ? 'online' : 'offline', id: `node/${n.name}`, type: 'node', level: '' };
-  if (n.online && c.can(`/nodes/${n.name}`, 'Sys.Audit')) {
-    Object.assign(it, { cpu: 0.031, maxcpu: 8, mem: 9 * GiB, maxmem: 32 * GiB, disk: 12 * GiB, maxdisk: 100 * GiB, uptime: c.sim.nowSec() - n.bootSec, ssl_fingerprint: c.sim.fingerprint });
-  }
-  return it;
-});
+H.nodes = (c) =>
+  [...c.sim.model.nodes.values()].map((n) => {
+    const it = { node: n.name, status: n.online ? 'online' : 'offline', id: `node/${n.name}`, type: 'node', level: '' };
+    if (n.online && c.can(`/nodes/${n.name}`, 'Sys.Audit')) {
+      Object.assign(it, {
+        cpu: 0.031,
+        maxcpu: 8,
+        mem: 9 * GiB,
+        maxmem: 32 * GiB,
+        disk: 12 * GiB,
+        maxdisk: 100 * GiB,
+        uptime: c.sim.nowSec() - n.bootSec,
+        ssl_fingerprint: c.sim.fingerprint,
+      });
+    }
+    return it;
+  });
 
 H.nodeStatus = (c) => {
   c.check(`/nodes/${c.p.node}`, 'Sys.Audit');
   const n = c.sim.model.nodes.get(c.p.node);
   return {
-    cpu: 0.031, wait: 0.0012, idle: 0,
-    cpuinfo: { cpus: 8, cores: 4, sockets: 1, model: 'Simulated CPU @ 3.40GHz', mhz: '3400.000', hvm: '1', flags: 'fpu vme', 'user_hz': 100 },
+    cpu: 0.031,
+    wait: 0.0012,
+    idle: 0,
+    cpuinfo: { cpus: 8, cores: 4, sockets: 1, model: 'Simulated CPU @ 3.40GHz', mhz: '3400.000', hvm: '1', flags: 'fpu vme', user_hz: 100 },
     memory: { total: 32 * GiB, used: 9 * GiB, free: 23 * GiB, available: 22 * GiB },
     swap: { total: 8 * GiB, used: 0, free: 8 * GiB },
     rootfs: { total: 100 * GiB, used: 12 * GiB, free: 88 * GiB, avail: 83 * GiB },
-    ksm: { shared: 0 }, loadavg: ['0.12', '0.10', '0.05'], uptime: c.sim.nowSec() - n.bootSec,
+    ksm: { shared: 0 },
+    loadavg: ['0.12', '0.10', '0.05'],
+    uptime: c.sim.nowSec() - n.bootSec,
     kversion: 'Linux 6.14.8-2-pve #1 SMP PREEMPT_DYNAMIC PMX 6.14.8-2 (2025-07-22T10:04Z) x86_64',
     pveversion: `pve-manager/${c.sim.opts.version || '9.1.2'}/b9c5ab52e3e7d7a4`,
-    'current-kernel': { sysname: 'Linux', release: '6.14.8-2-pve', machine: 'x86_64', version: '#1 SMP PREEMPT_DYNAMIC PMX 6.14.8-2 (2025-07-22T10:04Z)' },
+    'current-kernel': {
+      sysname: 'Linux',
+      release: '6.14.8-2-pve',
+      machine: 'x86_64',
+      version: '#1 SMP PREEMPT_DYNAMIC PMX 6.14.8-2 (2025-07-22T10:04Z)',
+    },
     'boot-info': { mode: 'efi', secureboot: 0 },
   };
 };
@@ -229,7 +329,9 @@ const statusCurrent = (type) => (c) => {
   c.check(`/vms/${g.vmid}`, 'VM.Audit');
   const it = guestStatus(g, c.sim.nowMs(), { legacyVmidStrings: c.sim.opts.legacyVmidStrings });
   it.ha = g.hamanaged ? { managed: 1, state: g.status === 'running' ? 'started' : 'stopped', group: null } : { managed: 0 };
-  if (type === 'qemu') { if (g.agent && String(g.config.agent || '0').startsWith('1')) it.agent = 1; }
+  if (type === 'qemu') {
+    if (g.agent && String(g.config.agent || '0').startsWith('1')) it.agent = 1;
+  }
   return it;
 };
 
@@ -287,13 +389,27 @@ H.lxcInterfaces = (c) => {
   c.check(`/vms/${g.vmid}`, 'VM.Audit');
   if (g.status !== 'running') return null;
   const lo = {
-    name: 'lo', hwaddr: '00:00:00:00:00:00', 'hardware-address': '00:00:00:00:00:00', inet: '127.0.0.1/8', inet6: '::1/128',
-    'ip-addresses': [{ 'ip-address': '127.0.0.1', 'ip-address-type': 'inet', prefix: 8 }, { 'ip-address': '::1', 'ip-address-type': 'inet6', prefix: 128 }],
+    name: 'lo',
+    hwaddr: '00:00:00:00:00:00',
+    'hardware-address': '00:00:00:00:00:00',
+    inet: '127.0.0.1/8',
+    inet6: '::1/128',
+    'ip-addresses': [
+      { 'ip-address': '127.0.0.1', 'ip-address-type': 'inet', prefix: 8 },
+      { 'ip-address': '::1', 'ip-address-type': 'inet6', prefix: 128 },
+    ],
   };
   const mac = (/hwaddr=([0-9A-Fa-f:]+)/.exec(g.config.net0 || '') || [])[1] || '00:00:00:00:00:00';
   const lmac = mac.toLowerCase();
-  const addrs = g.ips.map((ip) => { const [a, pfx] = ip.split('/'); return { 'ip-address': a, 'ip-address-type': a.includes(':') ? 'inet6' : 'inet', prefix: Number(pfx || (a.includes(':') ? 64 : 32)) }; });
-  addrs.push({ 'ip-address': `fe80::be24:11ff:fe${lmac.slice(9, 11)}:${(lmac.slice(12, 14) + lmac.slice(15, 17)).replace(/^0+(?=.)/, '')}`, 'ip-address-type': 'inet6', prefix: 64 });
+  const addrs = g.ips.map((ip) => {
+    const [a, pfx] = ip.split('/');
+    return { 'ip-address': a, 'ip-address-type': a.includes(':') ? 'inet6' : 'inet', prefix: Number(pfx || (a.includes(':') ? 64 : 32)) };
+  });
+  addrs.push({
+    'ip-address': `fe80::be24:11ff:fe${lmac.slice(9, 11)}:${(lmac.slice(12, 14) + lmac.slice(15, 17)).replace(/^0+(?=.)/, '')}`,
+    'ip-address-type': 'inet6',
+    prefix: 64,
+  });
   const eth0 = { name: 'eth0', hwaddr: lmac, 'hardware-address': lmac, 'ip-addresses': addrs };
   for (const a of addrs) eth0[a['ip-address-type']] = `${a['ip-address']}/${a.prefix}`; // last of each family wins
   return [lo, eth0];
@@ -307,11 +423,41 @@ H.qemuAgentIfaces = (c) => {
   const mac = ((/=([0-9A-Fa-f:]{17})/.exec(g.config.net0 || '') || [])[1] || '00:00:00:00:00:00').toLowerCase();
   return {
     result: [
-      { name: 'lo', 'hardware-address': '00:00:00:00:00:00', 'ip-addresses': [{ 'ip-address': '127.0.0.1', 'ip-address-type': 'ipv4', prefix: 8 }, { 'ip-address': '::1', 'ip-address-type': 'ipv6', prefix: 128 }], statistics: { 'rx-bytes': 100, 'tx-bytes': 100, 'rx-packets': 1, 'tx-packets': 1, 'rx-errs': 0, 'tx-errs': 0, 'rx-dropped': 0, 'tx-dropped': 0 } },
       {
-        name: 'ens18', 'hardware-address': mac,
-        'ip-addresses': g.ips.map((ip) => { const [a, pfx] = ip.split('/'); return { 'ip-address': a, 'ip-address-type': a.includes(':') ? 'ipv6' : 'ipv4', prefix: Number(pfx || 24) }; }),
-        statistics: { 'rx-bytes': 123456, 'tx-bytes': 65432, 'rx-packets': 1000, 'tx-packets': 800, 'rx-errs': 0, 'tx-errs': 0, 'rx-dropped': 0, 'tx-dropped': 0 },
+        name: 'lo',
+        'hardware-address': '00:00:00:00:00:00',
+        'ip-addresses': [
+          { 'ip-address': '127.0.0.1', 'ip-address-type': 'ipv4', prefix: 8 },
+          { 'ip-address': '::1', 'ip-address-type': 'ipv6', prefix: 128 },
+        ],
+        statistics: {
+          'rx-bytes': 100,
+          'tx-bytes': 100,
+          'rx-packets': 1,
+          'tx-packets': 1,
+          'rx-errs': 0,
+          'tx-errs': 0,
+          'rx-dropped': 0,
+          'tx-dropped': 0,
+        },
+      },
+      {
+        name: 'ens18',
+        'hardware-address': mac,
+        'ip-addresses': g.ips.map((ip) => {
+          const [a, pfx] = ip.split('/');
+          return { 'ip-address': a, 'ip-address-type': a.includes(':') ? 'ipv6' : 'ipv4', prefix: Number(pfx || 24) };
+        }),
+        statistics: {
+          'rx-bytes': 123456,
+          'tx-bytes': 65432,
+          'rx-packets': 1000,
+          'tx-packets': 800,
+          'rx-errs': 0,
+          'tx-errs': 0,
+          'rx-dropped': 0,
+          'tx-dropped': 0,
+        },
       },
     ],
   };
@@ -322,12 +468,14 @@ H.qemuAgentIfaces = (c) => {
 const snapList = (type) => (c) => {
   const g = guestHere(c, type);
   c.check(`/vms/${g.vmid}`, 'VM.Audit');
-  const list = [...g.snapshots].sort((a, b) => a.snaptime - b.snaptime).map((s) => {
-    const it = { name: s.name, description: s.description || '', snaptime: s.snaptime };
-    if (s.parent) it.parent = s.parent;
-    if (type === 'qemu') it.vmstate = s.vmstate ? 1 : 0;
-    return it;
-  });
+  const list = [...g.snapshots]
+    .sort((a, b) => a.snaptime - b.snaptime)
+    .map((s) => {
+      const it = { name: s.name, description: s.description || '', snaptime: s.snaptime };
+      if (s.parent) it.parent = s.parent;
+      if (type === 'qemu') it.vmstate = s.vmstate ? 1 : 0;
+      return it;
+    });
   const cur = { name: 'current', description: 'You are here!', digest: digest(g.config), running: g.status === 'running' ? 1 : 0 };
   if (g.parent) cur.parent = g.parent;
   list.push(cur);
@@ -336,7 +484,8 @@ const snapList = (type) => (c) => {
 
 function reservedSnap(c, type, name) {
   const reserved = type === 'lxc' ? ['current', 'vzdump'] : ['current'];
-  if (reserved.includes(name) || (type === 'qemu' && name.toLowerCase() === 'pending')) c.die(`unable to use snapshot name '${name}' (reserved name)`);
+  if (reserved.includes(name) || (type === 'qemu' && name.toLowerCase() === 'pending'))
+    c.die(`unable to use snapshot name '${name}' (reserved name)`);
   if (!/^[a-z][a-z0-9_-]+$/i.test(name)) c.paramError({ snapname: `invalid format - invalid configuration ID '${name}'\n` }, true);
 }
 
@@ -353,11 +502,17 @@ const snapCreate = (type) => (c) => {
       if (g.template) throw new TaskError("you can't take a snapshot if it's a template");
       g.lock = 'snapshot';
     },
-    cleanup: () => { if (g.lock === 'snapshot') g.lock = null; },
+    cleanup: () => {
+      if (g.lock === 'snapshot') g.lock = null;
+    },
     effect: () => {
       g.snapshots.push({
-        name, description: c.p.description ? String(c.p.description) : '', snaptime: sim.nowSec(), parent: g.parent || undefined,
-        vmstate: type === 'qemu' && bool(c.p.vmstate) && g.status === 'running', config: { ...g.config },
+        name,
+        description: c.p.description ? String(c.p.description) : '',
+        snaptime: sim.nowSec(),
+        parent: g.parent || undefined,
+        vmstate: type === 'qemu' && bool(c.p.vmstate) && g.status === 'running',
+        config: { ...g.config },
       });
       g.parent = name;
     },
@@ -377,17 +532,26 @@ const snapRollback = (type) => (c) => {
       if (sim.opts.snapshotBackend === 'zfs') {
         const newest = [...g.snapshots].sort((a, b) => b.snaptime - a.snaptime)[0];
         if (newest && newest.name !== name) {
-          const vol = String(g.config.rootfs || g.config.scsi0 || '').split(',')[0].split(':')[1] || `vm-${g.vmid}-disk-0`;
+          const vol =
+            String(g.config.rootfs || g.config.scsi0 || '')
+              .split(',')[0]
+              .split(':')[1] || `vm-${g.vmid}-disk-0`;
           throw new TaskError(`can't rollback, '${name}' is not most recent snapshot on '${vol}'`);
         }
       }
     },
     effect: (ctx) => {
       const s = g.snapshots.find((x) => x.name === name);
-      if (g.status === 'running') { ctx.log(type === 'lxc' ? 'stopping container' : 'stopping VM'); setRunning(sim, g, false); }
+      if (g.status === 'running') {
+        ctx.log(type === 'lxc' ? 'stopping container' : 'stopping VM');
+        setRunning(sim, g, false);
+      }
       g.config = { ...s.config };
       g.parent = name;
-      if (bool(c.p.start) || (type === 'qemu' && s.vmstate)) { ctx.log(type === 'lxc' ? 'starting container' : 'starting VM'); setRunning(sim, g, true); }
+      if (bool(c.p.start) || (type === 'qemu' && s.vmstate)) {
+        ctx.log(type === 'lxc' ? 'starting container' : 'starting VM');
+        setRunning(sim, g, true);
+      }
     },
   });
 };
@@ -445,7 +609,18 @@ H.storageList = (c) => {
     .filter((s) => !want || want.some((w) => s.contentList.includes(w)))
     .map((s) => {
       const z = storageSizes(sim, s);
-      return { storage: s.id, type: s.type, content: s.content, shared: s.shared, active: 1, enabled: 1, total: z.total, used: z.used, avail: z.avail, used_fraction: z.used / z.total };
+      return {
+        storage: s.id,
+        type: s.type,
+        content: s.content,
+        shared: s.shared,
+        active: 1,
+        enabled: 1,
+        total: z.total,
+        used: z.used,
+        avail: z.avail,
+        used_fraction: z.used / z.total,
+      };
     });
 };
 
@@ -456,10 +631,23 @@ H.storageStatus = (c) => {
   return { type: s.type, content: s.content, shared: s.shared, active: 1, enabled: 1, total: z.total, used: z.used, avail: z.avail };
 };
 
-H.storageIndex = (c) => { storageOf(c, c.p.storage); return [{ subdir: 'status' }, { subdir: 'content' }, { subdir: 'upload' }, { subdir: 'rrd' }, { subdir: 'rrddata' }, { subdir: 'prunebackups' }]; };
+H.storageIndex = (c) => {
+  storageOf(c, c.p.storage);
+  return [
+    { subdir: 'status' },
+    { subdir: 'content' },
+    { subdir: 'upload' },
+    { subdir: 'rrd' },
+    { subdir: 'rrddata' },
+    { subdir: 'prunebackups' },
+  ];
+};
 
 function canSeeBackup(c, s, vmid) {
-  return c.can(`/storage/${s.id}`, 'Datastore.Allocate') || (c.can(`/storage/${s.id}`, 'Datastore.AllocateSpace') && c.can(`/vms/${vmid}`, 'VM.Backup'));
+  return (
+    c.can(`/storage/${s.id}`, 'Datastore.Allocate') ||
+    (c.can(`/storage/${s.id}`, 'Datastore.AllocateSpace') && c.can(`/vms/${vmid}`, 'VM.Backup'))
+  );
 }
 
 H.storageContent = (c) => {
@@ -486,7 +674,13 @@ H.storageContent = (c) => {
       const ct = g.type === 'lxc' ? 'rootdir' : 'images';
       if (content && content !== ct) continue;
       if (!c.can(`/vms/${g.vmid}`, 'VM.Audit')) continue;
-      items.push({ volid: `${s.id}:vm-${g.vmid}-disk-0`, format: 'raw', size: (g.type === 'lxc' ? 8 : 32) * GiB, content: ct, vmid: g.vmid });
+      items.push({
+        volid: `${s.id}:vm-${g.vmid}-disk-0`,
+        format: 'raw',
+        size: (g.type === 'lxc' ? 8 : 32) * GiB,
+        content: ct,
+        vmid: g.vmid,
+      });
     }
   }
   items.sort((a, b) => (a.volid.toLowerCase() < b.volid.toLowerCase() ? -1 : a.volid.toLowerCase() > b.volid.toLowerCase() ? 1 : 0));
@@ -503,11 +697,16 @@ H.contentDelete = (c) => {
   const info = s.type === 'pbs' ? /^backup\/(?:ct|vm)\/(\d+)\//.exec(pv.volname) : /^backup\/vzdump-\w+-(\d+)-/.exec(pv.volname);
   const vmid = info ? Number(info[1]) : null;
   if (!c.can(`/storage/${s.id}`, 'Datastore.Allocate')) {
-    if (vmid === null || !c.can(`/storage/${s.id}`, 'Datastore.AllocateSpace') || !c.can(`/vms/${vmid}`, 'VM.Backup')) c.check(`/storage/${s.id}`, 'Datastore.Allocate');
+    if (vmid === null || !c.can(`/storage/${s.id}`, 'Datastore.AllocateSpace') || !c.can(`/vms/${vmid}`, 'VM.Backup'))
+      c.check(`/storage/${s.id}`, 'Datastore.Allocate');
   }
   const id = `${vmid !== null ? `${vmid}@` : ''}${s.id}`;
   const t = sim.taskManager.start({
-    node: c.p.node, type: 'imgdel', id, user: c.taskUser, faultIds: vmid !== null ? [vmid] : [],
+    node: c.p.node,
+    type: 'imgdel',
+    id,
+    user: c.taskUser,
+    faultIds: vmid !== null ? [vmid] : [],
     run: async (ctx, task) => {
       ctx.applyFault();
       await ctx.sleep(Math.min(100, sim.taskManager.duration(task)));
@@ -533,7 +732,8 @@ H.lxcCreate = (c) => {
   c.check(`/vms/${vmid}`, 'VM.Allocate');
   const restore = bool(c.p.restore);
   const existing = sim.model.guests.get(vmid);
-  if (existing && (!bool(c.p.force) || existing.node !== c.p.node || existing.type !== 'lxc')) c.die(`CT ${vmid} already exists on node '${existing.node}'`);
+  if (existing && (!bool(c.p.force) || existing.node !== c.p.node || existing.type !== 'lxc'))
+    c.die(`CT ${vmid} already exists on node '${existing.node}'`);
   if (existing && existing.status === 'running') c.die("can't overwrite running container");
   const sid = c.p.storage !== undefined ? String(c.p.storage) : 'local';
   const st = sim.model.storages.get(sid);
@@ -542,7 +742,11 @@ H.lxcCreate = (c) => {
   c.check(`/storage/${sid}`, 'Datastore.AllocateSpace');
   const volid = String(c.p.ostemplate);
   const t = sim.taskManager.start({
-    node: c.p.node, type: restore ? 'vzrestore' : 'vzcreate', id: String(vmid), user: c.taskUser, faultIds: [vmid],
+    node: c.p.node,
+    type: restore ? 'vzrestore' : 'vzcreate',
+    id: String(vmid),
+    user: c.taskUser,
+    faultIds: [vmid],
     run: async (ctx, task) => {
       ctx.applyFault();
       let meta = null;
@@ -558,7 +762,10 @@ H.lxcCreate = (c) => {
         if (file) {
           ctx.log(`extracting archive '${file}'`);
           const ok = await sim.archiveReadable(file);
-          if (!ok) throw new TaskError(`unable to restore CT ${vmid} - command 'lxc-usernsexec -m u:0:100000:65536 -m g:0:100000:65536 -- tar xpf - --totals --one-file-system -p --sparse --numeric-owner --acls --xattrs '--xattrs-include=user.*' '--xattrs-include=security.capability' '--warning=no-file-ignored' '--warning=no-xattr-write' -C /var/lib/lxc/${vmid}/rootfs --skip-old-files --anchored --exclude './dev/*'' failed: exit code 2`);
+          if (!ok)
+            throw new TaskError(
+              `unable to restore CT ${vmid} - command 'lxc-usernsexec -m u:0:100000:65536 -m g:0:100000:65536 -- tar xpf - --totals --one-file-system -p --sparse --numeric-owner --acls --xattrs '--xattrs-include=user.*' '--xattrs-include=security.capability' '--warning=no-file-ignored' '--warning=no-xattr-write' -C /var/lib/lxc/${vmid}/rootfs --skip-old-files --anchored --exclude './dev/*'' failed: exit code 2`,
+            );
           ctx.log('Total bytes read: 10240 (10KiB, 10KiB/s)');
         }
       }
@@ -567,10 +774,32 @@ H.lxcCreate = (c) => {
       const base = meta && meta.type === 'lxc' ? { ...meta.config } : {};
       const cfg = { ...base };
       for (const [k, v] of Object.entries(c.p)) {
-        if (['node', 'vmid', 'ostemplate', 'restore', 'force', 'storage', 'unique', 'start', 'pool', 'bwlimit', 'ha-managed', 'ignore-unpack-errors', 'password', 'ssh-public-keys'].includes(k)) continue;
+        if (
+          [
+            'node',
+            'vmid',
+            'ostemplate',
+            'restore',
+            'force',
+            'storage',
+            'unique',
+            'start',
+            'pool',
+            'bwlimit',
+            'ha-managed',
+            'ignore-unpack-errors',
+            'password',
+            'ssh-public-keys',
+          ].includes(k)
+        )
+          continue;
         cfg[k] = v;
       }
-      if (!restore) { cfg.arch = cfg.arch || 'amd64'; cfg.ostype = cfg.ostype || (/alpine/.test(volid) ? 'alpine' : 'debian'); cfg.cores = cfg.cores || 1; }
+      if (!restore) {
+        cfg.arch = cfg.arch || 'amd64';
+        cfg.ostype = cfg.ostype || (/alpine/.test(volid) ? 'alpine' : 'debian');
+        cfg.cores = cfg.cores || 1;
+      }
       if (!cfg.hostname) cfg.hostname = (meta && meta.name) || `CT${vmid}`;
       if (!cfg.memory) cfg.memory = 512;
       if (cfg.swap === undefined) cfg.swap = 512;
@@ -593,26 +822,38 @@ H.qemuCreate = (c) => {
   const archive = c.p.archive !== undefined ? String(c.p.archive) : null;
   const existing = sim.model.guests.get(vmid);
   if (archive) {
-    for (const k of Object.keys(c.p)) if (/^(scsi|virtio|sata|ide|efidisk|tpmstate)\d+$/.test(k)) c.paramError({ [k]: "option conflicts with option 'archive'" });
-    if (existing && (!bool(c.p.force) || existing.node !== c.p.node)) c.die(`unable to restore VM ${vmid} - VM ${vmid} already exists on node '${existing.node}'`);
+    for (const k of Object.keys(c.p))
+      if (/^(scsi|virtio|sata|ide|efidisk|tpmstate)\d+$/.test(k)) c.paramError({ [k]: "option conflicts with option 'archive'" });
+    if (existing && (!bool(c.p.force) || existing.node !== c.p.node))
+      c.die(`unable to restore VM ${vmid} - VM ${vmid} already exists on node '${existing.node}'`);
   } else if (existing) {
     c.die(`unable to create VM ${vmid} - VM ${vmid} already exists on node '${existing.node}'`);
   }
   const t = sim.taskManager.start({
-    node: c.p.node, type: archive ? 'qmrestore' : 'qmcreate', id: String(vmid), user: c.taskUser, faultIds: [vmid],
+    node: c.p.node,
+    type: archive ? 'qmrestore' : 'qmcreate',
+    id: String(vmid),
+    user: c.taskUser,
+    faultIds: [vmid],
     run: async (ctx, task) => {
       ctx.applyFault();
       let meta = null;
       if (archive) {
         if (existing && existing.status === 'running') throw new TaskError(`unable to restore VM ${vmid} - vm is running`);
-        if (bool(c.p['live-restore']) && !/^[^:]+:backup\/vm\//.test(archive)) throw new TaskError('live-restore is only compatible with backup images from a Proxmox Backup Server');
+        if (bool(c.p['live-restore']) && !/^[^:]+:backup\/vm\//.test(archive))
+          throw new TaskError('live-restore is only compatible with backup images from a Proxmox Backup Server');
         if (!sim.backupExists(archive)) throw new TaskError(`unable to restore VM ${vmid} - volume '${archive}' does not exist`);
         meta = sim.backupMeta.get(archive) || null;
         const file = sim.volumePath(archive);
         if (file) {
-          ctx.log(`restore vma archive: zstd -q -d -c ${file} | vma extract -v -r /var/tmp/vzdumptmp${task.pid}.fifo - /var/tmp/vzdumptmp${task.pid}`);
+          ctx.log(
+            `restore vma archive: zstd -q -d -c ${file} | vma extract -v -r /var/tmp/vzdumptmp${task.pid}.fifo - /var/tmp/vzdumptmp${task.pid}`,
+          );
           const ok = await sim.archiveReadable(file);
-          if (!ok) throw new TaskError(`command 'set -o pipefail && vma extract -v -r /var/tmp/vzdumptmp${task.pid}.fifo - /var/tmp/vzdumptmp${task.pid}' failed: exit code 133`);
+          if (!ok)
+            throw new TaskError(
+              `command 'set -o pipefail && vma extract -v -r /var/tmp/vzdumptmp${task.pid}.fifo - /var/tmp/vzdumptmp${task.pid}' failed: exit code 133`,
+            );
         } else {
           ctx.log(`restore image complete (bytes=${32 * GiB}, duration=1.00s, speed=32768.00MB/s)`);
         }
@@ -621,11 +862,19 @@ H.qemuCreate = (c) => {
       if (archive) ctx.log('rescan volumes...');
       const cfg = meta && meta.type === 'qemu' ? { ...meta.config } : {};
       for (const [k, v] of Object.entries(c.p)) {
-        if (['node', 'vmid', 'archive', 'force', 'storage', 'unique', 'start', 'pool', 'bwlimit', 'ha-managed', 'live-restore'].includes(k)) continue;
+        if (['node', 'vmid', 'archive', 'force', 'storage', 'unique', 'start', 'pool', 'bwlimit', 'ha-managed', 'live-restore'].includes(k))
+          continue;
         cfg[k] = v;
       }
       normConfig(cfg);
-      sim.addGuest({ vmid, type: 'qemu', node: c.p.node, name: cfg.name || (meta && meta.name) || `VM ${vmid}`, status: 'stopped', config: cfg });
+      sim.addGuest({
+        vmid,
+        type: 'qemu',
+        node: c.p.node,
+        name: cfg.name || (meta && meta.name) || `VM ${vmid}`,
+        status: 'stopped',
+        config: cfg,
+      });
       if (bool(c.p.start)) setRunning(sim, sim.model.guests.get(vmid), true);
     },
   });
@@ -649,7 +898,16 @@ H.taskList = (c) => {
   if (p.until !== undefined) list = list.filter((t) => t.starttime <= Number(p.until));
   if (p.statusfilter) {
     const want = String(p.statusfilter).split(',');
-    const kind = (t) => (t.status !== 'stopped' ? 'unknown' : t.exitstatus === 'OK' ? 'ok' : /^WARNINGS: /.test(t.exitstatus) ? 'warning' : t.exitstatus === 'unexpected status' ? 'unknown' : 'error');
+    const kind = (t) =>
+      t.status !== 'stopped'
+        ? 'unknown'
+        : t.exitstatus === 'OK'
+          ? 'ok'
+          : /^WARNINGS: /.test(t.exitstatus)
+            ? 'warning'
+            : t.exitstatus === 'unexpected status'
+              ? 'unknown'
+              : 'error';
     list = list.filter((t) => want.includes(kind(t)));
   }
   list.sort((a, b) => b.starttime - a.starttime || b.pid - a.pid);
@@ -659,7 +917,10 @@ H.taskList = (c) => {
   return list.slice(start, limit ? start + limit : undefined).map((t) => taskItem(t, true));
 };
 
-H.taskIndex = (c) => { findTask(c); return [{ name: 'log' }, { name: 'status' }]; };
+H.taskIndex = (c) => {
+  findTask(c);
+  return [{ name: 'log' }, { name: 'status' }];
+};
 H.taskStatus = (c) => taskItem(findTask(c), false);
 
 H.taskLog = (c) => {
@@ -668,7 +929,10 @@ H.taskLog = (c) => {
   const limit = c.p.limit !== undefined ? Number(c.p.limit) : 50;
   const lines = t.log;
   c.total = lines.length;
-  if (lines.length === 0) { c.total = 1; return [{ n: 1, t: 'no content' }]; }
+  if (lines.length === 0) {
+    c.total = 1;
+    return [{ n: 1, t: 'no content' }];
+  }
   const slice = lines.slice(start, limit === 0 ? undefined : start + limit);
   return slice.map((line, i) => ({ n: start + i + 1, t: line }));
 };
@@ -730,7 +994,8 @@ function route(method, p) {
   for (const [m, tpl, fn] of ROUTES) {
     const ts = tpl.split('/').filter(Boolean);
     let sg = segs;
-    if (ts[ts.length - 1] === '{volume}' && segs.length > ts.length) sg = [...segs.slice(0, ts.length - 1), segs.slice(ts.length - 1).join('/')];
+    if (ts[ts.length - 1] === '{volume}' && segs.length > ts.length)
+      sg = [...segs.slice(0, ts.length - 1), segs.slice(ts.length - 1).join('/')];
     if (ts.length !== sg.length) continue;
     const params = {};
     let ok = true;

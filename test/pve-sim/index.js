@@ -46,9 +46,23 @@ async function ensureCert(dir) {
   if (!(fs.existsSync(certFile) && fs.existsSync(keyFile))) {
     await fsp.mkdir(dir, { recursive: true });
     await execFileP('/usr/bin/openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '30',
-      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-keyout', keyFile, '-out', certFile,
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '30',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
     ]);
   }
   const certPem = fs.readFileSync(certFile, 'utf8');
@@ -68,7 +82,11 @@ function parseForm(str) {
 }
 
 /** Reason phrases must be a single printable latin1 line. */
-const reasonOf = (msg) => String(msg).split('\n')[0].replace(/[^\x20-\x7e]/g, '?').slice(0, 512) || 'Error';
+const reasonOf = (msg) =>
+  String(msg)
+    .split('\n')[0]
+    .replace(/[^\x20-\x7e]/g, '?')
+    .slice(0, 512) || 'Error';
 
 async function startSimulator(opts = {}) {
   opts = { ...opts };
@@ -88,10 +106,21 @@ async function startSimulator(opts = {}) {
   const nowSec = () => Math.floor(nowMs() / 1000);
 
   // ---- the cluster model
-  const nodeList = opts.standalone ? [(opts.nodes && opts.nodes[0]) || { name: 'pve' }] : (opts.nodes || [{ name: 'pve1' }, { name: 'pve2' }, { name: 'pve3' }]);
-  const nodes = new Map(nodeList.map((n, i) => [n.name, {
-    name: n.name, online: n.online !== false, nodeid: i + 1, ip: n.ip || `10.0.0.${11 + i}`, bootSec: nowSec() - 86400 * (3 + i),
-  }]));
+  const nodeList = opts.standalone
+    ? [(opts.nodes && opts.nodes[0]) || { name: 'pve' }]
+    : opts.nodes || [{ name: 'pve1' }, { name: 'pve2' }, { name: 'pve3' }];
+  const nodes = new Map(
+    nodeList.map((n, i) => [
+      n.name,
+      {
+        name: n.name,
+        online: n.online !== false,
+        nodeid: i + 1,
+        ip: n.ip || `10.0.0.${11 + i}`,
+        bootSec: nowSec() - 86400 * (3 + i),
+      },
+    ]),
+  );
   const defaultNode = nodeList[0].name;
   const guests = new Map();
   for (const g of opts.guests || (opts.standalone ? DEFAULT_GUESTS.map((x) => ({ ...x, node: defaultNode })) : DEFAULT_GUESTS)) {
@@ -116,27 +145,45 @@ async function startSimulator(opts = {}) {
   const sim = {
     opts,
     options: opts, // alias: tests may change options (taskDurationMs, legacyErrors, ...) at run time
-    templates: opts.templates || ['local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst', 'local:vztmpl/alpine-3.22-default_20250617_amd64.tar.xz'],
+    templates: opts.templates || [
+      'local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst',
+      'local:vztmpl/alpine-3.22-default_20250617_amd64.tar.xz',
+    ],
     model: { nodes, guests, storages },
     clusterName: opts.clusterName || (opts.standalone ? '' : 'homelab'),
-    fingerprint: cert.fingerprint, certPem: cert.certPem, certFile: cert.certFile, keyFile: cert.keyFile,
+    fingerprint: cert.fingerprint,
+    certPem: cert.certPem,
+    certFile: cert.certFile,
+    keyFile: cert.keyFile,
     token: `${tokens[0] ? `${tokens[0].id}=${tokens[0].secret}` : ''}`,
-    requests: [], violations: [], unimplemented: [],
-    schemaChecked: schema.ok, schemaNote: schema.note,
-    vzdumpLocks: new Map(), backupMeta: new Map(), _corrupt: new Set(),
+    requests: [],
+    violations: [],
+    unimplemented: [],
+    schemaChecked: schema.ok,
+    schemaNote: schema.note,
+    vzdumpLocks: new Map(),
+    backupMeta: new Map(),
+    _corrupt: new Set(),
     tmpRoot: ownTmp,
-    nowMs, nowSec,
-    advanceClock(ms) { clockOffset += Number(ms) || 0; },
+    nowMs,
+    nowSec,
+    advanceClock(ms) {
+      clockOffset += Number(ms) || 0;
+    },
     nodeBootSec: (n) => (nodes.get(n) ? nodes.get(n).bootSec : nowSec() - 86400),
     isNodeOffline: (n) => !!(nodes.get(n) && !nodes.get(n).online),
-    get tasks() { return sim.taskManager.tasks; },
+    get tasks() {
+      return sim.taskManager.tasks;
+    },
     guest: (vmid) => guests.get(Number(vmid)) || null,
     storagePath: (id) => (storages.get(id) ? storages.get(id).path || null : null),
     backups(id) {
       const s = storages.get(id);
       return s ? sim.listBackups(s).map((b) => b.volid) : [];
     },
-    resetRequests() { sim.requests.length = 0; },
+    resetRequests() {
+      sim.requests.length = 0;
+    },
     addGuest(g) {
       const guest = makeGuest(g);
       if (g.config) guest.config = { ...g.config };
@@ -146,13 +193,24 @@ async function startSimulator(opts = {}) {
     /** Backup items (storage content shape) of a storage. */
     listBackups(s, vmid) {
       if (s.type === 'pbs') {
-        return s.pbsBackups.filter((b) => vmid === undefined || b.vmid === Number(vmid)).map((b) => {
-          const it = { volid: b.volid, format: b.format, size: b.size, content: 'backup', vmid: b.vmid, ctime: b.ctime, subtype: b.subtype };
-          if (b.notes !== undefined) it.notes = String(b.notes).split('\n')[0];
-          if (b.protected) it.protected = 1;
-          if (b.verification) it.verification = b.verification;
-          return it;
-        }).sort((a, b) => (a.volid < b.volid ? -1 : 1));
+        return s.pbsBackups
+          .filter((b) => vmid === undefined || b.vmid === Number(vmid))
+          .map((b) => {
+            const it = {
+              volid: b.volid,
+              format: b.format,
+              size: b.size,
+              content: 'backup',
+              vmid: b.vmid,
+              ctime: b.ctime,
+              subtype: b.subtype,
+            };
+            if (b.notes !== undefined) it.notes = String(b.notes).split('\n')[0];
+            if (b.protected) it.protected = 1;
+            if (b.verification) it.verification = b.verification;
+            return it;
+          })
+          .sort((a, b) => (a.volid < b.volid ? -1 : 1));
       }
       if (s.path) return A.listDirBackups(s, vmid);
       return [];
@@ -176,7 +234,10 @@ async function startSimulator(opts = {}) {
       const pv = parseVolid(volid);
       const s = pv && storages.get(pv.storage);
       if (!s) return;
-      if (s.type === 'pbs') { s.pbsBackups = s.pbsBackups.filter((b) => b.volid !== volid); return; }
+      if (s.type === 'pbs') {
+        s.pbsBackups = s.pbsBackups.filter((b) => b.volid !== volid);
+        return;
+      }
       const f = sim.volumePath(volid);
       if (!f) return;
       const m = /^(.*\/vzdump-\w+-\d+-\d{4}_\d{2}_\d{2}-\d{2}_\d{2}_\d{2})/.exec(f);
@@ -189,24 +250,41 @@ async function startSimulator(opts = {}) {
         const dec = file.endsWith('.zst') ? ['zstd', ['-t', '-q', file]] : file.endsWith('.gz') ? ['gzip', ['-t', file]] : null;
         if (dec) await execFileP(dec[0], dec[1]);
         if (/\.tar(\.lzo)?$/.test(file)) await execFileP('tar', ['-tf', file]);
-        if (/\.vma$/.test(file)) { const fd = fs.openSync(file, 'r'); const b = Buffer.alloc(4); fs.readSync(fd, b, 0, 4, 0); fs.closeSync(fd); if (b.toString('latin1') !== 'VMA\0') return false; }
+        if (/\.vma$/.test(file)) {
+          const fd = fs.openSync(file, 'r');
+          const b = Buffer.alloc(4);
+          fs.readSync(fd, b, 0, 4, 0);
+          fs.closeSync(fd);
+          if (b.toString('latin1') !== 'VMA\0') return false;
+        }
         return true;
-      } catch { return false; }
+      } catch {
+        return false;
+      }
     },
     _later(ms, fn) {
-      const t = setTimeout(() => { timers.delete(t); fn(); }, ms);
+      const t = setTimeout(() => {
+        timers.delete(t);
+        fn();
+      }, ms);
       timers.add(t);
     },
     _scheduleVerify(entry) {
-      const apply = () => { entry.verification = { state: faults.pbsVerifyFails.has(entry.vmid) ? 'failed' : 'ok', upid: pbsVerifyUpid('store1', nowSec()) }; };
+      const apply = () => {
+        entry.verification = { state: faults.pbsVerifyFails.has(entry.vmid) ? 'failed' : 'ok', upid: pbsVerifyUpid('store1', nowSec()) };
+      };
       const d = opts.pbsVerifyDelayMs || 0;
-      if (d <= 0) apply(); else sim._later(d, apply);
+      if (d <= 0) apply();
+      else sim._later(d, apply);
     },
     /** Take the first failTask fault matching this task (one-shot). */
     _takeTaskFault(type, ids) {
       const list = faults.taskFaults;
-      const i = list.findIndex((f) => (f.match.type === undefined || f.match.type === type)
-        && (f.match.vmid === undefined || (ids || []).map(Number).includes(Number(f.match.vmid))));
+      const i = list.findIndex(
+        (f) =>
+          (f.match.type === undefined || f.match.type === type) &&
+          (f.match.vmid === undefined || (ids || []).map(Number).includes(Number(f.match.vmid))),
+      );
       if (i < 0) return null;
       return list.splice(i, 1)[0].result;
     },
@@ -215,23 +293,45 @@ async function startSimulator(opts = {}) {
   const auth = new Auth({ users, tokens, nowSec });
 
   sim.faults = {
-    nodeOffline(node, offline = true) { const n = nodes.get(node); if (!n) throw new Error(`pve-sim: unknown node ${node}`); n.online = !offline; },
-    slow(ms, match) { faults.slow.push({ ms, match }); },
+    nodeOffline(node, offline = true) {
+      const n = nodes.get(node);
+      if (!n) throw new Error(`pve-sim: unknown node ${node}`);
+      n.online = !offline;
+    },
+    slow(ms, match) {
+      faults.slow.push({ ms, match });
+    },
     fail(status, match, count = 1, message) {
-      if (typeof status === 'object') { message = status.message; status = status.status; }
+      if (typeof status === 'object') {
+        message = status.message;
+        status = status.status;
+      }
       faults.fail.push({ status, match, count, message });
     },
-    failTask(match, result) { faults.taskFaults.push({ match: match || {}, result }); },
+    failTask(match, result) {
+      faults.taskFaults.push({ match: match || {}, result });
+    },
     moveGuest(vmid, node) {
       const g = guests.get(Number(vmid));
       if (!g || !nodes.has(node)) throw new Error(`pve-sim: moveGuest(${vmid}, ${node}): unknown guest or node`);
       g.node = node;
     },
-    expireTickets() { auth.expireAll(); },
-    corruptArchive(vmid, on = true) { if (on) sim._corrupt.add(Number(vmid)); else sim._corrupt.delete(Number(vmid)); },
-    pbsVerifyFails(vmid, on = true) { if (on) faults.pbsVerifyFails.add(Number(vmid)); else faults.pbsVerifyFails.delete(Number(vmid)); },
+    expireTickets() {
+      auth.expireAll();
+    },
+    corruptArchive(vmid, on = true) {
+      if (on) sim._corrupt.add(Number(vmid));
+      else sim._corrupt.delete(Number(vmid));
+    },
+    pbsVerifyFails(vmid, on = true) {
+      if (on) faults.pbsVerifyFails.add(Number(vmid));
+      else faults.pbsVerifyFails.delete(Number(vmid));
+    },
     clear() {
-      faults.slow.length = 0; faults.fail.length = 0; faults.taskFaults.length = 0; faults.pbsVerifyFails.clear();
+      faults.slow.length = 0;
+      faults.fail.length = 0;
+      faults.taskFaults.length = 0;
+      faults.pbsVerifyFails.clear();
       sim._corrupt.clear();
       for (const n of nodes.values()) n.online = true;
     },
@@ -246,9 +346,23 @@ async function startSimulator(opts = {}) {
       const key = `${req.method} ${rec.path}`;
       let delay = 0;
       for (const s of faults.slow) if (matches(s.match, key)) delay = Math.max(delay, s.ms);
-      if (delay) await new Promise((r) => { const t = setTimeout(() => { timers.delete(t); r(); }, delay); timers.add(t); });
+      if (delay)
+        await new Promise((r) => {
+          const t = setTimeout(() => {
+            timers.delete(t);
+            r();
+          }, delay);
+          timers.add(t);
+        });
       const buf = payload === null ? Buffer.alloc(0) : Buffer.from(JSON.stringify(payload));
-      const headers = { 'Content-Length': buf.length, 'Cache-Control': 'max-age=0', Pragma: 'no-cache', Expires: new Date().toUTCString(), Server: 'pve-api-daemon/3.0', ...extra };
+      const headers = {
+        'Content-Length': buf.length,
+        'Cache-Control': 'max-age=0',
+        Pragma: 'no-cache',
+        Expires: new Date().toUTCString(),
+        Server: 'pve-api-daemon/3.0',
+        ...extra,
+      };
       if (payload !== null) headers['Content-Type'] = 'application/json;charset=UTF-8';
       res.writeHead(status, reason || undefined, headers);
       res.end(buf);
@@ -266,8 +380,20 @@ async function startSimulator(opts = {}) {
     try {
       const u = new URL(req.url, 'https://127.0.0.1');
       const m = /^\/api2\/json(\/.*)?$/.exec(u.pathname);
-      if (!m) { rec.path = u.pathname; return await send(501, null, `Method '${req.method} ${u.pathname}' not implemented`); }
-      const segs = (m[1] || '/').split('/').filter(Boolean).map((s) => { try { return decodeURIComponent(s); } catch { return s; } });
+      if (!m) {
+        rec.path = u.pathname;
+        return await send(501, null, `Method '${req.method} ${u.pathname}' not implemented`);
+      }
+      const segs = (m[1] || '/')
+        .split('/')
+        .filter(Boolean)
+        .map((s) => {
+          try {
+            return decodeURIComponent(s);
+          } catch {
+            return s;
+          }
+        });
       const relPath = `/${segs.join('/')}`;
       rec.path = relPath;
       const method = req.method;
@@ -284,7 +410,11 @@ async function startSimulator(opts = {}) {
         if (/application\/json/i.test(ct)) {
           json = true;
           let obj;
-          try { obj = JSON.parse(body.toString('utf8')); } catch { throw new ApiError(400, 'malformed JSON body'); }
+          try {
+            obj = JSON.parse(body.toString('utf8'));
+          } catch {
+            throw new ApiError(400, 'malformed JSON body');
+          }
           if (obj && typeof obj === 'object' && !Array.isArray(obj)) Object.assign(params, obj);
         } else {
           Object.assign(params, parseForm(body.toString('utf8')));
@@ -297,7 +427,7 @@ async function startSimulator(opts = {}) {
       const f = faults.fail.find((x) => x.count > 0 && matches(x.match, key));
       if (f) {
         f.count--;
-        if (f.status >= 595 || f.status === 503 && !f.message) {
+        if (f.status >= 595 || (f.status === 503 && !f.message)) {
           return await send(f.status, null, f.message || (f.status === 503 ? 'Service Unavailable' : 'No route to host'));
         }
         throw new ApiError(f.status, f.message || (f.status >= 500 ? 'simulated failure' : 'simulated error'));
@@ -305,7 +435,14 @@ async function startSimulator(opts = {}) {
 
       // Authentication (empty-body 401s, optional delay).
       const authFail = async (reason) => {
-        if (opts.authFailDelayMs) await new Promise((r) => { const t = setTimeout(() => { timers.delete(t); r(); }, opts.authFailDelayMs); timers.add(t); });
+        if (opts.authFailDelayMs)
+          await new Promise((r) => {
+            const t = setTimeout(() => {
+              timers.delete(t);
+              r();
+            }, opts.authFailDelayMs);
+            timers.add(t);
+          });
         throw new ApiError(401, reason, { empty: true });
       };
       let who;
@@ -322,7 +459,8 @@ async function startSimulator(opts = {}) {
         rec.auth = id.kind;
         if (id.error) await authFail(id.error);
         if (id.kind === 'ticket' && method !== 'GET') {
-          if (!auth.verifyCsrf(String(req.headers.csrfpreventiontoken || ''), id.userid)) await authFail('Permission denied - invalid csrf token');
+          if (!auth.verifyCsrf(String(req.headers.csrfpreventiontoken || ''), id.userid))
+            await authFail('Permission denied - invalid csrf token');
         }
         who = id;
       }
@@ -345,7 +483,12 @@ async function startSimulator(opts = {}) {
       for (const [k, v] of Object.entries(pathParams)) {
         if (params[k] !== undefined) {
           if (String(params[k]) !== String(v)) {
-            sim.violations.push({ method, path: relPath, param: k, problem: 'duplicate parameter (already defined in URI) with conflicting values!' });
+            sim.violations.push({
+              method,
+              path: relPath,
+              param: k,
+              problem: 'duplicate parameter (already defined in URI) with conflicting values!',
+            });
             throw new ApiError(400, 'duplicate parameter (already defined in URI) with conflicting values!');
           }
           delete params[k];
@@ -359,7 +502,11 @@ async function startSimulator(opts = {}) {
       if (pathParams.node !== undefined && relPath.startsWith('/nodes/')) {
         const n = nodes.get(pathParams.node);
         rec.node = pathParams.node;
-        if (!n) throw new ApiError(500, `hostname lookup '${pathParams.node}' failed - failed to get address info for: ${pathParams.node}: Name or service not known`);
+        if (!n)
+          throw new ApiError(
+            500,
+            `hostname lookup '${pathParams.node}' failed - failed to get address info for: ${pathParams.node}: Name or service not known`,
+          );
         if (!n.online) return await send(595, null, 'No route to host');
       }
 
@@ -367,7 +514,8 @@ async function startSimulator(opts = {}) {
       if (info) {
         const { errors } = checkParams(info, params, pathParams, { json });
         if (Object.keys(errors).length) {
-          for (const [p, problem] of Object.entries(errors)) sim.violations.push({ method, path: relPath, param: p, problem: problem.trim() });
+          for (const [p, problem] of Object.entries(errors))
+            sim.violations.push({ method, path: relPath, param: p, problem: problem.trim() });
           throw new ApiError(400, 'Parameter verification failed.', { errors });
         }
       }
@@ -380,19 +528,36 @@ async function startSimulator(opts = {}) {
       return sendError(e);
     }
 
-    async function sendOk(data, extra) { return send(200, { data, ...extra }); }
+    async function sendOk(data, extra) {
+      return send(200, { data, ...extra });
+    }
   }
 
   async function ticketHandler(method, params) {
     if (method === 'GET') return null;
     const userid = auth.login(params.username, params.password, params.realm);
     if (!userid) {
-      if (opts.authFailDelayMs) await new Promise((r) => { const t = setTimeout(() => { timers.delete(t); r(); }, opts.authFailDelayMs); timers.add(t); });
+      if (opts.authFailDelayMs)
+        await new Promise((r) => {
+          const t = setTimeout(() => {
+            timers.delete(t);
+            r();
+          }, opts.authFailDelayMs);
+          timers.add(t);
+        });
       throw new ApiError(401, 'authentication failure');
     }
     const data = {
-      username: userid, ticket: auth.makeTicket(userid), CSRFPreventionToken: auth.makeCsrf(userid),
-      cap: { vms: { 'VM.Audit': 1, 'VM.PowerMgmt': 1, 'VM.Backup': 1, 'VM.Snapshot': 1 }, storage: { 'Datastore.Audit': 1, 'Datastore.Allocate': 1 }, nodes: { 'Sys.Audit': 1 }, access: {}, dc: {} },
+      username: userid,
+      ticket: auth.makeTicket(userid),
+      CSRFPreventionToken: auth.makeCsrf(userid),
+      cap: {
+        vms: { 'VM.Audit': 1, 'VM.PowerMgmt': 1, 'VM.Backup': 1, 'VM.Snapshot': 1 },
+        storage: { 'Datastore.Audit': 1, 'Datastore.Allocate': 1 },
+        nodes: { 'Sys.Audit': 1 },
+        access: {},
+        dc: {},
+      },
     };
     if (!opts.standalone) data.clustername = sim.clusterName;
     return data;
@@ -400,12 +565,23 @@ async function startSimulator(opts = {}) {
 
   function makeCtx(who, p, pp, method, relPath) {
     const c = {
-      sim, p, pp, who, method, path: relPath,
+      sim,
+      p,
+      pp,
+      who,
+      method,
+      path: relPath,
       taskUser: who.tokenid || who.userid,
       can: (aclPath, priv) => hasPriv(who, aclPath, priv),
-      check(aclPath, priv) { if (!hasPriv(who, aclPath, priv)) throw new ApiError(403, `Permission check failed (${aclPath}, ${priv})`); },
-      die(msg) { throw new ApiError(500, msg); },
-      fail(status, msg, errors) { throw new ApiError(status, msg, { errors }); },
+      check(aclPath, priv) {
+        if (!hasPriv(who, aclPath, priv)) throw new ApiError(403, `Permission check failed (${aclPath}, ${priv})`);
+      },
+      die(msg) {
+        throw new ApiError(500, msg);
+      },
+      fail(status, msg, errors) {
+        throw new ApiError(status, msg, { errors });
+      },
       paramError(errors, violation = false) {
         if (violation) for (const [k, v] of Object.entries(errors)) sim.violations.push({ method, path: relPath, param: k, problem: v });
         throw new ApiError(400, 'Parameter verification failed.', { errors });
@@ -418,14 +594,31 @@ async function startSimulator(opts = {}) {
   const server = https.createServer({ key: cert.keyPem, cert: cert.certPem, keepAliveTimeout: 5000 }, (req, res) => {
     const chunks = [];
     let size = 0;
-    req.on('data', (d) => { size += d.length; if (size <= 64 * 1024 * 1024) chunks.push(d); });
-    req.on('end', () => { handle(req, res, Buffer.concat(chunks)).catch(() => { try { res.destroy(); } catch { /* gone */ } }); });
+    req.on('data', (d) => {
+      size += d.length;
+      if (size <= 64 * 1024 * 1024) chunks.push(d);
+    });
+    req.on('end', () => {
+      handle(req, res, Buffer.concat(chunks)).catch(() => {
+        try {
+          res.destroy();
+        } catch {
+          /* gone */
+        }
+      });
+    });
   });
   const sockets = new Set();
-  server.on('secureConnection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  server.on('secureConnection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
   await new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => { server.off('error', reject); resolve(); });
+    server.listen(opts.port ?? 0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   sim.port = server.address().port;
   sim.url = `https://127.0.0.1:${sim.port}`;

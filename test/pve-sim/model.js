@@ -13,7 +13,9 @@ function hwaddr(vmid, idx = 0) {
   return `BC:24:11:${b.join(':')}`;
 }
 
-function defaultIp(vmid) { return `10.0.0.${(vmid % 250) || 1}/24`; }
+function defaultIp(vmid) {
+  return `10.0.0.${vmid % 250 || 1}/24`;
+}
 
 /** Build a guest from the user's description, with a realistic default config. */
 function makeGuest(g) {
@@ -24,24 +26,50 @@ function makeGuest(g) {
   let config;
   if (type === 'lxc') {
     config = {
-      arch: 'amd64', cores: 1, hostname: name, memory: 512, swap: 512, ostype: 'debian',
+      arch: 'amd64',
+      cores: 1,
+      hostname: name,
+      memory: 512,
+      swap: 512,
+      ostype: 'debian',
       net0: `name=eth0,bridge=vmbr0,hwaddr=${hwaddr(vmid)}${ips[0] ? `,ip=${ips[0]}` : ''},type=veth`,
-      rootfs: `local-lvm:vm-${vmid}-disk-0,size=8G`, unprivileged: 1, features: 'nesting=1',
+      rootfs: `local-lvm:vm-${vmid}-disk-0,size=8G`,
+      unprivileged: 1,
+      features: 'nesting=1',
     };
   } else {
     config = {
-      boot: 'order=scsi0;net0', cores: 2, memory: 2048, name, agent: '1', ostype: 'l26',
+      boot: 'order=scsi0;net0',
+      cores: 2,
+      memory: 2048,
+      name,
+      agent: '1',
+      ostype: 'l26',
       net0: `virtio=${hwaddr(vmid)},bridge=vmbr0,firewall=1`,
-      scsi0: `local-lvm:vm-${vmid}-disk-0,iothread=1,size=32G`, scsihw: 'virtio-scsi-single',
-      smbios1: `uuid=${crypto.randomUUID()}`, vmgenid: crypto.randomUUID(), sockets: 1,
+      scsi0: `local-lvm:vm-${vmid}-disk-0,iothread=1,size=32G`,
+      scsihw: 'virtio-scsi-single',
+      smbios1: `uuid=${crypto.randomUUID()}`,
+      vmgenid: crypto.randomUUID(),
+      sockets: 1,
     };
   }
   if (g.template) config.template = 1;
   Object.assign(config, g.config || {});
   return {
-    vmid, type, node: g.node, name, status: g.status === 'running' ? 'running' : 'stopped',
-    ips, template: g.template ? 1 : 0, lock: g.lock || null, hamanaged: !!g.hamanaged,
-    agent: g.agent !== false, snapshots: [], parent: null, config, startedAt: Date.now(),
+    vmid,
+    type,
+    node: g.node,
+    name,
+    status: g.status === 'running' ? 'running' : 'stopped',
+    ips,
+    template: g.template ? 1 : 0,
+    lock: g.lock || null,
+    hamanaged: !!g.hamanaged,
+    agent: g.agent !== false,
+    snapshots: [],
+    parent: null,
+    config,
+    startedAt: Date.now(),
   };
 }
 
@@ -77,7 +105,7 @@ function normStorage(s) {
     ...s,
     content,
     contentList: content.split(',').filter(Boolean),
-    shared: s.shared ? 1 : (s.type === 'pbs' ? 1 : 0),
+    shared: s.shared ? 1 : s.type === 'pbs' ? 1 : 0,
     pbsBackups: [], // PBS snapshots kept in memory
   };
 }
@@ -90,13 +118,18 @@ function guestStatus(g, nowMs, { legacyVmidStrings = false } = {}) {
   const it = {
     vmid: g.type === 'lxc' && legacyVmidStrings ? String(g.vmid) : g.vmid,
     status: g.status,
-    name: g.type === 'lxc' ? String(g.config.hostname || `CT${g.vmid}`).replace(/\s/g, '') : (g.config.name || `VM ${g.vmid}`),
-    cpus: cores, maxmem: memMax, maxdisk: (g.type === 'lxc' ? 8 : 32) * GiB,
+    name: g.type === 'lxc' ? String(g.config.hostname || `CT${g.vmid}`).replace(/\s/g, '') : g.config.name || `VM ${g.vmid}`,
+    cpus: cores,
+    maxmem: memMax,
+    maxdisk: (g.type === 'lxc' ? 8 : 32) * GiB,
     disk: g.type === 'lxc' ? Math.floor(1.3 * GiB) : 0,
     mem: running ? Math.floor(memMax * 0.23) : 0,
     uptime: running ? Math.max(1, Math.floor((nowMs - g.startedAt) / 1000)) : 0,
-    cpu: running ? 0.0123 : 0, netin: running ? 123456 : 0, netout: running ? 65432 : 0,
-    diskread: running ? 1048576 : 0, diskwrite: running ? 524288 : 0,
+    cpu: running ? 0.0123 : 0,
+    netin: running ? 123456 : 0,
+    netout: running ? 65432 : 0,
+    diskread: running ? 1048576 : 0,
+    diskwrite: running ? 524288 : 0,
   };
   if (g.type === 'lxc') {
     it.type = 'lxc';
@@ -104,8 +137,11 @@ function guestStatus(g, nowMs, { legacyVmidStrings = false } = {}) {
     it.swap = 0;
   } else {
     it.memhost = it.mem;
-    if (running) { it.qmpstatus = 'running'; it['running-machine'] = 'pc-i440fx-9.2+pve1'; it['running-qemu'] = '9.2.0'; }
-    else it.qmpstatus = 'stopped';
+    if (running) {
+      it.qmpstatus = 'running';
+      it['running-machine'] = 'pc-i440fx-9.2+pve1';
+      it['running-qemu'] = '9.2.0';
+    } else it.qmpstatus = 'stopped';
   }
   if (running) it.pid = 10000 + g.vmid;
   if (g.lock) it.lock = g.lock;

@@ -46,7 +46,10 @@ function loadSchema(explicit) {
           const m = /^\{(\w[\w-]*)\}$/.exec(seg);
           if (m) {
             let v = cur.vars.find((x) => x.name === m[1]);
-            if (!v) { v = { name: m[1], next: { lit: new Map(), vars: [], node: null } }; cur.vars.push(v); }
+            if (!v) {
+              v = { name: m[1], next: { lit: new Map(), vars: [], node: null } };
+              cur.vars.push(v);
+            }
             cur = v.next;
           } else {
             if (!cur.lit.has(seg)) cur.lit.set(seg, { lit: new Map(), vars: [], node: null });
@@ -67,7 +70,10 @@ function loadSchema(explicit) {
     const rec = (cur, i, params) => {
       if (i === segs.length) return cur.node ? { template: cur.node.path, info: cur.node.info, pathParams: params } : null;
       const l = cur.lit.get(segs[i]);
-      if (l) { const r = rec(l, i + 1, params); if (r) return r; }
+      if (l) {
+        const r = rec(l, i + 1, params);
+        if (r) return r;
+      }
       for (const v of cur.vars) {
         const r = rec(v.next, i + 1, { ...params, [v.name]: segs[i] });
         if (r) return r;
@@ -93,7 +99,9 @@ const FORMATS = {
   'pve-configid': (v) => (/^[a-z][a-z0-9_-]+$/i.test(v) ? null : `invalid configuration ID '${v}'`),
   'pve-storage-id': (v) => (/^[a-z][a-z0-9\-_.]*[a-z0-9]$/i.test(v) ? null : `storage ID '${v}' contains illegal characters`),
   'pve-vmid-list': (v) => {
-    for (const x of String(v).split(/[,;\s]+/).filter(Boolean)) {
+    for (const x of String(v)
+      .split(/[,;\s]+/)
+      .filter(Boolean)) {
       if (!/^[1-9][0-9]{2,8}$/.test(x)) return `value '${x}' does not look like a valid VM ID`;
     }
     return null;
@@ -119,8 +127,9 @@ function checkValue(schema, value, json) {
     return `type check ('boolean') failed - got '${value}'`;
   }
   if (t === 'integer') {
-    if (json && typeof value === 'number' && Number.isInteger(value)) { /* ok */ }
-    else if (!/^-?\d+$/.test(String(value))) return `type check ('integer') failed - got '${value}'`;
+    if (json && typeof value === 'number' && Number.isInteger(value)) {
+      /* ok */
+    } else if (!/^-?\d+$/.test(String(value))) return `type check ('integer') failed - got '${value}'`;
     const n = Number(value);
     if (schema.minimum !== undefined && n < schema.minimum) return `value must have a minimum value of ${schema.minimum}`;
     if (schema.maximum !== undefined && n > schema.maximum) return `value must have a maximum value of ${schema.maximum}`;
@@ -140,7 +149,11 @@ function checkValue(schema, value, json) {
     if (schema.maxLength !== undefined && s.length > schema.maxLength) return `value may only be ${schema.maxLength} characters long`;
     if (schema.minLength !== undefined && s.length < schema.minLength) return `value must be at least ${schema.minLength} characters long`;
     if (schema.pattern) {
-      try { if (!new RegExp(`^(?:${schema.pattern})$`).test(s)) return 'value does not match the regex pattern'; } catch { /* perl-only regex */ }
+      try {
+        if (!new RegExp(`^(?:${schema.pattern})$`).test(s)) return 'value does not match the regex pattern';
+      } catch {
+        /* perl-only regex */
+      }
     }
   }
   if (typeof schema.format === 'string' && FORMATS[schema.format]) {

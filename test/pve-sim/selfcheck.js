@@ -16,8 +16,14 @@ function call(method, p, { params, json, headers = {}, body: rawBody } = {}) {
     let body = rawBody;
     const h = { ...headers };
     if (params && (method === 'GET' || method === 'DELETE')) pathQs += `?${new URLSearchParams(params)}`;
-    else if (params) { body = new URLSearchParams(params).toString(); h['Content-Type'] = 'application/x-www-form-urlencoded'; }
-    if (json) { body = JSON.stringify(json); h['Content-Type'] = 'application/json'; }
+    else if (params) {
+      body = new URLSearchParams(params).toString();
+      h['Content-Type'] = 'application/x-www-form-urlencoded';
+    }
+    if (json) {
+      body = JSON.stringify(json);
+      h['Content-Type'] = 'application/json';
+    }
     if (body !== undefined) h['Content-Length'] = Buffer.byteLength(body);
     const req = https.request({ host: '127.0.0.1', port: sim.port, method, path: pathQs, headers: h, ca: sim.certPem, agent }, (res) => {
       const chunks = [];
@@ -25,7 +31,11 @@ function call(method, p, { params, json, headers = {}, body: rawBody } = {}) {
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
         let parsed = null;
-        try { parsed = text ? JSON.parse(text) : null; } catch { /* not json */ }
+        try {
+          parsed = text ? JSON.parse(text) : null;
+        } catch {
+          /* not json */
+        }
         resolve({ status: res.statusCode, reason: res.statusMessage, text, json: parsed });
       });
     });
@@ -62,14 +72,19 @@ check('token auth (= and space forms); no auth -> 401 empty "No ticket"', async 
   const r2 = await call('GET', '/version', { headers: { Authorization: `PVEAPIToken ${sim.token}` } });
   assert.strictEqual(r2.status, 200);
   const r3 = await call('GET', '/version');
-  assert.strictEqual(r3.status, 401); assert.strictEqual(r3.reason, 'No ticket'); assert.strictEqual(r3.text, '');
+  assert.strictEqual(r3.status, 401);
+  assert.strictEqual(r3.reason, 'No ticket');
+  assert.strictEqual(r3.text, '');
   const r4 = await call('GET', '/version', { headers: { Authorization: 'PVEAPIToken=root@pam!autopilot=wrong' } });
-  assert.strictEqual(r4.status, 401); assert.strictEqual(r4.reason, 'Authentication failed!'); assert.strictEqual(r4.text, '');
+  assert.strictEqual(r4.status, 401);
+  assert.strictEqual(r4.reason, 'Authentication failed!');
+  assert.strictEqual(r4.text, '');
 });
 
 check('ticket login + CSRF; missing CSRF -> 401 empty; token refused on /access/ticket', async () => {
   const bad = await call('POST', '/access/ticket', { params: { username: 'root@pam', password: 'nope' } });
-  assert.strictEqual(bad.status, 401); assert.deepStrictEqual(bad.json, { data: null, message: 'authentication failure\n' });
+  assert.strictEqual(bad.status, 401);
+  assert.deepStrictEqual(bad.json, { data: null, message: 'authentication failure\n' });
   const r = await call('POST', '/access/ticket', { params: { username: 'root@pam', password: 'simpass' } });
   assert.strictEqual(r.status, 200, r.text);
   const { ticket, CSRFPreventionToken: csrf } = r.json.data;
@@ -78,17 +93,25 @@ check('ticket login + CSRF; missing CSRF -> 401 empty; token refused on /access/
   const cookie = { Cookie: `PVEAuthCookie=${encodeURIComponent(ticket)}` };
   assert.strictEqual((await call('GET', '/nodes', { headers: cookie })).status, 200);
   const noCsrf = await call('POST', '/nodes/pve1/lxc/103/status/start', { headers: cookie });
-  assert.strictEqual(noCsrf.status, 401); assert.strictEqual(noCsrf.reason, 'Permission denied - invalid csrf token'); assert.strictEqual(noCsrf.text, '');
-  const withCsrf = await call('POST', '/nodes/pve1/lxc/103/snapshot', { headers: { ...cookie, CSRFPreventionToken: csrf }, params: { snapname: 'before' } });
-  assert.strictEqual(withCsrf.status, 200, withCsrf.text); assert.match(withCsrf.json.data, /^UPID:pve1:[0-9A-F]{8}:[0-9A-F]{8}:[0-9A-F]{8}:vzsnapshot:103:root@pam:$/);
+  assert.strictEqual(noCsrf.status, 401);
+  assert.strictEqual(noCsrf.reason, 'Permission denied - invalid csrf token');
+  assert.strictEqual(noCsrf.text, '');
+  const withCsrf = await call('POST', '/nodes/pve1/lxc/103/snapshot', {
+    headers: { ...cookie, CSRFPreventionToken: csrf },
+    params: { snapname: 'before' },
+  });
+  assert.strictEqual(withCsrf.status, 200, withCsrf.text);
+  assert.match(withCsrf.json.data, /^UPID:pve1:[0-9A-F]{8}:[0-9A-F]{8}:[0-9A-F]{8}:vzsnapshot:103:root@pam:$/);
   assert.strictEqual((await waitTask('pve1', withCsrf.json.data)).exitstatus, 'OK');
   const renew = await call('POST', '/access/ticket', { params: { username: 'root@pam', password: ticket } });
   assert.strictEqual(renew.status, 200);
   const tk = await tok('POST', '/access/ticket', { params: { username: 'root@pam', password: 'simpass' } });
-  assert.strictEqual(tk.status, 403); assert.match(tk.json.message, /not available with API token/);
+  assert.strictEqual(tk.status, 403);
+  assert.match(tk.json.message, /not available with API token/);
   sim.advanceClock(2 * 3600 * 1000 + 1000);
   const expired = await call('GET', '/nodes', { headers: cookie });
-  assert.strictEqual(expired.status, 401); assert.strictEqual(expired.reason, 'Authentication failed!');
+  assert.strictEqual(expired.status, 401);
+  assert.strictEqual(expired.reason, 'Authentication failed!');
   sim.advanceClock(-(2 * 3600 * 1000 + 1000));
 });
 
@@ -105,7 +128,8 @@ check("boolean 'true' refused (400), JSON true accepted", async () => {
 
 check('sync/async asymmetries and nextid string', async () => {
   const r = await tok('POST', '/nodes/pve1/lxc/100/status/start');
-  assert.strictEqual(r.status, 500); assert.strictEqual(r.reason, 'CT 100 already running');
+  assert.strictEqual(r.status, 500);
+  assert.strictEqual(r.reason, 'CT 100 already running');
   assert.deepStrictEqual(r.json, { data: null, message: 'CT 100 already running\n' });
   const q = await tok('POST', '/nodes/pve3/qemu/102/status/start');
   assert.strictEqual(q.status, 200);
@@ -115,18 +139,23 @@ check('sync/async asymmetries and nextid string', async () => {
   const n = await tok('GET', '/cluster/nextid');
   assert.strictEqual(n.json.data, '104');
   const taken = await tok('GET', '/cluster/nextid', { params: { vmid: 100 } });
-  assert.strictEqual(taken.status, 400); assert.strictEqual(taken.json.errors.vmid, 'VM 100 already exists');
+  assert.strictEqual(taken.status, 400);
+  assert.strictEqual(taken.json.errors.vmid, 'VM 100 already exists');
   const wrongNode = await tok('GET', '/nodes/pve2/lxc/100/status/current');
-  assert.strictEqual(wrongNode.status, 500); assert.strictEqual(wrongNode.reason, "Configuration file 'nodes/pve2/lxc/100.conf' does not exist");
+  assert.strictEqual(wrongNode.status, 500);
+  assert.strictEqual(wrongNode.reason, "Configuration file 'nodes/pve2/lxc/100.conf' does not exist");
 });
 
 check('vzdump to local with compress=zstd writes a real tar.zst', async () => {
-  const r = await tok('POST', '/nodes/pve1/vzdump', { params: { vmid: '100', storage: 'local', compress: 'zstd', mode: 'snapshot', 'notes-template': '{{guestname}} on {{node}}', remove: 0 } });
+  const r = await tok('POST', '/nodes/pve1/vzdump', {
+    params: { vmid: '100', storage: 'local', compress: 'zstd', mode: 'snapshot', 'notes-template': '{{guestname}} on {{node}}', remove: 0 },
+  });
   assert.strictEqual(r.status, 200, r.text);
   assert.match(r.json.data, /:vzdump:100:root@pam!autopilot:$/);
   const st = await waitTask('pve1', r.json.data);
   assert.strictEqual(st.exitstatus, 'OK');
-  assert.strictEqual(st.user, 'root@pam'); assert.strictEqual(st.tokenid, 'autopilot');
+  assert.strictEqual(st.user, 'root@pam');
+  assert.strictEqual(st.tokenid, 'autopilot');
   const log = await tok('GET', `/nodes/pve1/tasks/${encodeURIComponent(r.json.data)}/log`, { params: { limit: 0 } });
   const lines = log.json.data.map((l) => l.t);
   const m = lines.map((l) => /creating vzdump archive '([^']+)'/.exec(l)).find(Boolean);
@@ -139,13 +168,16 @@ check('vzdump to local with compress=zstd writes a real tar.zst', async () => {
   const content = await tok('GET', '/nodes/pve1/storage/local/content', { params: { content: 'backup', vmid: 100 } });
   assert.strictEqual(content.json.data.length, 1);
   const it = content.json.data[0];
-  assert.strictEqual(it.format, 'tar.zst'); assert.strictEqual(it.notes, 'web on pve1'); assert.strictEqual(it.subtype, 'lxc');
+  assert.strictEqual(it.format, 'tar.zst');
+  assert.strictEqual(it.notes, 'web on pve1');
+  assert.strictEqual(it.subtype, 'lxc');
   assert.deepStrictEqual(sim.backups('local'), [it.volid]);
 });
 
 check('vzdump for a guest on another node returns "OK"', async () => {
   const r = await tok('POST', '/nodes/pve1/vzdump', { params: { vmid: '101', storage: 'local' } });
-  assert.strictEqual(r.status, 200); assert.strictEqual(r.json.data, 'OK');
+  assert.strictEqual(r.status, 200);
+  assert.strictEqual(r.json.data, 'OK');
 });
 
 check('task log paging (1-based n, default limit 50, total)', async () => {
@@ -155,22 +187,30 @@ check('task log paging (1-based n, default limit 50, total)', async () => {
   assert.ok(total > 5);
   assert.strictEqual(all.json.data[0].n, 1);
   const page = await tok('GET', `/nodes/pve1/tasks/${encodeURIComponent(upid)}/log`, { params: { start: 2, limit: 3 } });
-  assert.deepStrictEqual(page.json.data.map((l) => l.n), [3, 4, 5]);
+  assert.deepStrictEqual(
+    page.json.data.map((l) => l.n),
+    [3, 4, 5],
+  );
   assert.strictEqual(page.json.total, total);
   const wrong = await tok('GET', `/nodes/pve2/tasks/${encodeURIComponent(upid)}/status`);
-  assert.strictEqual(wrong.status, 400); assert.strictEqual(wrong.json.errors.upid, 'no such task');
+  assert.strictEqual(wrong.status, 400);
+  assert.strictEqual(wrong.json.errors.upid, 'no such task');
 });
 
 check('offline node -> 595 empty body, resources show offline/unknown', async () => {
   sim.faults.nodeOffline('pve2');
   const r = await tok('GET', '/nodes/pve2/lxc');
-  assert.strictEqual(r.status, 595); assert.strictEqual(r.reason, 'No route to host'); assert.strictEqual(r.text, '');
+  assert.strictEqual(r.status, 595);
+  assert.strictEqual(r.reason, 'No route to host');
+  assert.strictEqual(r.text, '');
   const res = await tok('GET', '/cluster/resources');
   const g = res.json.data.find((x) => x.id === 'lxc/101');
-  assert.strictEqual(g.status, 'unknown'); assert.strictEqual(g.name, undefined);
+  assert.strictEqual(g.status, 'unknown');
+  assert.strictEqual(g.name, undefined);
   assert.strictEqual(res.json.data.find((x) => x.id === 'node/pve2').status, 'offline');
   const unknown = await tok('GET', '/nodes/nope/status');
-  assert.strictEqual(unknown.status, 500); assert.match(unknown.reason, /^hostname lookup 'nope' failed/);
+  assert.strictEqual(unknown.status, 500);
+  assert.match(unknown.reason, /^hostname lookup 'nope' failed/);
   sim.faults.clear();
 });
 
@@ -182,22 +222,30 @@ check('undeclared parameter -> 400 and recorded in violations; unknown path 501'
   assert.strictEqual(sim.violations.length, 1);
   assert.strictEqual(sim.violations[0].param, 'bogus');
   const u = await tok('GET', '/foo');
-  assert.strictEqual(u.status, 501); assert.strictEqual(u.reason, "Method 'GET /foo' not implemented");
+  assert.strictEqual(u.status, 501);
+  assert.strictEqual(u.reason, "Method 'GET /foo' not implemented");
   const b = await tok('GET', '/version', { body: 'x=1', headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
-  assert.strictEqual(b.status, 501); assert.strictEqual(b.reason, 'Unexpected content for method');
+  assert.strictEqual(b.status, 501);
+  assert.strictEqual(b.reason, 'Unexpected content for method');
   sim.violations.length = 0;
 });
 
 check('snapshot list ends with current; interfaces null when stopped', async () => {
   const s = await tok('GET', '/nodes/pve1/lxc/103/snapshot');
-  assert.deepStrictEqual(s.json.data.map((x) => x.name), ['before', 'current']);
+  assert.deepStrictEqual(
+    s.json.data.map((x) => x.name),
+    ['before', 'current'],
+  );
   const stop = await tok('POST', '/nodes/pve1/lxc/103/status/stop');
   assert.strictEqual(stop.status, 200, stop.text);
   await waitTask('pve1', stop.json.data);
   const i = await tok('GET', '/nodes/pve1/lxc/103/interfaces');
   assert.deepStrictEqual(i.json, { data: null });
   const i2 = await tok('GET', '/nodes/pve1/lxc/100/interfaces');
-  assert.deepStrictEqual(i2.json.data.map((x) => x.name), ['lo', 'eth0']);
+  assert.deepStrictEqual(
+    i2.json.data.map((x) => x.name),
+    ['lo', 'eth0'],
+  );
 });
 
 check('vzdump: global lock wait, lockwait timeout -> unexpected status (no TASK line)', async () => {
@@ -220,7 +268,11 @@ check('vzdump: global lock wait, lockwait timeout -> unexpected status (no TASK 
 });
 
 check('vzdump: failures (unknown VM, wrong content, storage+dumpdir, failTask, interrupt)', async () => {
-  const run = async (params) => { const r = await tok('POST', '/nodes/pve1/vzdump', { params }); assert.strictEqual(r.status, 200, r.text); return [await waitTask('pve1', r.json.data), sim.tasks.find((t) => t.upid === r.json.data).log]; };
+  const run = async (params) => {
+    const r = await tok('POST', '/nodes/pve1/vzdump', { params });
+    assert.strictEqual(r.status, 200, r.text);
+    return [await waitTask('pve1', r.json.data), sim.tasks.find((t) => t.upid === r.json.data).log];
+  };
   let [st, log] = await run({ vmid: '999', storage: 'local' });
   assert.strictEqual(st.exitstatus, 'job errors');
   assert.ok(log.includes("ERROR: Backup of VM 999 failed - unable to find VM '999'"));
@@ -231,10 +283,12 @@ check('vzdump: failures (unknown VM, wrong content, storage+dumpdir, failTask, i
   assert.strictEqual(st.exitstatus, "cannot use options 'storage' and 'dumpdir' at the same time");
   sim.faults.failTask({ type: 'vzdump', vmid: 100 }, 'disk full');
   [st, log] = await run({ vmid: '100', storage: 'local' });
-  assert.strictEqual(st.exitstatus, 'job errors'); assert.ok(log.includes('ERROR: Backup of VM 100 failed - disk full'));
+  assert.strictEqual(st.exitstatus, 'job errors');
+  assert.ok(log.includes('ERROR: Backup of VM 100 failed - disk full'));
   sim.faults.failTask({ type: 'vzdump' }, 'warnings');
   [st, log] = await run({ vmid: '100', storage: 'local' });
-  assert.strictEqual(st.exitstatus, 'WARNINGS: 2'); assert.strictEqual(log.filter((l) => l.startsWith('WARN: ')).length, 2);
+  assert.strictEqual(st.exitstatus, 'WARNINGS: 2');
+  assert.strictEqual(log.filter((l) => l.startsWith('WARN: ')).length, 2);
   sim.opts.vzdumpDurationMs = () => 2000;
   const r = await tok('POST', '/nodes/pve1/vzdump', { params: { vmid: '100', storage: 'local' } });
   await new Promise((res) => setTimeout(res, 50));
@@ -245,7 +299,10 @@ check('vzdump: failures (unknown VM, wrong content, storage+dumpdir, failTask, i
   assert.deepStrictEqual(del.json, { data: null });
   st = await waitTask('pve1', r.json.data);
   assert.strictEqual(st.exitstatus, 'received interrupt');
-  assert.deepStrictEqual(sim.tasks.find((t) => t.upid === r.json.data).log.slice(-2), ['ERROR: interrupted by signal', 'TASK ERROR: received interrupt']);
+  assert.deepStrictEqual(sim.tasks.find((t) => t.upid === r.json.data).log.slice(-2), [
+    'ERROR: interrupted by signal',
+    'TASK ERROR: received interrupt',
+  ]);
   assert.strictEqual(sim.guest(100).lock, null);
   delete sim.opts.vzdumpDurationMs;
 });
@@ -259,7 +316,9 @@ check('vzdump: PBS volids, verification, protected, prune retention', async () =
   assert.ok(!log.some((l) => l.includes('archive file size')));
   const c = await tok('GET', '/nodes/pve3/storage/pbs/content', { params: { content: 'backup' } });
   const it = c.json.data[0];
-  assert.match(it.volid, /^pbs:backup\/vm\/102\//); assert.strictEqual(it.format, 'pbs-vm'); assert.strictEqual(it.protected, 1);
+  assert.match(it.volid, /^pbs:backup\/vm\/102\//);
+  assert.strictEqual(it.format, 'pbs-vm');
+  assert.strictEqual(it.protected, 1);
   assert.strictEqual(it.verification.state, 'ok');
   // protected backups cannot be deleted
   const d = await tok('DELETE', `/nodes/pve3/storage/pbs/content/${encodeURIComponent(it.volid)}`);
@@ -267,7 +326,9 @@ check('vzdump: PBS volids, verification, protected, prune retention', async () =
   // retention: keep-last=2 on nas for CT 103
   for (let i = 0; i < 3; i++) {
     sim.advanceClock(60000);
-    const b = await tok('POST', '/nodes/pve1/vzdump', { params: { vmid: '103', storage: 'nas', 'prune-backups': 'keep-last=2', remove: 1 } });
+    const b = await tok('POST', '/nodes/pve1/vzdump', {
+      params: { vmid: '103', storage: 'nas', 'prune-backups': 'keep-last=2', remove: 1 },
+    });
     assert.strictEqual((await waitTask('pve1', b.json.data)).exitstatus, 'OK');
   }
   const left = sim.backups('nas').filter((v) => v.includes('-103-'));
@@ -279,9 +340,11 @@ check('vzdump: PBS volids, verification, protected, prune retention', async () =
 check('restore: CT from a backup, corrupt archive fails, exists -> 500, storage without rootdir -> 400', async () => {
   const volid = sim.backups('local').find((v) => v.includes('-lxc-100-'));
   const exists = await tok('POST', '/nodes/pve1/lxc', { params: { vmid: 100, ostemplate: volid, restore: 1, storage: 'local-lvm' } });
-  assert.strictEqual(exists.status, 500); assert.strictEqual(exists.reason, "CT 100 already exists on node 'pve1'");
+  assert.strictEqual(exists.status, 500);
+  assert.strictEqual(exists.reason, "CT 100 already exists on node 'pve1'");
   const noroot = await tok('POST', '/nodes/pve1/lxc', { params: { vmid: 200, ostemplate: volid, restore: 1 } });
-  assert.strictEqual(noroot.status, 400); assert.strictEqual(noroot.json.errors.storage, "storage 'local' does not support container directories");
+  assert.strictEqual(noroot.status, 400);
+  assert.strictEqual(noroot.json.errors.storage, "storage 'local' does not support container directories");
   const ok = await tok('POST', '/nodes/pve1/lxc', { params: { vmid: 200, ostemplate: volid, restore: 1, storage: 'local-lvm' } });
   assert.match(ok.json.data, /:vzrestore:200:/);
   assert.strictEqual((await waitTask('pve1', ok.json.data)).exitstatus, 'OK');
@@ -298,9 +361,13 @@ check('restore: CT from a backup, corrupt archive fails, exists -> 500, storage 
 check('privilege-separated token: 403 on objects, silent filtering on lists', async () => {
   const saved = sim.token;
   const r = await call('GET', '/nodes/pve1/lxc', { headers: { Authorization: 'PVEAPIToken=root@pam!ro=ro-secret' } });
-  assert.deepStrictEqual(r.json.data.map((x) => x.vmid), [100]);
+  assert.deepStrictEqual(
+    r.json.data.map((x) => x.vmid),
+    [100],
+  );
   const s = await call('POST', '/nodes/pve1/lxc/100/status/stop', { headers: { Authorization: 'PVEAPIToken=root@pam!ro=ro-secret' } });
-  assert.strictEqual(s.status, 403); assert.strictEqual(s.reason, 'Permission check failed (/vms/100, VM.PowerMgmt)');
+  assert.strictEqual(s.status, 403);
+  assert.strictEqual(s.reason, 'Permission check failed (/vms/100, VM.PowerMgmt)');
   assert.strictEqual(sim.token, saved);
 });
 
@@ -311,20 +378,27 @@ check('fail/slow faults, legacy errors, standalone cluster status', async () => 
   assert.strictEqual((await tok('GET', '/version')).status, 200);
   sim.faults.fail({ status: 500, message: 'boom' }, '/cluster/resources', 2);
   const b = await tok('GET', '/cluster/resources');
-  assert.strictEqual(b.status, 500); assert.strictEqual(b.reason, 'boom'); assert.strictEqual(b.json.message, 'boom\n');
+  assert.strictEqual(b.status, 500);
+  assert.strictEqual(b.reason, 'boom');
+  assert.strictEqual(b.json.message, 'boom\n');
   sim.faults.clear();
   sim.faults.slow(150, /\/version/);
-  const t0 = Date.now(); await tok('GET', '/version'); assert.ok(Date.now() - t0 >= 140);
+  const t0 = Date.now();
+  await tok('GET', '/version');
+  assert.ok(Date.now() - t0 >= 140);
   sim.faults.clear();
   sim.opts.legacyErrors = true;
   const l = await tok('POST', '/nodes/pve1/lxc/100/status/start');
-  assert.deepStrictEqual(l.json, { data: null }); assert.strictEqual(l.reason, 'CT 100 already running');
+  assert.deepStrictEqual(l.json, { data: null });
+  assert.strictEqual(l.reason, 'CT 100 already running');
   sim.opts.legacyErrors = false;
   const other = await startSimulator({ standalone: true, quiet: true });
   try {
     const cs = other.model.nodes.size;
     assert.strictEqual(cs, 1);
-  } finally { await other.close(); }
+  } finally {
+    await other.close();
+  }
 });
 
 async function main() {
@@ -339,9 +413,18 @@ async function main() {
   let failed = 0;
   try {
     for (const [name, fn] of checks) {
-      try { await fn(); console.log(`ok   - ${name}`); } catch (e) { failed++; console.log(`FAIL - ${name}\n       ${e.stack.split('\n').slice(0, 3).join('\n       ')}`); }
+      try {
+        await fn();
+        console.log(`ok   - ${name}`);
+      } catch (e) {
+        failed++;
+        console.log(`FAIL - ${name}\n       ${e.stack.split('\n').slice(0, 3).join('\n       ')}`);
+      }
     }
-    if (sim.violations.length) { failed++; console.log('FAIL - unexpected violations:', sim.violations); }
+    if (sim.violations.length) {
+      failed++;
+      console.log('FAIL - unexpected violations:', sim.violations);
+    }
     if (sim.unimplemented.length) console.log('note: unimplemented calls:', sim.unimplemented);
   } finally {
     await sim.close();
@@ -350,4 +433,7 @@ async function main() {
   process.exitCode = failed ? 1 : 0;
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -45,10 +45,21 @@ function vzdumpHandler(c) {
   let local = [];
   const all = bool(p.all) || p.exclude !== undefined;
   if (all) {
-    const excl = new Set(String(p.exclude || '').split(/[,;\s]+/).filter(Boolean).map(Number));
-    local = [...sim.model.guests.values()].filter((g) => g.node === node && !excl.has(g.vmid)).map((g) => g.vmid).sort((a, b) => a - b);
+    const excl = new Set(
+      String(p.exclude || '')
+        .split(/[,;\s]+/)
+        .filter(Boolean)
+        .map(Number),
+    );
+    local = [...sim.model.guests.values()]
+      .filter((g) => g.node === node && !excl.has(g.vmid))
+      .map((g) => g.vmid)
+      .sort((a, b) => a - b);
   } else if (p.vmid !== undefined) {
-    const ids = String(p.vmid).split(/[,;\s]+/).filter(Boolean).map(Number);
+    const ids = String(p.vmid)
+      .split(/[,;\s]+/)
+      .filter(Boolean)
+      .map(Number);
     for (const id of ids) {
       const g = sim.model.guests.get(id);
       if (!g || g.node === node) local.push(id);
@@ -60,14 +71,24 @@ function vzdumpHandler(c) {
 
   // Permissions (synchronous 403).
   for (const id of local) c.check(`/vms/${id}`, 'VM.Backup');
-  const storageId = p.storage !== undefined ? String(p.storage) : (p.dumpdir !== undefined ? null : 'local');
+  const storageId = p.storage !== undefined ? String(p.storage) : p.dumpdir !== undefined ? null : 'local';
   if (storageId) c.check(`/storage/${storageId}`, 'Datastore.AllocateSpace');
 
-  const cmdline = ['vzdump', ...(p.vmid !== undefined ? [String(p.vmid).replace(/,/g, ' ')] : []),
-    ...Object.keys(p).filter((k) => k !== 'vmid').sort().map((k) => `--${k} ${p[k]}`)].join(' ');
+  const cmdline = [
+    'vzdump',
+    ...(p.vmid !== undefined ? [String(p.vmid).replace(/,/g, ' ')] : []),
+    ...Object.keys(p)
+      .filter((k) => k !== 'vmid')
+      .sort()
+      .map((k) => `--${k} ${p[k]}`),
+  ].join(' ');
   const taskId = local.length === 1 ? String(local[0]) : '';
   const task = sim.taskManager.start({
-    node, type: 'vzdump', id: taskId, user: c.taskUser, faultIds: local,
+    node,
+    type: 'vzdump',
+    id: taskId,
+    user: c.taskUser,
+    faultIds: local,
     run: (ctx, t) => runJob(sim, ctx, t, { node, p, local, storageId, cmdline, user: c.who.userid }),
   });
   return task.upid;
@@ -75,7 +96,8 @@ function vzdumpHandler(c) {
 
 async function runJob(sim, ctx, task, { node, p, local, storageId, cmdline }) {
   // VZDump->new(): option/storage errors end the task with just "TASK ERROR: <err>".
-  if (p.storage !== undefined && p.dumpdir !== undefined) throw new TaskError("cannot use options 'storage' and 'dumpdir' at the same time");
+  if (p.storage !== undefined && p.dumpdir !== undefined)
+    throw new TaskError("cannot use options 'storage' and 'dumpdir' at the same time");
   let storage = null;
   if (storageId) {
     storage = sim.model.storages.get(storageId);
@@ -135,18 +157,22 @@ async function backupGuest(sim, ctx, task, { node, p, vmid, storage }) {
   }
   const kind = g.type === 'lxc' ? 'CT' : 'VM';
   const guestLog = [];
-  const log = (line) => { ctx.log(line); guestLog.push(line); };
+  const log = (line) => {
+    ctx.log(line);
+    guestLog.push(line);
+  };
   log(`INFO: Starting Backup of VM ${vmid} (${g.type})`);
   log(`INFO: Backup started at ${A.localTime(startMs)}`);
   log(`INFO: status = ${g.status}`);
   if (g.lock) return fail(`${kind} is locked (${g.lock})`);
   const fault = task.fault;
-  const mode = g.status !== 'running' ? 'stop' : (p.mode || 'snapshot');
+  const mode = g.status !== 'running' ? 'stop' : p.mode || 'snapshot';
   const isPbs = storage && storage.type === 'pbs';
   const compress = isPbs ? '0' : String(p.compress ?? '0');
   const ext = (g.type === 'lxc' ? '.tar' : '.vma') + (A.COMPRESS_EXT[compress] ?? '');
   const basename = `vzdump-${g.type}-${vmid}-${A.localStamp(startMs)}`;
-  let target; let volid = null;
+  let target;
+  let volid = null;
   if (isPbs) {
     target = `${g.type === 'lxc' ? 'ct' : 'vm'}/${vmid}/${A.utcStamp(startMs)}`;
     volid = `${storage.id}:backup/${target}`;
@@ -173,12 +199,21 @@ async function backupGuest(sim, ctx, task, { node, p, vmid, storage }) {
 
     // a VM backup logs its progress (qemu's "x% (… of …)" lines): a long log, as a real one is
     if (g.type === 'qemu' && !isPbs) {
-      for (let pct = 1; pct <= 100; pct += 1) log(`INFO: ${String(pct).padStart(3)}% (${(pct * 0.32).toFixed(1)} GiB of 32.0 GiB) in ${pct}s, read: 330.0 MiB/s, write: 300.0 MiB/s`);
+      for (let pct = 1; pct <= 100; pct += 1)
+        log(
+          `INFO: ${String(pct).padStart(3)}% (${(pct * 0.32).toFixed(1)} GiB of 32.0 GiB) in ${pct}s, read: 330.0 MiB/s, write: 300.0 MiB/s`,
+        );
     }
     if (fault === 'unexpected status') throw new UnexpectedExit('simulated crash');
-    if (fault === 'warnings') { ctx.warn('simulated warning 1'); guestLog.push('WARN: simulated warning 1'); ctx.warn('simulated warning 2'); guestLog.push('WARN: simulated warning 2'); }
+    if (fault === 'warnings') {
+      ctx.warn('simulated warning 1');
+      guestLog.push('WARN: simulated warning 1');
+      ctx.warn('simulated warning 2');
+      guestLog.push('WARN: simulated warning 2');
+    }
 
-    const dur = typeof sim.opts.vzdumpDurationMs === 'function' ? Number(sim.opts.vzdumpDurationMs(g)) || 0 : sim.taskManager.duration(task);
+    const dur =
+      typeof sim.opts.vzdumpDurationMs === 'function' ? Number(sim.opts.vzdumpDurationMs(g)) || 0 : sim.taskManager.duration(task);
     try {
       await ctx.sleep(dur);
     } catch (e) {
@@ -186,7 +221,9 @@ async function backupGuest(sim, ctx, task, { node, p, vmid, storage }) {
       throw e;
     }
     if (fault && fault !== 'warnings') {
-      if (!isPbs && storage === null) { /* dumpdir */ }
+      if (!isPbs && storage === null) {
+        /* dumpdir */
+      }
       return fail(String(fault));
     }
 
@@ -203,7 +240,10 @@ async function backupGuest(sim, ctx, task, { node, p, vmid, storage }) {
       } catch (e) {
         return fail(e.message.split('\n')[0]);
       }
-      if (g.type === 'lxc') log(`INFO: Total bytes written: ${size * 4} (${Math.max(1, Math.round(size * 4 / 1024))}KiB, ${Math.max(1, Math.round(size * 4 / 1024 / Math.max(dur / 1000, 1)))}KiB/s)`);
+      if (g.type === 'lxc')
+        log(
+          `INFO: Total bytes written: ${size * 4} (${Math.max(1, Math.round((size * 4) / 1024))}KiB, ${Math.max(1, Math.round((size * 4) / 1024 / Math.max(dur / 1000, 1)))}KiB/s)`,
+        );
       else log(`INFO: transferred 32.00 GiB in ${Math.max(1, Math.round(dur / 1000))} seconds`);
       log(`INFO: archive file size: ${A.formatSize(size)}`);
     }
@@ -217,7 +257,17 @@ async function backupGuest(sim, ctx, task, { node, p, vmid, storage }) {
     const prot = bool(p.protected);
     if (prot) log('INFO: marking backup as protected');
     if (isPbs) {
-      const entry = { volid, vmid, subtype: g.type, format: g.type === 'lxc' ? 'pbs-ct' : 'pbs-vm', ctime: Math.floor(startMs / 1000), size, notes, protected: prot ? 1 : 0, verification: null };
+      const entry = {
+        volid,
+        vmid,
+        subtype: g.type,
+        format: g.type === 'lxc' ? 'pbs-ct' : 'pbs-vm',
+        ctime: Math.floor(startMs / 1000),
+        size,
+        notes,
+        protected: prot ? 1 : 0,
+        verification: null,
+      };
       storage.pbsBackups.push(entry);
       sim._scheduleVerify(entry);
     } else {
@@ -231,7 +281,11 @@ async function backupGuest(sim, ctx, task, { node, p, vmid, storage }) {
     const keep = A.parsePrune(pruneStr);
     const keepAll = keep['keep-all'] || !Object.keys(keep).some((k) => k !== 'keep-all' && keep[k] > 0);
     if (storage && remove && !keepAll) {
-      const shown = Object.keys(keep).filter((k) => k !== 'keep-all').sort().map((k) => `${k}=${keep[k]}`).join(', ');
+      const shown = Object.keys(keep)
+        .filter((k) => k !== 'keep-all')
+        .sort()
+        .map((k) => `${k}=${keep[k]}`)
+        .join(', ');
       log(`INFO: prune older backups with retention: ${shown}`);
       const existing = sim.listBackups(storage, vmid).filter((b) => b.subtype === g.type);
       const marked = A.pruneMark(existing, keep);

@@ -21,7 +21,10 @@ async function startDocker() {
   if (!registryUp()) {
     const dir = '/tmp/homelab-autopilot-registry';
     fs.mkdirSync(path.join(dir, 'data'), { recursive: true });
-    fs.writeFileSync(path.join(dir, 'config.yml'), `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:5000\n`);
+    fs.writeFileSync(
+      path.join(dir, 'config.yml'),
+      `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:5000\n`,
+    );
     process.stderr.write('starting a registry on 127.0.0.1:5000 (log: /tmp/homelab-autopilot-registry.log)\n');
     const log = fs.openSync('/tmp/homelab-autopilot-registry.log', 'a');
     spawn('docker-registry', ['serve', path.join(dir, 'config.yml')], { detached: true, stdio: ['ignore', log, log] }).unref();

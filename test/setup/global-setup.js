@@ -16,7 +16,12 @@ const NEEDS = [
   { cmd: 'dockerd', pkg: 'docker.io' },
   { cmd: 'docker-registry', pkg: 'docker-registry' },
   { cmd: 'docker-compose', pkg: 'docker-compose' },
-  { check: () => spawnSync('dpkg-query', ['-W', '-f', '${Status}', 'busybox-static'], { encoding: 'utf8' }).stdout.includes('install ok installed'), cmd: 'busybox (static)', pkg: 'busybox-static' },
+  {
+    check: () =>
+      spawnSync('dpkg-query', ['-W', '-f', '${Status}', 'busybox-static'], { encoding: 'utf8' }).stdout.includes('install ok installed'),
+    cmd: 'busybox (static)',
+    pkg: 'busybox-static',
+  },
 ];
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
@@ -31,10 +36,11 @@ module.exports = async () => {
       execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
       execFileSync('apt-get', ['install', '-y', '-qq', ...pkgs], { stdio: 'inherit', env });
     } else {
-      throw new Error(`the tests need ${missing.map((m) => m.cmd).join(', ')}: install ${pkgs.join(' ')} (apt-get install ${pkgs.join(' ')})`);
+      throw new Error(
+        `the tests need ${missing.map((m) => m.cmd).join(', ')}: install ${pkgs.join(' ')} (apt-get install ${pkgs.join(' ')})`,
+      );
     }
   }
   const dist = path.join(__dirname, '..', '..', 'dist', 'core', 'config', 'validators');
   if (!fs.existsSync(dist)) throw new Error('dist/ is missing: run `npm run build` first (npm test does)');
 };
-

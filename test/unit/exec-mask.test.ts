@@ -4,7 +4,12 @@ import { clearSecrets, mask, maskDeep, registerSecret } from '../../lib/mask';
 describe('command lines without a shell', () => {
   it('splits words and quotes like a shell, expanding nothing', () => {
     expect(splitCommandLine(`cat /etc/x`)).toEqual(['cat', '/etc/x']);
-    expect(splitCommandLine(`pass show 'homelab/pbs token' "a \\"b\\" $HOME"`)).toEqual(['pass', 'show', 'homelab/pbs token', 'a "b" $HOME']);
+    expect(splitCommandLine(`pass show 'homelab/pbs token' "a \\"b\\" $HOME"`)).toEqual([
+      'pass',
+      'show',
+      'homelab/pbs token',
+      'a "b" $HOME',
+    ]);
     expect(splitCommandLine(`echo a\\ b ''`)).toEqual(['echo', 'a b', '']);
   });
 

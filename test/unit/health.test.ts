@@ -17,7 +17,29 @@ let secureUrl: string;
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ha-health-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      path.join(dir, 'key.pem'),
+      '-out',
+      path.join(dir, 'cert.pem'),
+    ],
+    { stdio: 'ignore' },
+  );
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     if (req.url === '/slow') return void setTimeout(() => res.end('late'), 3000);
     if (req.url === '/down') {
@@ -27,7 +49,10 @@ beforeAll(async () => {
     res.end('<html>Nextcloud is installed: version 29.0.1</html>');
   };
   plain = http.createServer(handler);
-  secure = https.createServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'cert.pem')) }, handler);
+  secure = https.createServer(
+    { key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'cert.pem')) },
+    handler,
+  );
   await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
   await new Promise<void>((r) => secure.listen(0, '127.0.0.1', r));
   plainUrl = `http://127.0.0.1:${(plain.address() as AddressInfo).port}`;
@@ -43,19 +68,35 @@ afterAll(async () => {
 
 describe('http checks', () => {
   it('pass on the expected status and body, fail with the reason otherwise', async () => {
-    expect(await runCheck({ type: 'http', url: `${plainUrl}/`, body_contains: 'installed' }, { signal })).toMatchObject({ ok: true, detail: 'status 200' });
-    expect(await runCheck({ type: 'http', url: `${plainUrl}/`, body_matches: 'version \\d+\\.\\d+' }, { signal })).toMatchObject({ ok: true });
-    expect(await runCheck({ type: 'http', url: `${plainUrl}/down` }, { signal })).toMatchObject({ ok: false, detail: 'status 503, expected 2xx or 3xx' });
+    expect(await runCheck({ type: 'http', url: `${plainUrl}/`, body_contains: 'installed' }, { signal })).toMatchObject({
+      ok: true,
+      detail: 'status 200',
+    });
+    expect(await runCheck({ type: 'http', url: `${plainUrl}/`, body_matches: 'version \\d+\\.\\d+' }, { signal })).toMatchObject({
+      ok: true,
+    });
+    expect(await runCheck({ type: 'http', url: `${plainUrl}/down` }, { signal })).toMatchObject({
+      ok: false,
+      detail: 'status 503, expected 2xx or 3xx',
+    });
     expect(await runCheck({ type: 'http', url: `${plainUrl}/down`, expect_status: [503] }, { signal })).toMatchObject({ ok: true });
-    expect(await runCheck({ type: 'http', url: `${plainUrl}/`, body_contains: 'Welcome' }, { signal })).toMatchObject({ ok: false, detail: 'status 200, but the body does not contain "Welcome"' });
-    expect(await runCheck({ type: 'http', url: `${plainUrl}/slow`, timeout: 0.3 }, { signal })).toMatchObject({ ok: false, detail: 'no answer within 0.3s' });
+    expect(await runCheck({ type: 'http', url: `${plainUrl}/`, body_contains: 'Welcome' }, { signal })).toMatchObject({
+      ok: false,
+      detail: 'status 200, but the body does not contain "Welcome"',
+    });
+    expect(await runCheck({ type: 'http', url: `${plainUrl}/slow`, timeout: 0.3 }, { signal })).toMatchObject({
+      ok: false,
+      detail: 'no answer within 0.3s',
+    });
   });
   it('verify TLS unless told the certificate is self-signed (or given its CA)', async () => {
     const refused = await runCheck({ type: 'http', url: `${secureUrl}/` }, { signal });
     expect(refused.ok).toBe(false);
     expect(refused.detail).toMatch(/self[- ]signed|DEPTH_ZERO_SELF_SIGNED_CERT/i);
     expect(await runCheck({ type: 'http', url: `${secureUrl}/`, insecure: true }, { signal })).toMatchObject({ ok: true });
-    expect(await runCheck({ type: 'http', url: `${secureUrl}/`, ca_file: path.join(dir, 'cert.pem') }, { signal })).toMatchObject({ ok: true });
+    expect(await runCheck({ type: 'http', url: `${secureUrl}/`, ca_file: path.join(dir, 'cert.pem') }, { signal })).toMatchObject({
+      ok: true,
+    });
   });
   it('never names a password from the URL', () => {
     expect(describeCheck({ type: 'http', url: 'https://admin:s3cret@nas.lan/health' })).toBe('http https://nas.lan/health');
@@ -70,7 +111,10 @@ describe('tcp, command and running checks', () => {
   });
   it('command: its exit code, run without a shell', async () => {
     expect(await runCheck({ type: 'command', command: ['test', '-d', dir] }, { signal })).toMatchObject({ ok: true, detail: 'exit 0' });
-    expect(await runCheck({ type: 'command', command: 'sh -c "echo broken >&2; exit 3"', expect_exit: 0 }, { signal })).toMatchObject({ ok: false, detail: 'exit 3, expected 0: broken' });
+    expect(await runCheck({ type: 'command', command: 'sh -c "echo broken >&2; exit 3"', expect_exit: 0 }, { signal })).toMatchObject({
+      ok: false,
+      detail: 'exit 3, expected 0: broken',
+    });
     // a string is split into words, not given to a shell: $(…) stays literal
     expect(await runCheck({ type: 'command', command: 'test -e $(touch /tmp/ha-injected)' }, { signal })).toMatchObject({ ok: false });
     expect(fs.existsSync('/tmp/ha-injected')).toBe(false);
@@ -79,6 +123,9 @@ describe('tcp, command and running checks', () => {
     const r = await runChecks([{ type: 'running' }, { type: 'tcp', host: '127.0.0.1', port: 1 }], { signal, running: async () => true });
     expect(r.ok).toBe(false);
     expect(r.results.map((x) => x.ok)).toEqual([true, false]);
-    expect(await runCheck({ type: 'running' }, { signal })).toMatchObject({ ok: false, detail: 'this service type cannot tell whether it runs' });
+    expect(await runCheck({ type: 'running' }, { signal })).toMatchObject({
+      ok: false,
+      detail: 'this service type cannot tell whether it runs',
+    });
   });
 });

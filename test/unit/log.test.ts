@@ -20,7 +20,15 @@ describe('logging', () => {
     let err = '';
     stderr.on('data', (d: Buffer) => (err += d.toString()));
     registerSecret('hunter2-password');
-    const { logger, close } = createLogger({ level: 'info', format: 'human', logDir: dir, maxSize: 4000, maxFiles: 3, stderr, color: false });
+    const { logger, close } = createLogger({
+      level: 'info',
+      format: 'human',
+      logDir: dir,
+      maxSize: 4000,
+      maxFiles: 3,
+      stderr,
+      color: false,
+    });
     const child = logger.child('backup').child('web');
     for (let i = 0; i < 100; i++) child.info(`line ${i} with hunter2-password inside`);
     logger.debug('not shown at info');
@@ -36,5 +44,4 @@ describe('logging', () => {
     const last = JSON.parse(fs.readFileSync(path.join(dir, 'homelab-autopilot.log'), 'utf8').trim().split('\n').pop() as string);
     expect(last).toMatchObject({ level: 'info', label: 'backup:web', message: 'line 99 with ******** inside' });
   });
-
 });

@@ -21,18 +21,39 @@ describe('retention with Proxmox Backup Server prune semantics', () => {
   });
 
   it('keep-daily keeps the newest backup of each of the last N days that have one', () => {
-    const c = ['2026-01-01T10:00:00Z', '2026-01-01T18:00:00Z', '2026-01-02T12:00:00Z', '2026-01-03T09:00:00Z', '2026-01-03T21:00:00Z', '2026-01-04T08:00:00Z'].map((s) => at(s));
+    const c = [
+      '2026-01-01T10:00:00Z',
+      '2026-01-01T18:00:00Z',
+      '2026-01-02T12:00:00Z',
+      '2026-01-03T09:00:00Z',
+      '2026-01-03T21:00:00Z',
+      '2026-01-04T08:00:00Z',
+    ].map((s) => at(s));
     expect(kept(c, { keep_daily: 3 })).toEqual(['2026-01-02T12:00:00Z', '2026-01-03T21:00:00Z', '2026-01-04T08:00:00Z']);
   });
 
   it('a later option only considers periods older than what earlier options kept (keep-last then keep-daily)', () => {
-    const c = ['2026-01-01T10:00:00Z', '2026-01-01T18:00:00Z', '2026-01-02T12:00:00Z', '2026-01-03T09:00:00Z', '2026-01-03T21:00:00Z', '2026-01-04T08:00:00Z'].map((s) => at(s));
+    const c = [
+      '2026-01-01T10:00:00Z',
+      '2026-01-01T18:00:00Z',
+      '2026-01-02T12:00:00Z',
+      '2026-01-03T09:00:00Z',
+      '2026-01-03T21:00:00Z',
+      '2026-01-04T08:00:00Z',
+    ].map((s) => at(s));
     // keep-last 2 keeps 01-04 08:00 and 01-03 21:00; keep-daily 2 skips those days and keeps 01-02 and 01-01 18:00
-    expect(kept(c, { keep_last: 2, keep_daily: 2 })).toEqual(['2026-01-01T18:00:00Z', '2026-01-02T12:00:00Z', '2026-01-03T21:00:00Z', '2026-01-04T08:00:00Z']);
+    expect(kept(c, { keep_last: 2, keep_daily: 2 })).toEqual([
+      '2026-01-01T18:00:00Z',
+      '2026-01-02T12:00:00Z',
+      '2026-01-03T21:00:00Z',
+      '2026-01-04T08:00:00Z',
+    ]);
   });
 
   it('keep-hourly keeps the newest of each hour and stops after N hours', () => {
-    const c = ['2026-05-01T10:05:00Z', '2026-05-01T10:45:00Z', '2026-05-01T11:10:00Z', '2026-05-01T11:50:00Z', '2026-05-01T12:00:00Z'].map((s) => at(s));
+    const c = ['2026-05-01T10:05:00Z', '2026-05-01T10:45:00Z', '2026-05-01T11:10:00Z', '2026-05-01T11:50:00Z', '2026-05-01T12:00:00Z'].map(
+      (s) => at(s),
+    );
     expect(kept(c, { keep_hourly: 2 })).toEqual(['2026-05-01T11:50:00Z', '2026-05-01T12:00:00Z']);
   });
 
@@ -45,7 +66,9 @@ describe('retention with Proxmox Backup Server prune semantics', () => {
   });
 
   it('keep-monthly skips months without backups (gaps) and keeps the newest of each month', () => {
-    const c = ['2026-01-05T00:00:00Z', '2026-01-20T00:00:00Z', '2026-03-01T00:00:00Z', '2026-06-10T00:00:00Z', '2026-06-11T00:00:00Z'].map((s) => at(s));
+    const c = ['2026-01-05T00:00:00Z', '2026-01-20T00:00:00Z', '2026-03-01T00:00:00Z', '2026-06-10T00:00:00Z', '2026-06-11T00:00:00Z'].map(
+      (s) => at(s),
+    );
     expect(kept(c, { keep_monthly: 3 })).toEqual(['2026-01-20T00:00:00Z', '2026-03-01T00:00:00Z', '2026-06-11T00:00:00Z']);
   });
 
@@ -55,7 +78,13 @@ describe('retention with Proxmox Backup Server prune semantics', () => {
   });
 
   it('never removes a protected backup, and a protected backup does not count against a limit', () => {
-    const c = [at('2026-01-04T00:00:00Z', true), at('2026-01-03T00:00:00Z'), at('2026-01-02T00:00:00Z'), at('2026-01-01T00:00:00Z', true), at('2025-12-31T00:00:00Z')];
+    const c = [
+      at('2026-01-04T00:00:00Z', true),
+      at('2026-01-03T00:00:00Z'),
+      at('2026-01-02T00:00:00Z'),
+      at('2026-01-01T00:00:00Z', true),
+      at('2025-12-31T00:00:00Z'),
+    ];
     const d = computePrune(c, { keep_last: 2 });
     expect(d.map((x) => [x.id.slice(0, 10), x.mark])).toEqual([
       ['2026-01-04', 'protected'],
@@ -68,7 +97,10 @@ describe('retention with Proxmox Backup Server prune semantics', () => {
 
   it('keeps a pinned backup (the newest verified one) whatever the options say', () => {
     const c = ['2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z', '2026-01-03T00:00:00Z'].map((s) => at(s));
-    expect(kept(c, { keep_last: 1 }, new Map([['2026-01-01T00:00:00Z', 'newest verified backup']]))).toEqual(['2026-01-01T00:00:00Z', '2026-01-03T00:00:00Z']);
+    expect(kept(c, { keep_last: 1 }, new Map([['2026-01-01T00:00:00Z', 'newest verified backup']]))).toEqual([
+      '2026-01-01T00:00:00Z',
+      '2026-01-03T00:00:00Z',
+    ]);
   });
 
   it('applies the whole policy in order on a mixed history', () => {
@@ -113,12 +145,19 @@ describe('retention with Proxmox Backup Server prune semantics', () => {
     // a history from hourly to yearly spacing with gaps and several backups a day
     function history(seed: number): PruneCandidate[] {
       let x = seed;
-      const rnd = (): number => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+      const rnd = (): number => (x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
       const out: PruneCandidate[] = [];
       let t = Date.parse('2026-06-30T23:00:00Z');
       for (let i = 0; i < 600; i++) {
         const r = rnd();
-        const step = r < 0.4 ? 3600e3 * (1 + Math.floor(rnd() * 3)) : r < 0.8 ? 86400e3 * (1 + Math.floor(rnd() * 2)) : r < 0.95 ? 86400e3 * 9 : 86400e3 * 70;
+        const step =
+          r < 0.4
+            ? 3600e3 * (1 + Math.floor(rnd() * 3))
+            : r < 0.8
+              ? 86400e3 * (1 + Math.floor(rnd() * 2))
+              : r < 0.95
+                ? 86400e3 * 9
+                : 86400e3 * 70;
         t -= step;
         out.push(at(new Date(t).toISOString()));
       }

@@ -72,7 +72,9 @@ describe('state manager', () => {
     s.finishRun(id, 'success', { n: 1 });
     // a run left 'running' by a process that is gone
     const db = new Database(path.join(dir, 'state.db'));
-    db.prepare("INSERT INTO runs (kind, target, started_at, status, host, pid) VALUES ('backup', 'x', '2026-01-01', 'running', ?, 999999)").run(require('node:os').hostname());
+    db.prepare(
+      "INSERT INTO runs (kind, target, started_at, status, host, pid) VALUES ('backup', 'x', '2026-01-01', 'running', ?, 999999)",
+    ).run(require('node:os').hostname());
     db.close();
     expect(s.markInterruptedRuns()).toBe(1);
     const runs = s.listRuns();

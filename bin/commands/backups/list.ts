@@ -12,8 +12,13 @@ export interface ListedBackup extends ArtifactRecord {
 
 export default class BackupsList extends BaseCommand<typeof BackupsList> {
   static override summary = 'List the backup archives recorded in state, newest first.';
-  static override description = 'Shows each archive with its destination, size, age, verification result and whether the file is still present. Guest backups made by the hypervisor (vzdump) have the destination pve:<storage> and a volid as location.';
-  static override examples = ['<%= config.bin %> backups list', '<%= config.bin %> backups list nextcloud --json', '<%= config.bin %> backups list --all'];
+  static override description =
+    'Shows each archive with its destination, size, age, verification result and whether the file is still present. Guest backups made by the hypervisor (vzdump) have the destination pve:<storage> and a volid as location.';
+  static override examples = [
+    '<%= config.bin %> backups list',
+    '<%= config.bin %> backups list nextcloud --json',
+    '<%= config.bin %> backups list --all',
+  ];
   static override args = { service: Args.string({ description: 'only this service' }) };
   static override flags = {
     all: Flags.boolean({ summary: 'Include archives that retention deleted.' }),
@@ -26,8 +31,13 @@ export default class BackupsList extends BaseCommand<typeof BackupsList> {
     if (args.service && !app.loaded.config.services.some((s) => s.name === args.service)) {
       app.logger.warn(`'${args.service}' is not a service in the current config; showing what state recorded for it`);
     }
-    const artifacts = app.state ? app.state.listArtifacts({ service: args.service, destination: flags.destination, includeDeleted: flags.all }) : [];
-    const list = artifacts.map((a) => ({ ...a, present: a.deletedAt === null && (a.destination.startsWith('pve:') || fs.existsSync(a.location)) }));
+    const artifacts = app.state
+      ? app.state.listArtifacts({ service: args.service, destination: flags.destination, includeDeleted: flags.all })
+      : [];
+    const list = artifacts.map((a) => ({
+      ...a,
+      present: a.deletedAt === null && (a.destination.startsWith('pve:') || fs.existsSync(a.location)),
+    }));
     if (!list.length) this.out(args.service ? `no backups recorded for ${args.service}` : 'no backups recorded yet');
     else {
       this.out(

@@ -7,7 +7,8 @@ import { BaseCommand } from '../../base';
 export default class BackupsProtect extends BaseCommand<typeof BackupsProtect> {
   protected static override writesLogFile = true;
   static override summary = 'Protect a backup archive from retention (or lift the protection with --remove).';
-  static override description = "Retention never deletes a protected archive, and a protected archive does not count against any keep-* limit. IDs are shown by 'backups list --json'.";
+  static override description =
+    "Retention never deletes a protected archive, and a protected archive does not count against any keep-* limit. IDs are shown by 'backups list --json'.";
   static override examples = ['<%= config.bin %> backups protect 42', '<%= config.bin %> backups protect 42 --remove'];
   static override args = { id: Args.integer({ required: true, description: 'the archive id (from backups list --json)' }) };
   static override flags = { remove: Flags.boolean({ summary: 'Lift the protection instead.' }) };
@@ -18,7 +19,9 @@ export default class BackupsProtect extends BaseCommand<typeof BackupsProtect> {
     const state = app.state!;
     const artifact = state.getArtifact(args.id);
     if (!artifact || artifact.deletedAt) {
-      throw new AutopilotError('USAGE', `no backup archive with id ${args.id}${artifact?.deletedAt ? ' (it was pruned)' : ''}`, { hint: "'backups list --json' shows the ids" });
+      throw new AutopilotError('USAGE', `no backup archive with id ${args.id}${artifact?.deletedAt ? ' (it was pruned)' : ''}`, {
+        hint: "'backups list --json' shows the ids",
+      });
     }
     state.setArtifactProtected(args.id, !flags.remove);
     const updated = state.getArtifact(args.id)!;

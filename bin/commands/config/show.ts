@@ -6,7 +6,9 @@ import { BaseCommand } from '../../base';
 export default class ConfigShow extends BaseCommand<typeof ConfigShow> {
   static override summary = 'Print the resolved configuration (defaults applied, services.d merged, paths absolute), secrets masked.';
   static override examples = ['<%= config.bin %> config show', '<%= config.bin %> config show --json'];
-  static override flags = { format: Flags.option({ options: ['yaml', 'json'] as const, default: 'yaml', summary: 'Output format (without --json).' })() };
+  static override flags = {
+    format: Flags.option({ options: ['yaml', 'json'] as const, default: 'yaml', summary: 'Output format (without --json).' })(),
+  };
 
   async run(): Promise<AutopilotConfig> {
     const { flags } = await this.parse(ConfigShow);

@@ -12,7 +12,14 @@ export default class PluginsList extends BaseCommand<typeof PluginsList> {
     this.out(
       table(
         ['NAME', 'KIND', 'VERSION', 'SOURCE', 'STATUS', 'FILE / REASON'],
-        records.map((r) => [r.name, r.kind ?? '-', r.version ?? '-', r.source, r.status, r.status === 'failed' ? `${r.file}: ${r.reason}` : r.file]),
+        records.map((r) => [
+          r.name,
+          r.kind ?? '-',
+          r.version ?? '-',
+          r.source,
+          r.status,
+          r.status === 'failed' ? `${r.file}: ${r.reason}` : r.file,
+        ]),
       ),
     );
     this.out(`\nplugins.d: ${app.registry.pluginsDir}`);

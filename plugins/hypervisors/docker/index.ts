@@ -23,7 +23,12 @@ const plugin: HypervisorPluginDefinition = {
   optionsSchema: {
     additionalProperties: false,
     properties: {
-      host: { type: 'string', minLength: 1, description: 'the engine: unix:///var/run/docker.sock (default: DOCKER_HOST, else the local socket) or tcp://host:2375 (plain TCP; TLS is not supported)' },
+      host: {
+        type: 'string',
+        minLength: 1,
+        description:
+          'the engine: unix:///var/run/docker.sock (default: DOCKER_HOST, else the local socket) or tcp://host:2375 (plain TCP; TLS is not supported)',
+      },
       timeout: { type: 'integer', minimum: 1, maximum: 600, default: 30, description: 'seconds per Engine API call' },
     },
   },
@@ -58,7 +63,13 @@ const plugin: HypervisorPluginDefinition = {
           name: info.Name.replace(/^\//, ''),
           uptimeSeconds: st.Running && started > 0 ? Math.max(0, Math.round((Date.now() - started) / 1000)) : undefined,
           ips,
-          details: { image: info.Config.Image, imageId: info.Image, health: (st as { Health?: { Status?: string } }).Health?.Status, restarting: st.Restarting, exitCode: st.ExitCode },
+          details: {
+            image: info.Config.Image,
+            imageId: info.Image,
+            health: (st as { Health?: { Status?: string } }).Health?.Status,
+            restarting: st.Restarting,
+            exitCode: st.ExitCode,
+          },
         };
       } catch (e) {
         if ((e as { statusCode?: number }).statusCode === 404) return { id: name, state: 'missing' };

@@ -20,12 +20,22 @@ export interface Upid {
   user: string;
 }
 
-const UPID_RE = /^UPID:([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):([0-9A-Fa-f]{8}):([^:\s/]+):([^:\s/]*):([^:\s/]+):$/;
+const UPID_RE =
+  /^UPID:([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):([0-9A-Fa-f]{8}):([^:\s/]+):([^:\s/]*):([^:\s/]+):$/;
 
 export function parseUpid(upid: string): Upid | null {
   const m = UPID_RE.exec(upid);
   if (!m) return null;
-  return { upid, node: m[1], pid: parseInt(m[3], 16), pstart: parseInt(m[4], 16), starttime: parseInt(m[5], 16), type: m[6], id: m[7], user: m[8] };
+  return {
+    upid,
+    node: m[1],
+    pid: parseInt(m[3], 16),
+    pstart: parseInt(m[4], 16),
+    starttime: parseInt(m[5], 16),
+    type: m[6],
+    id: m[7],
+    user: m[8],
+  };
 }
 
 /** exitstatus `OK` and `WARNINGS: n` are success; anything else (an error text, `unexpected status`) is failure. */
@@ -154,7 +164,10 @@ export interface VzdumpResult {
 /** Snapshot names PVE accepts: a letter, then letters, digits, '-' or '_' (2-40 in all), not reserved. */
 export function checkSnapshotName(name: string, kind: GuestKind): void {
   if (!/^[a-z][a-z0-9_-]+$/i.test(name) || name.length > 40) {
-    throw new PveError(`'${name}' is not a valid snapshot name: it must start with a letter and have 2 to 40 letters, digits, '-' or '_'`, 400);
+    throw new PveError(
+      `'${name}' is not a valid snapshot name: it must start with a letter and have 2 to 40 letters, digits, '-' or '_'`,
+      400,
+    );
   }
   const reserved = ['current', ...(kind === 'lxc' ? ['vzdump'] : ['pending'])];
   if (reserved.includes(name.toLowerCase())) throw new PveError(`'${name}' is a reserved snapshot name`, 400);
@@ -180,21 +193,38 @@ export class ProxmoxApi {
     for (const r of await this.resources('vm', ro)) {
       const vmid = toInt(r.vmid);
       if (!Number.isInteger(vmid) || !r.node || (r.type !== 'lxc' && r.type !== 'qemu')) continue;
-      out.set(vmid, { vmid, kind: r.type, node: r.node, status: r.status ?? 'unknown', name: r.name, uptime: r.uptime, lock: r.lock, template: toInt(r.template) === 1, resource: r });
+      out.set(vmid, {
+        vmid,
+        kind: r.type,
+        node: r.node,
+        status: r.status ?? 'unknown',
+        name: r.name,
+        uptime: r.uptime,
+        lock: r.lock,
+        template: toInt(r.template) === 1,
+        resource: r,
+      });
     }
     return out;
   }
 
   async guest(vmid: number, ro?: RequestOptions): Promise<GuestLocation> {
     const g = (await this.locate(ro)).get(vmid);
-    if (!g) throw new PveError(`guest ${vmid} does not exist in the cluster (or the API token may not see it: it needs VM.Audit on /vms/${vmid})`, 404, 'check the vmid of the service');
+    if (!g)
+      throw new PveError(
+        `guest ${vmid} does not exist in the cluster (or the API token may not see it: it needs VM.Audit on /vms/${vmid})`,
+        404,
+        'check the vmid of the service',
+      );
     return g;
   }
 
   async cluster(ro?: RequestOptions): Promise<ClusterInfo> {
     const items = (await this.client.get<Record<string, unknown>[]>('/cluster/status', undefined, ro)) ?? [];
     const c = items.find((i) => i.type === 'cluster');
-    const nodes = items.filter((i) => i.type === 'node').map((n) => ({ node: String(n.name), online: toInt(n.online) === 1, local: toInt(n.local) === 1 }));
+    const nodes = items
+      .filter((i) => i.type === 'node')
+      .map((n) => ({ node: String(n.name), online: toInt(n.online) === 1, local: toInt(n.local) === 1 }));
     // a single node without a cluster has no cluster entry: it is its own quorum
     return { name: c ? String(c.name) : null, quorate: c ? toInt(c.quorate) === 1 : nodes.length > 0, nodes };
   }
@@ -217,8 +247,12 @@ export class ProxmoxApi {
     if (!u) throw new PveError(`not a task id: ${upid}`, null);
     const lines: string[] = [];
     const limit = 1000;
-    for (let start = 0; ; ) {
-      const res = await this.client.get<{ n: number; t: string }[]>(`/nodes/${u.node}/tasks/${encodeURIComponent(upid)}/log`, { start, limit }, ro);
+    for (let start = 0; ;) {
+      const res = await this.client.get<{ n: number; t: string }[]>(
+        `/nodes/${u.node}/tasks/${encodeURIComponent(upid)}/log`,
+        { start, limit },
+        ro,
+      );
       const page = res ?? [];
       for (const l of page) lines.push(l.t);
       start += page.length;
@@ -243,7 +277,8 @@ export class ProxmoxApi {
     let missing = 0;
     try {
       for (;;) {
-        if (wo.deadline && Date.now() > wo.deadline) throw Object.assign(new PveError(`task ${u.type} ${u.id} did not finish in time`, null), { code: 'TASK_TIMEOUT' });
+        if (wo.deadline && Date.now() > wo.deadline)
+          throw Object.assign(new PveError(`task ${u.type} ${u.id} did not finish in time`, null), { code: 'TASK_TIMEOUT' });
         let st: { status: string; exitstatus?: string };
         try {
           st = await this.client.get<{ status: string; exitstatus?: string }>(path, undefined, wo);
@@ -292,7 +327,8 @@ export class ProxmoxApi {
 
   /** Waits and throws a TaskError with the task's ERROR lines when it failed. */
   async runTask(upid: unknown, what: string, wo: WaitOptions = {}): Promise<TaskOutcome> {
-    if (typeof upid !== 'string' || !upid.startsWith('UPID:')) throw new PveError(`${what}: Proxmox started no task (it answered ${JSON.stringify(upid)})`, null);
+    if (typeof upid !== 'string' || !upid.startsWith('UPID:'))
+      throw new PveError(`${what}: Proxmox started no task (it answered ${JSON.stringify(upid)})`, null);
     const out = await this.waitTask(upid, wo);
     if (!out.ok) {
       const lines = out.errors.filter((l) => !/^TASK ERROR: /.test(l));
@@ -321,7 +357,11 @@ export class ProxmoxApi {
   }
 
   /** start | stop | shutdown | reboot; PVE's refusal ("CT 100 already running") comes back as an error. */
-  async power(vmid: number, action: 'start' | 'stop' | 'shutdown' | 'reboot', wo: WaitOptions & { timeoutSeconds?: number; forceStop?: boolean } = {}): Promise<TaskOutcome> {
+  async power(
+    vmid: number,
+    action: 'start' | 'stop' | 'shutdown' | 'reboot',
+    wo: WaitOptions & { timeoutSeconds?: number; forceStop?: boolean } = {},
+  ): Promise<TaskOutcome> {
     const g = await this.guest(vmid, wo);
     const params: Record<string, unknown> = {};
     if (action === 'shutdown') {
@@ -334,7 +374,12 @@ export class ProxmoxApi {
 
   async snapshots(vmid: number, ro?: RequestOptions): Promise<{ name: string; description: string; snaptime: number; parent?: string }[]> {
     const g = await this.guest(vmid, ro);
-    const list = (await this.client.get<{ name: string; description?: string; snaptime?: number; parent?: string }[]>(`${this.guestPath(g)}/snapshot`, undefined, ro)) ?? [];
+    const list =
+      (await this.client.get<{ name: string; description?: string; snaptime?: number; parent?: string }[]>(
+        `${this.guestPath(g)}/snapshot`,
+        undefined,
+        ro,
+      )) ?? [];
     return list
       .filter((s) => s.name !== 'current')
       .map((s) => ({ name: s.name, description: s.description ?? '', snaptime: toInt(s.snaptime) || 0, parent: s.parent }))
@@ -357,7 +402,11 @@ export class ProxmoxApi {
   /** Rolls back (PVE stops a running guest first); `start` starts it again afterwards. */
   async rollback(vmid: number, name: string, start: boolean, wo: WaitOptions = {}): Promise<TaskOutcome> {
     const g = await this.guest(vmid, wo);
-    const upid = await this.client.post<string>(`${this.guestPath(g)}/snapshot/${encodeURIComponent(name)}/rollback`, start ? { start: true } : {}, wo);
+    const upid = await this.client.post<string>(
+      `${this.guestPath(g)}/snapshot/${encodeURIComponent(name)}/rollback`,
+      start ? { start: true } : {},
+      wo,
+    );
     return this.runTask(upid, `rollback of ${vmid} to ${name}`, wo);
   }
 
@@ -369,14 +418,27 @@ export class ProxmoxApi {
     if (g.status === 'running') {
       try {
         if (g.kind === 'lxc') {
-          const ifs = await this.client.get<{ name: string; inet?: string; inet6?: string; 'ip-addresses'?: { 'ip-address': string }[] }[] | null>(`${this.guestPath(g)}/interfaces`, undefined, ro);
+          const ifs = await this.client.get<
+            { name: string; inet?: string; inet6?: string; 'ip-addresses'?: { 'ip-address': string }[] }[] | null
+          >(`${this.guestPath(g)}/interfaces`, undefined, ro);
           if (ifs) {
-            const out = ifs.filter((i) => i.name !== 'lo').flatMap((i) => (i['ip-addresses']?.map((a) => a['ip-address']) ?? [i.inet, i.inet6].filter((x): x is string => Boolean(x)).map(strip)));
+            const out = ifs
+              .filter((i) => i.name !== 'lo')
+              .flatMap(
+                (i) =>
+                  i['ip-addresses']?.map((a) => a['ip-address']) ?? [i.inet, i.inet6].filter((x): x is string => Boolean(x)).map(strip),
+              );
             return [...new Set(out.filter(usable))];
           }
         } else {
-          const r = await this.client.get<{ result?: { name: string; 'ip-addresses'?: { 'ip-address': string }[] }[] }>(`${this.guestPath(g)}/agent/network-get-interfaces`, undefined, ro);
-          const out = (r?.result ?? []).filter((i) => i.name !== 'lo').flatMap((i) => (i['ip-addresses'] ?? []).map((a) => a['ip-address']));
+          const r = await this.client.get<{ result?: { name: string; 'ip-addresses'?: { 'ip-address': string }[] }[] }>(
+            `${this.guestPath(g)}/agent/network-get-interfaces`,
+            undefined,
+            ro,
+          );
+          const out = (r?.result ?? [])
+            .filter((i) => i.name !== 'lo')
+            .flatMap((i) => (i['ip-addresses'] ?? []).map((a) => a['ip-address']));
           return [...new Set(out.filter(usable))];
         }
       } catch (e) {
@@ -392,7 +454,8 @@ export class ProxmoxApi {
         const eq = part.indexOf('=');
         const key = part.slice(0, eq);
         const val = part.slice(eq + 1);
-        if ((key === 'ip' || key === 'ip6') && /[.:]/.test(val) && val !== 'dhcp' && val !== 'auto' && val !== 'manual') out.push(strip(val));
+        if ((key === 'ip' || key === 'ip6') && /[.:]/.test(val) && val !== 'dhcp' && val !== 'auto' && val !== 'manual')
+          out.push(strip(val));
       }
     }
     return out.filter(usable);
@@ -401,7 +464,12 @@ export class ProxmoxApi {
   // ---- backups -----------------------------------------------------------------------------
 
   async storageBackups(node: string, storage: string, vmid: number | undefined, ro?: RequestOptions): Promise<StorageBackup[]> {
-    const list = (await this.client.get<Record<string, unknown>[]>(`/nodes/${encodeURIComponent(node)}/storage/${encodeURIComponent(storage)}/content`, { content: 'backup', ...(vmid ? { vmid } : {}) }, ro)) ?? [];
+    const list =
+      (await this.client.get<Record<string, unknown>[]>(
+        `/nodes/${encodeURIComponent(node)}/storage/${encodeURIComponent(storage)}/content`,
+        { content: 'backup', ...(vmid ? { vmid } : {}) },
+        ro,
+      )) ?? [];
     return list
       .map((i) => {
         const ver = i.verification as { state?: string } | undefined;
@@ -436,7 +504,11 @@ export class ProxmoxApi {
       if (o.protected) params.protected = true;
       upid = await this.client.post<unknown>(`/nodes/${encodeURIComponent(g.node)}/vzdump`, params, wo);
       if (typeof upid === 'string' && upid.startsWith('UPID:')) break;
-      if (tries >= 2) throw new PveError(`vzdump of ${vmid} started no task on ${g.node} (PVE answered ${JSON.stringify(upid)}): the guest keeps moving`, null);
+      if (tries >= 2)
+        throw new PveError(
+          `vzdump of ${vmid} started no task on ${g.node} (PVE answered ${JSON.stringify(upid)}): the guest keeps moving`,
+          null,
+        );
       const was = g.node;
       g = await this.guest(vmid, wo);
       this.logger.info(`guest ${vmid} is no longer on ${was} but on ${g.node}: backing it up there`);
@@ -469,19 +541,35 @@ export class ProxmoxApi {
       backup = list.filter((b) => b.ctime >= since).pop() ?? null;
       volid = backup?.volid ?? null;
     }
-    if (!volid) throw new PveError(`vzdump of ${vmid} reported success, but no backup of it made by that task is on ${o.storage}`, null, 'check the task log on the node');
+    if (!volid)
+      throw new PveError(
+        `vzdump of ${vmid} reported success, but no backup of it made by that task is on ${o.storage}`,
+        null,
+        'check the task log on the node',
+      );
     return { upid: outcome.upid, node: outcome.node, volid, size: backup?.size ?? logSize, backup, outcome };
   }
 
   async deleteVolume(node: string, storage: string, volid: string, wo: WaitOptions = {}): Promise<void> {
-    const res = await this.client.delete<unknown>(`/nodes/${encodeURIComponent(node)}/storage/${encodeURIComponent(storage)}/content/${encodeURIComponent(volid)}`, undefined, wo);
+    const res = await this.client.delete<unknown>(
+      `/nodes/${encodeURIComponent(node)}/storage/${encodeURIComponent(storage)}/content/${encodeURIComponent(volid)}`,
+      undefined,
+      wo,
+    );
     if (typeof res === 'string' && res.startsWith('UPID:')) await this.runTask(res, `deleting ${volid}`, wo);
   }
 
   /** Restores a backup to a vmid on a node and storage (a new guest unless force). */
-  async restore(kind: GuestKind, volid: string, o: { vmid: number; node: string; storage: string; force?: boolean; unique?: boolean; start?: boolean }, wo: WaitOptions = {}): Promise<TaskOutcome> {
+  async restore(
+    kind: GuestKind,
+    volid: string,
+    o: { vmid: number; node: string; storage: string; force?: boolean; unique?: boolean; start?: boolean },
+    wo: WaitOptions = {},
+  ): Promise<TaskOutcome> {
     const params: Record<string, unknown> =
-      kind === 'lxc' ? { vmid: o.vmid, ostemplate: volid, restore: true, storage: o.storage } : { vmid: o.vmid, archive: volid, storage: o.storage };
+      kind === 'lxc'
+        ? { vmid: o.vmid, ostemplate: volid, restore: true, storage: o.storage }
+        : { vmid: o.vmid, archive: volid, storage: o.storage };
     if (o.force) params.force = true;
     if (o.unique) params.unique = true;
     if (o.start) params.start = true;
@@ -491,10 +579,35 @@ export class ProxmoxApi {
 
   /** Creates a container from a template (ostemplate = e.g. local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst). */
   async createContainer(
-    o: { vmid: number; node: string; ostemplate: string; storage: string; hostname?: string; memory?: number; cores?: number; net0?: string; password?: string; sshPublicKeys?: string; unprivileged?: boolean; start?: boolean },
+    o: {
+      vmid: number;
+      node: string;
+      ostemplate: string;
+      storage: string;
+      hostname?: string;
+      memory?: number;
+      cores?: number;
+      net0?: string;
+      password?: string;
+      sshPublicKeys?: string;
+      unprivileged?: boolean;
+      start?: boolean;
+    },
     wo: WaitOptions = {},
   ): Promise<TaskOutcome> {
-    const params: Record<string, unknown> = { vmid: o.vmid, ostemplate: o.ostemplate, storage: o.storage, hostname: o.hostname, memory: o.memory, cores: o.cores, net0: o.net0, password: o.password, 'ssh-public-keys': o.sshPublicKeys, unprivileged: o.unprivileged, start: o.start };
+    const params: Record<string, unknown> = {
+      vmid: o.vmid,
+      ostemplate: o.ostemplate,
+      storage: o.storage,
+      hostname: o.hostname,
+      memory: o.memory,
+      cores: o.cores,
+      net0: o.net0,
+      password: o.password,
+      'ssh-public-keys': o.sshPublicKeys,
+      unprivileged: o.unprivileged,
+      start: o.start,
+    };
     const upid = await this.client.post<string>(`/nodes/${encodeURIComponent(o.node)}/lxc`, params, wo);
     return this.runTask(upid, `creating CT ${o.vmid} on ${o.node}`, wo);
   }

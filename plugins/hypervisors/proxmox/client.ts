@@ -117,7 +117,17 @@ interface RawResponse {
   body: string;
 }
 
-const RETRYABLE_NET = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED', 'UND_ERR_SOCKET']);
+const RETRYABLE_NET = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET',
+]);
 /** connection errors that prove nothing was sent: a write may be tried again after these */
 const NOT_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 
@@ -142,7 +152,13 @@ export class PveClient {
     this.now = o.now ?? Date.now;
     if (o.fingerprint) this.agent = new PinnedAgent(o.fingerprint);
     // a CA file verifies; insecure turns verification off only when nothing to verify with is given
-    else this.agent = new https.Agent({ keepAlive: true, maxSockets: 8, rejectUnauthorized: Boolean(o.caFile) || !o.insecure, ca: o.caFile ? fs.readFileSync(o.caFile) : undefined });
+    else
+      this.agent = new https.Agent({
+        keepAlive: true,
+        maxSockets: 8,
+        rejectUnauthorized: Boolean(o.caFile) || !o.insecure,
+        ca: o.caFile ? fs.readFileSync(o.caFile) : undefined,
+      });
   }
 
   get authMode(): 'token' | 'ticket' {
@@ -177,7 +193,11 @@ export class PveClient {
     const b = this.breakers.get(key);
     if (b && b.openUntil > this.now()) {
       const secs = Math.ceil((b.openUntil - this.now()) / 1000);
-      throw new PveError(`${key} is unreachable (${b.last}): ${b.failures} requests in a row failed, so calls to it fail fast for ${secs}s more`, 595, 'check that the node is up and joined to the cluster');
+      throw new PveError(
+        `${key} is unreachable (${b.last}): ${b.failures} requests in a row failed, so calls to it fail fast for ${secs}s more`,
+        595,
+        'check that the node is up and joined to the cluster',
+      );
     }
   }
 
@@ -191,13 +211,19 @@ export class PveClient {
     b.last = why;
     if (b.failures >= this.o.breakerThreshold) {
       b.openUntil = this.now() + this.o.breakerCooldownMs;
-      if (b.failures === this.o.breakerThreshold) this.o.logger.warn(`${key}: ${b.failures} failures in a row; failing fast for ${this.o.breakerCooldownMs / 1000}s`);
+      if (b.failures === this.o.breakerThreshold)
+        this.o.logger.warn(`${key}: ${b.failures} failures in a row; failing fast for ${this.o.breakerCooldownMs / 1000}s`);
     }
     this.breakers.set(key, b);
   }
 
   private async call<T>(method: string, path: string, params: Record<string, unknown> | undefined, ro: RequestOptions = {}): Promise<T> {
-    if (!this.o.host) throw new PveError('no Proxmox host is configured', null, 'set plugins.proxmox.host (and token_id with token_secret, or username with password) in the config');
+    if (!this.o.host)
+      throw new PveError(
+        'no Proxmox host is configured',
+        null,
+        'set plugins.proxmox.host (and token_id with token_secret, or username with password) in the config',
+      );
     const idempotent = method === 'GET';
     const key = this.breakerKey(path);
     let reauthed = false;
@@ -217,12 +243,23 @@ export class PveClient {
       } catch (e) {
         if (e instanceof PveError) throw e;
         const code = (e as NodeJS.ErrnoException).code ?? '';
-        if (code === 'FINGERPRINT_MISMATCH') throw new PveError(`refused to talk to ${this.o.host}: ${(e as Error).message}`, null, 'if the certificate was renewed on purpose, put its new fingerprint into plugins.proxmox.fingerprint (pvenode cert info)');
+        if (code === 'FINGERPRINT_MISMATCH')
+          throw new PveError(
+            `refused to talk to ${this.o.host}: ${(e as Error).message}`,
+            null,
+            'if the certificate was renewed on purpose, put its new fingerprint into plugins.proxmox.fingerprint (pvenode cert info)',
+          );
         if (ro.signal?.aborted) throw ro.signal.reason instanceof Error ? ro.signal.reason : e;
         // a verification failure, not a connection that broke during the handshake
-        const tlsProblem = /^ERR_TLS_CERT|CERT_|^UNABLE_TO_VERIFY|^DEPTH_ZERO_SELF_SIGNED|^SELF_SIGNED_CERT|^ERR_TLS_/.test(code) && !/ECONNRESET/.test(code);
+        const tlsProblem =
+          /^ERR_TLS_CERT|CERT_|^UNABLE_TO_VERIFY|^DEPTH_ZERO_SELF_SIGNED|^SELF_SIGNED_CERT|^ERR_TLS_/.test(code) &&
+          !/ECONNRESET/.test(code);
         if (tlsProblem) {
-          throw new PveError(`TLS verification of ${this.o.host} failed: ${(e as Error).message}`, null, 'trust the PVE certificate with plugins.proxmox.fingerprint (pvenode cert info) or ca_file');
+          throw new PveError(
+            `TLS verification of ${this.o.host} failed: ${(e as Error).message}`,
+            null,
+            'trust the PVE certificate with plugins.proxmox.fingerprint (pvenode cert info) or ca_file',
+          );
         }
         const timedOut = code === 'REQUEST_TIMEOUT';
         this.recordOutcome(`host ${this.o.host}`, false, (e as Error).message);
@@ -233,7 +270,11 @@ export class PveClient {
           await this.backoff(attempt, ro.signal);
           continue;
         }
-        throw new PveError(`cannot reach the Proxmox API at ${this.o.host}:${this.o.port}: ${(e as Error).message}`, null, 'check plugins.proxmox.host and port, and that pveproxy runs');
+        throw new PveError(
+          `cannot reach the Proxmox API at ${this.o.host}:${this.o.port}: ${(e as Error).message}`,
+          null,
+          'check plugins.proxmox.host and port, and that pveproxy runs',
+        );
       }
       this.counts.total++;
       this.counts[method] = (this.counts[method] ?? 0) + 1;
@@ -291,11 +332,23 @@ export class PveClient {
           said,
         );
       case 403:
-        return new PveError(`permission denied for ${what}: ${said}`, 403, `grant the privilege PVE names on that path to ${this.o.tokenId ?? this.o.username} (with a privilege-separated token, to the token too)`, undefined, said);
+        return new PveError(
+          `permission denied for ${what}: ${said}`,
+          403,
+          `grant the privilege PVE names on that path to ${this.o.tokenId ?? this.o.username} (with a privilege-separated token, to the token too)`,
+          undefined,
+          said,
+        );
       case 400: {
         const errs = body.errors ?? {};
         const list = Object.entries(errs).map(([k, v]) => `${k}: ${String(v).trim()}`);
-        return new PveError(`Proxmox refused ${what}: ${list.length ? list.join('; ') : said || 'bad request'}`, 400, undefined, errs, said);
+        return new PveError(
+          `Proxmox refused ${what}: ${list.length ? list.join('; ') : said || 'bad request'}`,
+          400,
+          undefined,
+          errs,
+          said,
+        );
       }
       case 595:
       case 596:
@@ -303,7 +356,13 @@ export class PveClient {
       case 598:
       case 599: {
         const node = /^\/nodes\/([^/]+)/.exec(path)?.[1];
-        return new PveError(`${node ? `node ${node}` : 'the node'} is unreachable (${res.status} ${said || 'no connection'})`, res.status, 'check that the node is up and that the cluster sees it (pvecm status)', undefined, said);
+        return new PveError(
+          `${node ? `node ${node}` : 'the node'} is unreachable (${res.status} ${said || 'no connection'})`,
+          res.status,
+          'check that the node is up and that the cluster sees it (pvecm status)',
+          undefined,
+          said,
+        );
       }
       default:
         return new PveError(`${what} failed: ${res.status} ${said || 'error'}`, res.status, undefined, undefined, said);
@@ -326,9 +385,14 @@ export class PveClient {
     if (!this.login) {
       this.login = (async () => {
         if (!this.o.username || !this.o.password) {
-          throw new PveError('no Proxmox credentials are configured', null, 'set plugins.proxmox.token_id and token_secret (recommended), or username and password');
+          throw new PveError(
+            'no Proxmox credentials are configured',
+            null,
+            'set plugins.proxmox.token_id and token_secret (recommended), or username and password',
+          );
         }
-        const attempt = async (password: string): Promise<RawResponse> => this.send('POST', '/access/ticket', { username: this.o.username, password }, own, true);
+        const attempt = async (password: string): Promise<RawResponse> =>
+          this.send('POST', '/access/ticket', { username: this.o.username, password }, own, true);
         let res = this.ticket ? await attempt(this.ticket.value) : await attempt(this.o.password);
         if (res.status === 401 && this.ticket) res = await attempt(this.o.password); // renewal refused: log in afresh
         this.counts.total++;
@@ -338,7 +402,12 @@ export class PveClient {
         }
         const data = this.parse<{ ticket: string; CSRFPreventionToken: string; NeedTFA?: number }>(res).data;
         if (!data?.ticket) throw new PveError('Proxmox answered the login without a ticket', 200);
-        if (data.NeedTFA) throw new PveError('this Proxmox user needs a second factor, which a scheduled tool cannot give', 200, 'use an API token (plugins.proxmox.token_id / token_secret) instead');
+        if (data.NeedTFA)
+          throw new PveError(
+            'this Proxmox user needs a second factor, which a scheduled tool cannot give',
+            200,
+            'use an API token (plugins.proxmox.token_id / token_secret) instead',
+          );
         this.ticket = { value: data.ticket, csrf: data.CSRFPreventionToken, at: this.now() };
       })().finally(() => {
         this.login = null;
@@ -364,7 +433,13 @@ export class PveClient {
     });
   }
 
-  private send(method: string, path: string, params: Record<string, unknown> | undefined, ro: RequestOptions, noAuth = false): Promise<RawResponse> {
+  private send(
+    method: string,
+    path: string,
+    params: Record<string, unknown> | undefined,
+    ro: RequestOptions,
+    noAuth = false,
+  ): Promise<RawResponse> {
     const q = encodeParams(params);
     const hasBody = method === 'POST' || method === 'PUT';
     const body = hasBody ? q.toString() : '';
@@ -378,7 +453,15 @@ export class PveClient {
         headers['Content-Length'] = String(Buffer.byteLength(body));
       }
       const req = https.request(
-        { host: this.o.host, port: this.o.port, method, path: `/api2/json${path}${query}`, headers, agent: this.agent, servername: net.isIP(this.o.host) ? undefined : this.o.host },
+        {
+          host: this.o.host,
+          port: this.o.port,
+          method,
+          path: `/api2/json${path}${query}`,
+          headers,
+          agent: this.agent,
+          servername: net.isIP(this.o.host) ? undefined : this.o.host,
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));

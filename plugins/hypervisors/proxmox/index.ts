@@ -32,11 +32,27 @@ const toInt = (v: unknown): number => apiModule().toInt(v);
 const guestSchema = (kind: 'container' | 'VM'): JsonSchema => ({
   properties: {
     vmid: { type: 'integer', minimum: 100, maximum: 999999999, description: `the ${kind}'s VMID` },
-    node: { type: 'string', pattern: '^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$', description: 'the node it usually runs on (informational: the node is always looked up in the cluster)' },
-    storage: { type: 'string', pattern: '^[a-zA-Z][a-zA-Z0-9._-]*$', description: 'back up to this PVE storage instead of the one backup: decides' },
+    node: {
+      type: 'string',
+      pattern: '^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$',
+      description: 'the node it usually runs on (informational: the node is always looked up in the cluster)',
+    },
+    storage: {
+      type: 'string',
+      pattern: '^[a-zA-Z][a-zA-Z0-9._-]*$',
+      description: 'back up to this PVE storage instead of the one backup: decides',
+    },
     mode: { enum: ['snapshot', 'suspend', 'stop'], description: 'vzdump mode (default backup.guests.mode)' },
-    compress: { enum: ['zstd', 'gzip', 'lzo', 'none'], description: 'vzdump compression for file storages (default backup.guests.compress)' },
-    notes_template: { type: 'string', maxLength: 1024, pattern: '^[^\\n]*$', description: 'notes of the backup: {{cluster}}, {{guestname}}, {{node}}, {{vmid}}' },
+    compress: {
+      enum: ['zstd', 'gzip', 'lzo', 'none'],
+      description: 'vzdump compression for file storages (default backup.guests.compress)',
+    },
+    notes_template: {
+      type: 'string',
+      maxLength: 1024,
+      pattern: '^[^\\n]*$',
+      description: 'notes of the backup: {{cluster}}, {{guestname}}, {{node}}, {{vmid}}',
+    },
     protected: { type: 'boolean', description: 'mark each backup protected (never pruned)' },
   },
   required: ['vmid'],
@@ -52,18 +68,48 @@ const plugin: HypervisorPluginDefinition = {
   optionsSchema: {
     additionalProperties: false,
     properties: {
-      host: { type: 'string', minLength: 1, pattern: '^[^/:\\s]+$|^\\[[0-9a-fA-F:]+\\]$', description: 'a PVE node of the cluster (name or address; any node sees the whole cluster)' },
+      host: {
+        type: 'string',
+        minLength: 1,
+        pattern: '^[^/:\\s]+$|^\\[[0-9a-fA-F:]+\\]$',
+        description: 'a PVE node of the cluster (name or address; any node sees the whole cluster)',
+      },
       port: { type: 'integer', minimum: 1, maximum: 65535, default: 8006 },
-      token_id: { type: 'string', pattern: '^[^\\s!@]+@[^\\s!@]+![A-Za-z][A-Za-z0-9.\\-_]+$', description: 'API token id: user@realm!name (recommended)' },
+      token_id: {
+        type: 'string',
+        pattern: '^[^\\s!@]+@[^\\s!@]+![A-Za-z][A-Za-z0-9.\\-_]+$',
+        description: 'API token id: user@realm!name (recommended)',
+      },
       token_secret: { type: 'string', minLength: 1, 'x-secret': true, description: 'the API token secret (a UUID)' },
       username: { type: 'string', pattern: '^[^\\s@]+@[^\\s@]+$', description: 'user@realm, for ticket login when no token is used' },
       password: { type: 'string', minLength: 1, 'x-secret': true },
-      fingerprint: { type: 'string', pattern: '^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$', description: "SHA-256 fingerprint of the node's certificate (pvenode cert info): trusts a self-signed certificate safely" },
-      ca_file: { type: 'string', minLength: 1, 'x-path': true, description: 'a CA certificate (PEM) to verify the node with, e.g. /etc/pve/pve-root-ca.pem' },
+      fingerprint: {
+        type: 'string',
+        pattern: '^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$',
+        description: "SHA-256 fingerprint of the node's certificate (pvenode cert info): trusts a self-signed certificate safely",
+      },
+      ca_file: {
+        type: 'string',
+        minLength: 1,
+        'x-path': true,
+        description: 'a CA certificate (PEM) to verify the node with, e.g. /etc/pve/pve-root-ca.pem',
+      },
       insecure: { type: 'boolean', default: false, description: 'turn TLS verification off (warned about on every run)' },
       timeout: { type: 'integer', minimum: 1, maximum: 600, default: 30, description: 'seconds per API request' },
-      retries: { type: 'integer', minimum: 0, maximum: 10, default: 3, description: 'retries of a read that failed on the network, with 5xx or 595-599' },
-      task_poll_max: { type: 'number', minimum: 0.2, maximum: 60, default: 5, description: 'the longest pause between two polls of a running task (seconds)' },
+      retries: {
+        type: 'integer',
+        minimum: 0,
+        maximum: 10,
+        default: 3,
+        description: 'retries of a read that failed on the network, with 5xx or 595-599',
+      },
+      task_poll_max: {
+        type: 'number',
+        minimum: 0.2,
+        maximum: 60,
+        default: 5,
+        description: 'the longest pause between two polls of a running task (seconds)',
+      },
       breaker_threshold: { type: 'integer', minimum: 1, default: 3, description: 'failures in a row after which a node is failed fast' },
       breaker_cooldown: { type: 'integer', minimum: 1, default: 30, description: 'seconds a node is failed fast' },
       guest_exec: {
@@ -72,7 +118,11 @@ const plugin: HypervisorPluginDefinition = {
         default: {},
         description: 'how commands run inside guests (updates)',
         properties: {
-          via: { enum: ['auto', 'pct', 'ssh'], default: 'auto', description: "auto: pct exec / qm guest exec when the guest runs on this very node, else ssh to the guest's address" },
+          via: {
+            enum: ['auto', 'pct', 'ssh'],
+            default: 'auto',
+            description: "auto: pct exec / qm guest exec when the guest runs on this very node, else ssh to the guest's address",
+          },
           pct: { type: 'string', minLength: 1, default: '/usr/sbin/pct' },
           qm: { type: 'string', minLength: 1, default: '/usr/sbin/qm' },
           ssh: { type: 'string', minLength: 1, default: 'ssh' },
@@ -83,8 +133,14 @@ const plugin: HypervisorPluginDefinition = {
     },
     allOf: [
       { not: { required: ['token_id', 'username'] }, 'x-doc': 'token_id or username, not both' },
-      { if: { required: ['token_id'] }, then: { anyOf: [{ required: ['token_secret'] }, { required: ['token_secret_file'] }, { required: ['token_secret_command'] }] } },
-      { if: { required: ['username'] }, then: { anyOf: [{ required: ['password'] }, { required: ['password_file'] }, { required: ['password_command'] }] } },
+      {
+        if: { required: ['token_id'] },
+        then: { anyOf: [{ required: ['token_secret'] }, { required: ['token_secret_file'] }, { required: ['token_secret_command'] }] },
+      },
+      {
+        if: { required: ['username'] },
+        then: { anyOf: [{ required: ['password'] }, { required: ['password_file'] }, { required: ['password_command'] }] },
+      },
     ],
   },
   create(ctx) {
@@ -106,12 +162,22 @@ const plugin: HypervisorPluginDefinition = {
       guest_exec: { via: 'auto' | 'pct' | 'ssh'; pct: string; qm: string; ssh: string; ssh_user: string; ssh_key?: string };
     };
     if (o.host && o.insecure && !o.fingerprint) {
-      ctx.logger.warn(`TLS verification of ${o.host} is turned off (plugins.proxmox.insecure): anyone on the network path can read the API token; set fingerprint instead (pvenode cert info)`);
+      ctx.logger.warn(
+        `TLS verification of ${o.host} is turned off (plugins.proxmox.insecure): anyone on the network path can read the API token; set fingerprint instead (pvenode cert info)`,
+      );
     }
     let api: ProxmoxApi | null = null;
     const getApi = (): ProxmoxApi => {
-      if (!o.host) throw pveError('the Proxmox connection is not configured', 'set plugins.proxmox.host, and token_id with token_secret (or username with password)');
-      if (!o.token_id && !o.username) throw pveError('no Proxmox credentials are configured', 'set plugins.proxmox.token_id and token_secret (recommended), or username and password');
+      if (!o.host)
+        throw pveError(
+          'the Proxmox connection is not configured',
+          'set plugins.proxmox.host, and token_id with token_secret (or username with password)',
+        );
+      if (!o.token_id && !o.username)
+        throw pveError(
+          'no Proxmox credentials are configured',
+          'set plugins.proxmox.token_id and token_secret (recommended), or username and password',
+        );
       api ??= new (apiModule().ProxmoxApi)(
         new (client().PveClient)({
           host: o.host.replace(/^\[|\]$/g, ''),
@@ -135,7 +201,11 @@ const plugin: HypervisorPluginDefinition = {
     };
     const vmidOf = (g: GuestRef): number => {
       const v = toInt(g.config?.vmid ?? g.id);
-      if (!Number.isInteger(v) || v < 100) throw pveError(`service '${g.service}' has no valid vmid (got ${JSON.stringify(g.config?.vmid ?? g.id)})`, 'set vmid: to the guest id shown in the Proxmox UI');
+      if (!Number.isInteger(v) || v < 100)
+        throw pveError(
+          `service '${g.service}' has no valid vmid (got ${JSON.stringify(g.config?.vmid ?? g.id)})`,
+          'set vmid: to the guest id shown in the Proxmox UI',
+        );
       return v;
     };
     const mmss = (ms: number): string => `${Math.floor(ms / 60000)}m${String(Math.floor(ms / 1000) % 60).padStart(2, '0')}s`;
@@ -143,18 +213,29 @@ const plugin: HypervisorPluginDefinition = {
       signal: op.signal,
       deadline: op.deadline,
       pollMaxMs: o.task_poll_max * 1000,
-      onPoll: (ms: number, t: { type: string; id: string; node: string }) => op.progress?.(`${t.type} ${t.id} on ${t.node}: running for ${mmss(ms)}`),
+      onPoll: (ms: number, t: { type: string; id: string; node: string }) =>
+        op.progress?.(`${t.type} ${t.id} on ${t.node}: running for ${mmss(ms)}`),
     });
     const statusOf = (vmid: number, loc: GuestLocation | undefined): GuestStatus =>
       loc
         ? {
             id: String(vmid),
-            state: loc.status === 'running' ? 'running' : loc.status === 'stopped' ? 'stopped' : loc.status === 'paused' ? 'paused' : 'unknown',
+            state:
+              loc.status === 'running' ? 'running' : loc.status === 'stopped' ? 'stopped' : loc.status === 'paused' ? 'paused' : 'unknown',
             node: loc.node,
             name: loc.name,
             uptimeSeconds: loc.uptime,
             lock: loc.lock || undefined,
-            details: { kind: loc.kind, template: loc.template, cpu: loc.resource.cpu, mem: loc.resource.mem, maxmem: loc.resource.maxmem, disk: loc.resource.disk, maxdisk: loc.resource.maxdisk, hastate: loc.resource.hastate },
+            details: {
+              kind: loc.kind,
+              template: loc.template,
+              cpu: loc.resource.cpu,
+              mem: loc.resource.mem,
+              maxmem: loc.resource.maxmem,
+              disk: loc.resource.disk,
+              maxdisk: loc.resource.maxdisk,
+              hastate: loc.resource.hastate,
+            },
           }
         : { id: String(vmid), state: 'missing' };
     const info = (b: StorageBackup): GuestBackupInfo => ({
@@ -171,7 +252,11 @@ const plugin: HypervisorPluginDefinition = {
     });
     const kindMatches = (g: GuestRef, loc: GuestLocation): void => {
       const want = g.type === 'vm' ? 'qemu' : g.type === 'lxc' ? 'lxc' : loc.kind;
-      if (want !== loc.kind) throw pveError(`service '${g.service}' is of type ${g.type}, but guest ${loc.vmid} is a ${loc.kind === 'lxc' ? 'container (lxc)' : 'VM (vm)'}`, 'fix the type or the vmid of the service');
+      if (want !== loc.kind)
+        throw pveError(
+          `service '${g.service}' is of type ${g.type}, but guest ${loc.vmid} is a ${loc.kind === 'lxc' ? 'container (lxc)' : 'VM (vm)'}`,
+          'fix the type or the vmid of the service',
+        );
     };
 
     const instance: HypervisorPlugin & { api(): ProxmoxApi } = {
@@ -212,17 +297,51 @@ const plugin: HypervisorPluginDefinition = {
         if (mode !== target.mode) notes.push(`the guest is stopped: vzdump uses stop mode`);
         if (loc.lock) notes.push(`the guest is locked (${loc.lock}) now`);
         if (target.kind === 'pbs') notes.push('PBS storage: compression and pruning are PBS’s');
-        return { guest: String(vmid), node: loc.node, state: statusOf(vmid, loc).state, storage: target.storage, mode, compress: target.kind === 'pbs' ? 'pbs' : target.compress, notes };
+        return {
+          guest: String(vmid),
+          node: loc.node,
+          state: statusOf(vmid, loc).state,
+          storage: target.storage,
+          mode,
+          compress: target.kind === 'pbs' ? 'pbs' : target.compress,
+          notes,
+        };
       },
       async backupGuest(guest, target, op): Promise<GuestBackupResult> {
         const a = getApi();
         const vmid = vmidOf(guest);
         const loc = await a.guest(vmid, { signal: op.signal });
         kindMatches(guest, loc);
-        const r = await a.vzdump(vmid, { storage: target.storage, mode: target.mode, compress: target.kind === 'pbs' || target.compress === 'none' ? '0' : target.compress, notesTemplate: target.notesTemplate, protected: target.protected }, wait(op), loc);
-        const b: StorageBackup = r.backup ?? { volid: r.volid, storage: target.storage, vmid, ctime: Math.floor(Date.now() / 1000), size: r.size, format: target.kind === 'pbs' ? 'pbs-unknown' : '', protected: Boolean(target.protected), verification: null };
+        const r = await a.vzdump(
+          vmid,
+          {
+            storage: target.storage,
+            mode: target.mode,
+            compress: target.kind === 'pbs' || target.compress === 'none' ? '0' : target.compress,
+            notesTemplate: target.notesTemplate,
+            protected: target.protected,
+          },
+          wait(op),
+          loc,
+        );
+        const b: StorageBackup = r.backup ?? {
+          volid: r.volid,
+          storage: target.storage,
+          vmid,
+          ctime: Math.floor(Date.now() / 1000),
+          size: r.size,
+          format: target.kind === 'pbs' ? 'pbs-unknown' : '',
+          protected: Boolean(target.protected),
+          verification: null,
+        };
         const modeLine = r.outcome.log.find((l) => /backup mode: /.test(l));
-        return { ...info(b), node: r.node, mode: modeLine ? modeLine.replace(/.*backup mode: /, '').trim() : target.mode, warnings: r.outcome.warnings, task: r.upid };
+        return {
+          ...info(b),
+          node: r.node,
+          mode: modeLine ? modeLine.replace(/.*backup mode: /, '').trim() : target.mode,
+          warnings: r.outcome.warnings,
+          task: r.upid,
+        };
       },
       async listSnapshots(guest, op) {
         const list = await getApi().snapshots(vmidOf(guest), { signal: op.signal });
@@ -239,7 +358,8 @@ const plugin: HypervisorPluginDefinition = {
         const a = getApi();
         const vmid = vmidOf(guest);
         // PVE stops a running guest to roll it back; start it again if it ran when the snapshot was taken
-        const wasRunning = typeof snap.data?.running === 'boolean' ? snap.data.running : (await a.guest(vmid, { signal: op.signal })).status === 'running';
+        const wasRunning =
+          typeof snap.data?.running === 'boolean' ? snap.data.running : (await a.guest(vmid, { signal: op.signal })).status === 'running';
         await a.rollback(vmid, snap.id, wasRunning, wait(op));
       },
       async deleteSnapshot(guest, snap, op) {
@@ -258,8 +378,15 @@ const plugin: HypervisorPluginDefinition = {
           const disk = String(cfg.rootfs ?? cfg.scsi0 ?? cfg.virtio0 ?? cfg.sata0 ?? cfg.ide0 ?? '');
           const storage = /^([a-zA-Z][a-zA-Z0-9._-]*):/.exec(disk)?.[1];
           if (storage) {
-            const st = await a.client.get<{ avail?: number }>(`/nodes/${encodeURIComponent(loc.node)}/storage/${encodeURIComponent(storage)}/status`, undefined, { signal: op.signal });
-            if (typeof st?.avail === 'number' && st.avail < need) problems.push(`storage ${storage} on ${loc.node} has ${Math.round(st.avail / 1048576)} MiB free, the snapshot needs ${Math.round(need / 1048576)} MiB (update.min_free_mb)`);
+            const st = await a.client.get<{ avail?: number }>(
+              `/nodes/${encodeURIComponent(loc.node)}/storage/${encodeURIComponent(storage)}/status`,
+              undefined,
+              { signal: op.signal },
+            );
+            if (typeof st?.avail === 'number' && st.avail < need)
+              problems.push(
+                `storage ${storage} on ${loc.node} has ${Math.round(st.avail / 1048576)} MiB free, the snapshot needs ${Math.round(need / 1048576)} MiB (update.min_free_mb)`,
+              );
           }
         }
         return problems;
@@ -275,7 +402,10 @@ const plugin: HypervisorPluginDefinition = {
         if (via === 'pct') {
           if (loc.kind === 'lxc') return ctx.exec(g.pct, ['exec', String(vmid), '--', ...argv], { signal: op.signal, timeoutMs });
           // qm guest exec: through the QEMU guest agent; it prints JSON with the exit code and output
-          const r = await ctx.exec(g.qm, ['guest', 'exec', String(vmid), '--timeout', String(Math.ceil(timeoutMs / 1000)), '--', ...argv], { signal: op.signal, timeoutMs: timeoutMs + 10_000 });
+          const r = await ctx.exec(g.qm, ['guest', 'exec', String(vmid), '--timeout', String(Math.ceil(timeoutMs / 1000)), '--', ...argv], {
+            signal: op.signal,
+            timeoutMs: timeoutMs + 10_000,
+          });
           if (r.code !== 0) return r;
           try {
             const j = JSON.parse(r.stdout) as { exitcode?: number; 'out-data'?: string; 'err-data'?: string };
@@ -287,9 +417,22 @@ const plugin: HypervisorPluginDefinition = {
         // an address the guest reported (its agent is inside the guest): only a plain IP is used
         const ips = (await a.ips(vmid, { signal: op.signal })).filter((ip) => isIP(ip) !== 0);
         const host = ips.find((ip) => isIP(ip) === 4) ?? ips[0];
-        if (!host) throw pveError(`no address of ${vmid} is known to reach it over ssh`, 'give it a static IP in its network config, or run homelab-autopilot on its node (guest_exec.via: pct)');
+        if (!host)
+          throw pveError(
+            `no address of ${vmid} is known to reach it over ssh`,
+            'give it a static IP in its network config, or run homelab-autopilot on its node (guest_exec.via: pct)',
+          );
         const quote = (x: string): string => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(x) ? x : `'${x.replace(/'/g, `'\\''`)}'`);
-        const args = ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', ...(g.ssh_key ? ['-i', g.ssh_key] : []), `${g.ssh_user}@${host}`, '--', argv.map(quote).join(' ')];
+        const args = [
+          '-o',
+          'BatchMode=yes',
+          '-o',
+          'ConnectTimeout=10',
+          ...(g.ssh_key ? ['-i', g.ssh_key] : []),
+          `${g.ssh_user}@${host}`,
+          '--',
+          argv.map(quote).join(' '),
+        ];
         return ctx.exec(g.ssh, args, { signal: op.signal, timeoutMs });
       },
       async listBackups(guest, storage, op) {

@@ -36,7 +36,10 @@ const plugin: NotificationPluginDefinition = {
           signal: op.signal,
           timeoutMs: 60_000,
         });
-        if (res.code !== 0) throw new Error(`${cmd} exited with ${res.code ?? res.signal}${res.stderr.trim() ? `: ${res.stderr.trim().split('\n').pop()}` : ''}`);
+        if (res.code !== 0)
+          throw new Error(
+            `${cmd} exited with ${res.code ?? res.signal}${res.stderr.trim() ? `: ${res.stderr.trim().split('\n').pop()}` : ''}`,
+          );
       },
     };
   },

@@ -1,7 +1,6 @@
 /** Built-in notification plugin `discord`: a channel webhook through discord.js's WebhookClient, embeds coloured by severity. */
 import { SEVERITY_COLOR, type NotificationPluginDefinition } from '../../../core/plugins/contract';
 
-
 const plugin: NotificationPluginDefinition = {
   name: 'discord',
   kind: 'notification',
@@ -17,7 +16,11 @@ const plugin: NotificationPluginDefinition = {
         description: 'https://discord.com/api/webhooks/<id>/<token> (a secret: use webhook_url_file)',
       },
       username: { type: 'string' },
-      api_url: { type: 'string', pattern: '^https?://', description: 'the Discord API base, for a proxy (default https://discord.com/api)' },
+      api_url: {
+        type: 'string',
+        pattern: '^https?://',
+        description: 'the Discord API base, for a proxy (default https://discord.com/api)',
+      },
     },
     required: ['webhook_url'],
   },

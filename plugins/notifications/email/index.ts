@@ -4,8 +4,8 @@
  */
 import { SEVERITY_COLOR, type NotificationMessage, type NotificationPluginDefinition } from '../../../core/plugins/contract';
 
-
-const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
+const escapeHtml = (s: string): string =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
 
 export function emailBodies(m: NotificationMessage): { subject: string; text: string; html: string } {
   const tag = m.severity === 'critical' ? '[FAILED] ' : m.severity === 'warning' ? '[WARNING] ' : '';
@@ -28,9 +28,18 @@ const plugin: NotificationPluginDefinition = {
     properties: {
       host: { type: 'string', minLength: 1, description: 'the SMTP server' },
       port: { type: 'integer', minimum: 1, maximum: 65535, description: 'default 465 with tls: implicit, else 587' },
-      tls: { enum: ['starttls', 'implicit', 'opportunistic', 'none'], default: 'starttls', description: 'starttls: required; implicit: TLS from the first byte (port 465); opportunistic: STARTTLS when offered; none: plain text' },
+      tls: {
+        enum: ['starttls', 'implicit', 'opportunistic', 'none'],
+        default: 'starttls',
+        description:
+          'starttls: required; implicit: TLS from the first byte (port 465); opportunistic: STARTTLS when offered; none: plain text',
+      },
       ca_file: { type: 'string', 'x-path': true, description: 'a CA certificate (PEM) to trust, for a server with a private CA' },
-      tls_reject_unauthorized: { type: 'boolean', default: true, description: 'false accepts any certificate (a self-signed one): warned about' },
+      tls_reject_unauthorized: {
+        type: 'boolean',
+        default: true,
+        description: 'false accepts any certificate (a self-signed one): warned about',
+      },
       username: { type: 'string', minLength: 1 },
       password: { type: 'string', 'x-secret': true },
       from: { type: 'string', minLength: 3 },
@@ -46,7 +55,8 @@ const plugin: NotificationPluginDefinition = {
         const fs = await import('node:fs/promises');
         const mode = String(channel.tls ?? 'starttls');
         const left = (cap: number): number => Math.max(1000, Math.min(cap, (op.deadline ?? Date.now() + cap) - Date.now()));
-        if (channel.tls_reject_unauthorized === false) op.logger.warn(`channel ${String(channel.name)}: the SMTP server's certificate is not checked (tls_reject_unauthorized: false)`);
+        if (channel.tls_reject_unauthorized === false)
+          op.logger.warn(`channel ${String(channel.name)}: the SMTP server's certificate is not checked (tls_reject_unauthorized: false)`);
         const transport = nodemailer.createTransport({
           host: String(channel.host),
           port: typeof channel.port === 'number' ? channel.port : mode === 'implicit' ? 465 : 587,

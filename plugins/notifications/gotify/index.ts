@@ -22,7 +22,12 @@ const plugin: NotificationPluginDefinition = {
         await ctx.http({
           url: `${String(channel.url).replace(/\/+$/, '')}/message`,
           headers: { 'content-type': 'application/json', 'x-gotify-key': String(channel.token) },
-          body: JSON.stringify({ title: message.title, message: message.text, priority: PRIORITY[message.severity] ?? 2, extras: { 'homelab-autopilot': { event: message.event, subject: message.subject } } }),
+          body: JSON.stringify({
+            title: message.title,
+            message: message.text,
+            priority: PRIORITY[message.severity] ?? 2,
+            extras: { 'homelab-autopilot': { event: message.event, subject: message.subject } },
+          }),
           signal: op.signal,
         });
       },

@@ -2,7 +2,12 @@
 import type { NotificationPluginDefinition, Severity } from '../../../core/plugins/contract';
 
 const PRIORITY: Record<Severity, number> = { info: 3, success: 3, warning: 4, critical: 5 };
-const TAGS: Record<Severity, string> = { info: 'information_source', success: 'white_check_mark', warning: 'warning', critical: 'rotating_light' };
+const TAGS: Record<Severity, string> = {
+  info: 'information_source',
+  success: 'white_check_mark',
+  warning: 'warning',
+  critical: 'rotating_light',
+};
 
 const plugin: NotificationPluginDefinition = {
   name: 'ntfy',

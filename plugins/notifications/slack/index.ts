@@ -1,7 +1,12 @@
 /** Built-in notification plugin `slack`: an incoming webhook (@slack/webhook), blocks coloured by severity. */
 import { SEVERITY_COLOR, type NotificationPluginDefinition } from '../../../core/plugins/contract';
 
-const EMOJI: Record<string, string> = { info: ':information_source:', success: ':white_check_mark:', warning: ':warning:', critical: ':rotating_light:' };
+const EMOJI: Record<string, string> = {
+  info: ':information_source:',
+  success: ':white_check_mark:',
+  warning: ':warning:',
+  critical: ':rotating_light:',
+};
 
 const plugin: NotificationPluginDefinition = {
   name: 'slack',
@@ -11,7 +16,12 @@ const plugin: NotificationPluginDefinition = {
   description: 'Posts to a Slack incoming webhook, coloured by severity',
   channelSchema: {
     properties: {
-      webhook_url: { type: 'string', pattern: '^https?://', 'x-secret': true, description: 'the incoming webhook URL (a secret: use webhook_url_file)' },
+      webhook_url: {
+        type: 'string',
+        pattern: '^https?://',
+        'x-secret': true,
+        description: 'the incoming webhook URL (a secret: use webhook_url_file)',
+      },
       username: { type: 'string' },
       icon_emoji: { type: 'string' },
     },

@@ -14,7 +14,12 @@ const plugin: NotificationPluginDefinition = {
   channelSchema: {
     properties: {
       url: { type: 'string', pattern: '^https?://', 'x-secret': true, description: 'where to POST (may hold a token: masked in logs)' },
-      hmac_secret: { type: 'string', minLength: 8, 'x-secret': true, description: 'signs the body: X-Homelab-Autopilot-Signature: sha256=<hex HMAC-SHA256>' },
+      hmac_secret: {
+        type: 'string',
+        minLength: 8,
+        'x-secret': true,
+        description: 'signs the body: X-Homelab-Autopilot-Signature: sha256=<hex HMAC-SHA256>',
+      },
       headers: { type: 'object', additionalProperties: { type: 'string' }, default: {} },
     },
     required: ['url'],
@@ -23,8 +28,13 @@ const plugin: NotificationPluginDefinition = {
     return {
       async send(message, channel, op) {
         const body = JSON.stringify(message);
-        const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'homelab-autopilot', ...((channel.headers as Record<string, string>) ?? {}) };
-        if (typeof channel.hmac_secret === 'string') headers['x-homelab-autopilot-signature'] = `sha256=${createHmac('sha256', channel.hmac_secret).update(body).digest('hex')}`;
+        const headers: Record<string, string> = {
+          'content-type': 'application/json',
+          'user-agent': 'homelab-autopilot',
+          ...((channel.headers as Record<string, string>) ?? {}),
+        };
+        if (typeof channel.hmac_secret === 'string')
+          headers['x-homelab-autopilot-signature'] = `sha256=${createHmac('sha256', channel.hmac_secret).update(body).digest('hex')}`;
         await ctx.http({ url: String(channel.url), body, headers, signal: op.signal });
       },
     };

@@ -10,10 +10,31 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { OperationContext, PluginContext, ServiceConfig, ServicePlugin, ServicePluginDefinition } from '../../../core/plugins/contract';
+import type {
+  OperationContext,
+  PluginContext,
+  ServiceConfig,
+  ServicePlugin,
+  ServicePluginDefinition,
+} from '../../../core/plugins/contract';
 
 /** Folders a rollback never empties. */
-const SYSTEM_ROOTS = new Set(['/', '/bin', '/boot', '/etc', '/home', '/lib', '/lib64', '/opt', '/root', '/srv', '/usr', '/var', '/var/lib', '/tmp']);
+const SYSTEM_ROOTS = new Set([
+  '/',
+  '/bin',
+  '/boot',
+  '/etc',
+  '/home',
+  '/lib',
+  '/lib64',
+  '/opt',
+  '/root',
+  '/srv',
+  '/usr',
+  '/var',
+  '/var/lib',
+  '/tmp',
+]);
 
 interface CaddyService extends ServiceConfig {
   caddyfile: string;
@@ -34,33 +55,70 @@ const plugin: ServicePluginDefinition = {
   description: 'Caddy: backs up the Caddyfile and its data, validates with `caddy validate`, reloads; safe updates',
   serviceSchema: {
     properties: {
-      caddyfile: { type: 'string', minLength: 1, 'x-path': true, default: '/etc/caddy/Caddyfile', description: 'the Caddyfile; its whole folder is backed up' },
-      data_dir: { type: 'string', minLength: 1, 'x-path': true, default: '/var/lib/caddy', description: "Caddy's data (certificates, keys): $XDG_DATA_HOME/caddy" },
+      caddyfile: {
+        type: 'string',
+        minLength: 1,
+        'x-path': true,
+        default: '/etc/caddy/Caddyfile',
+        description: 'the Caddyfile; its whole folder is backed up',
+      },
+      data_dir: {
+        type: 'string',
+        minLength: 1,
+        'x-path': true,
+        default: '/var/lib/caddy',
+        description: "Caddy's data (certificates, keys): $XDG_DATA_HOME/caddy",
+      },
       caddy: { type: 'string', minLength: 1, default: 'caddy', description: 'the caddy binary' },
       adapter: { type: 'string', pattern: '^[a-z0-9]+$', default: 'caddyfile' },
-      reload_command: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, description: 'how to reload (default: caddy reload --config <caddyfile> --adapter <adapter>)' },
-      systemd_unit: { type: 'string', pattern: '^[A-Za-z0-9@._][A-Za-z0-9@._-]*$', description: 'the unit whose state the `running` health check asks (systemctl is-active)' },
-      admin_url: { type: 'string', pattern: '^https?://', default: 'http://localhost:2019', description: "caddy's admin API: the `running` health check asks it when no systemd_unit is set" },
+      reload_command: {
+        type: 'array',
+        items: { type: 'string', minLength: 1 },
+        minItems: 1,
+        description: 'how to reload (default: caddy reload --config <caddyfile> --adapter <adapter>)',
+      },
+      systemd_unit: {
+        type: 'string',
+        pattern: '^[A-Za-z0-9@._][A-Za-z0-9@._-]*$',
+        description: 'the unit whose state the `running` health check asks (systemctl is-active)',
+      },
+      admin_url: {
+        type: 'string',
+        pattern: '^https?://',
+        default: 'http://localhost:2019',
+        description: "caddy's admin API: the `running` health check asks it when no systemd_unit is set",
+      },
     },
   },
   create(ctx: PluginContext): ServicePlugin {
     // the Caddyfile's folder (with what it imports), or the Caddyfile alone when it sits in a system folder such as /etc
-    const configDir = (s: CaddyService): string => (SYSTEM_ROOTS.has(path.dirname(path.resolve(s.caddyfile))) ? s.caddyfile : path.dirname(s.caddyfile));
-    const has = async (s: CaddyService, op: OperationContext): Promise<boolean> => (await ctx.exec(s.caddy, ['version'], { signal: op.signal, timeoutMs: 20_000 }).catch(() => null))?.code === 0;
+    const configDir = (s: CaddyService): string =>
+      SYSTEM_ROOTS.has(path.dirname(path.resolve(s.caddyfile))) ? s.caddyfile : path.dirname(s.caddyfile);
+    const has = async (s: CaddyService, op: OperationContext): Promise<boolean> =>
+      (await ctx.exec(s.caddy, ['version'], { signal: op.signal, timeoutMs: 20_000 }).catch(() => null))?.code === 0;
     const validate = async (s: CaddyService, op: OperationContext): Promise<string | null> => {
-      const r = await ctx.exec(s.caddy, ['validate', '--config', s.caddyfile, '--adapter', s.adapter], { signal: op.signal, timeoutMs: 60_000 });
+      const r = await ctx.exec(s.caddy, ['validate', '--config', s.caddyfile, '--adapter', s.adapter], {
+        signal: op.signal,
+        timeoutMs: 60_000,
+      });
       return r.code === 0 ? null : `${r.stderr}\n${r.stdout}`.trim().split('\n').slice(-3).join(' | ') || `exit ${r.code}`;
     };
     const reload = async (s: CaddyService, op: OperationContext): Promise<void> => {
       const argv = s.reload_command ?? [s.caddy, 'reload', '--config', s.caddyfile, '--adapter', s.adapter];
       const r = await ctx.exec(argv[0], argv.slice(1), { signal: op.signal, timeoutMs: 60_000 });
-      if (r.code !== 0) throw new Error(`${argv.join(' ')} exited ${r.code}: ${`${r.stderr}\n${r.stdout}`.trim().split('\n').slice(-2).join(' | ')}`);
+      if (r.code !== 0)
+        throw new Error(`${argv.join(' ')} exited ${r.code}: ${`${r.stderr}\n${r.stdout}`.trim().split('\n').slice(-2).join(' | ')}`);
     };
     const snapshotDir = path.join(ctx.dataDir, 'snapshots');
     return {
       backupSources(service) {
         const s = service as CaddyService;
-        return { paths: [{ path: configDir(s), required: true }, { path: s.data_dir, required: false }] };
+        return {
+          paths: [
+            { path: configDir(s), required: true },
+            { path: s.data_dir, required: false },
+          ],
+        };
       },
       async beforeBackup(service, op) {
         const s = service as CaddyService;
@@ -86,14 +144,22 @@ const plugin: ServicePluginDefinition = {
           fs.mkdirSync(snapshotDir, { recursive: true, mode: 0o700 });
           const sources = [configDir(s), s.data_dir].filter((p) => fs.existsSync(p));
           const a = await ctx.archive.create({ sources, dest: path.join(snapshotDir, `${s.name}_${name}.tar.zst`), signal: op.signal });
-          return { id: name, time: new Date().toISOString(), description: sources.join(', '), data: { archive: a.path, size: a.size, sha256: a.sha256, sources } };
+          return {
+            id: name,
+            time: new Date().toISOString(),
+            description: sources.join(', '),
+            data: { archive: a.path, size: a.size, sha256: a.sha256, sources },
+          };
         },
         async update(service, op) {
           const s = service as CaddyService;
           for (const c of s.update?.command ?? []) {
             // a string is split into words, quotes kept together (use the list form for anything subtler)
             const argv = Array.isArray(c) ? c : (c.match(/"[^"]*"|'[^']*'|\S+/g) ?? []).map((w) => w.replace(/^(["'])(.*)\1$/, '$2'));
-            const r = await ctx.exec(argv[0], argv.slice(1), { signal: op.signal, timeoutMs: op.deadline ? Math.max(1000, op.deadline - Date.now()) : 1800_000 });
+            const r = await ctx.exec(argv[0], argv.slice(1), {
+              signal: op.signal,
+              timeoutMs: op.deadline ? Math.max(1000, op.deadline - Date.now()) : 1800_000,
+            });
             if (r.code !== 0) throw new Error(`${argv.join(' ')} exited ${r.code}: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`);
           }
           if (await has(s, op)) {
@@ -122,7 +188,10 @@ const plugin: ServicePluginDefinition = {
         },
         async isRunning(service, op) {
           const s = service as CaddyService;
-          if (s.systemd_unit) return (await ctx.exec('systemctl', ['is-active', '--quiet', s.systemd_unit], { signal: op.signal, timeoutMs: 20_000 })).code === 0;
+          if (s.systemd_unit)
+            return (
+              (await ctx.exec('systemctl', ['is-active', '--quiet', s.systemd_unit], { signal: op.signal, timeoutMs: 20_000 })).code === 0
+            );
           // caddy's admin endpoint answers while it runs
           try {
             await ctx.http({ url: `${s.admin_url.replace(/\/$/, '')}/config/`, signal: op.signal, timeoutMs: 5000 });

@@ -12,7 +12,15 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ExecResult, OperationContext, PluginContext, ServiceConfig, ServicePlugin, ServicePluginDefinition, SnapshotInfo } from '../../../core/plugins/contract';
+import type {
+  ExecResult,
+  OperationContext,
+  PluginContext,
+  ServiceConfig,
+  ServicePlugin,
+  ServicePluginDefinition,
+  SnapshotInfo,
+} from '../../../core/plugins/contract';
 
 type Docker = import('dockerode');
 
@@ -36,9 +44,32 @@ interface ImageRecord {
 
 const DEFAULT_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml'];
 /** Mounts never archived: the engine's socket and the system's own files. */
-const SKIP_MOUNT = /^\/(proc|sys|dev)(\/|$)|^\/var\/run\/docker\.sock$|^\/run\/docker\.sock$|^\/etc\/(localtime|timezone|hosts|resolv\.conf)$/;
+const SKIP_MOUNT =
+  /^\/(proc|sys|dev)(\/|$)|^\/var\/run\/docker\.sock$|^\/run\/docker\.sock$|^\/etc\/(localtime|timezone|hosts|resolv\.conf)$/;
 /** Host folders a rollback must never empty, whatever a compose file mounts. */
-const SYSTEM_ROOTS = new Set(['/', '/bin', '/boot', '/etc', '/home', '/lib', '/lib32', '/lib64', '/opt', '/root', '/run', '/sbin', '/srv', '/tmp', '/usr', '/var', '/var/lib', '/var/lib/docker', '/var/log', '/mnt', '/media']);
+const SYSTEM_ROOTS = new Set([
+  '/',
+  '/bin',
+  '/boot',
+  '/etc',
+  '/home',
+  '/lib',
+  '/lib32',
+  '/lib64',
+  '/opt',
+  '/root',
+  '/run',
+  '/sbin',
+  '/srv',
+  '/tmp',
+  '/usr',
+  '/var',
+  '/var/lib',
+  '/var/lib/docker',
+  '/var/log',
+  '/mnt',
+  '/media',
+]);
 
 const plugin: ServicePluginDefinition = {
   name: 'docker-compose',
@@ -49,8 +80,17 @@ const plugin: ServicePluginDefinition = {
   serviceSchema: {
     properties: {
       project_dir: { type: 'string', minLength: 1, 'x-path': true, description: 'the folder of the compose file' },
-      compose_files: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, description: 'compose files, relative to project_dir (default: compose.yaml, docker-compose.yml, …)' },
-      project_name: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]*$', description: "compose's project name (default: the folder's name)" },
+      compose_files: {
+        type: 'array',
+        items: { type: 'string', minLength: 1 },
+        minItems: 1,
+        description: 'compose files, relative to project_dir (default: compose.yaml, docker-compose.yml, …)',
+      },
+      project_name: {
+        type: 'string',
+        pattern: '^[a-z0-9][a-z0-9_-]*$',
+        description: "compose's project name (default: the folder's name)",
+      },
       env_file: { type: 'string', minLength: 1, description: 'the .env file, relative to project_dir (default .env)' },
     },
     required: ['project_dir'],
@@ -72,7 +112,13 @@ const plugin: ServicePluginDefinition = {
       if (docker) return docker;
       const { default: Dockerode } = (await import('dockerode')) as unknown as { default: new (opts?: object) => Docker };
       const host = o.docker_host ?? process.env.DOCKER_HOST;
-      docker = new Dockerode(host?.startsWith('unix://') ? { socketPath: host.slice(7) } : host ? { host: new URL(host.replace(/^tcp:/, 'http:')).hostname, port: Number(new URL(host.replace(/^tcp:/, 'http:')).port || 2375) } : {});
+      docker = new Dockerode(
+        host?.startsWith('unix://')
+          ? { socketPath: host.slice(7) }
+          : host
+            ? { host: new URL(host.replace(/^tcp:/, 'http:')).hostname, port: Number(new URL(host.replace(/^tcp:/, 'http:')).port || 2375) }
+            : {},
+      );
       return docker;
     };
     let composeCmd: [string, string[]] | null = null;
@@ -93,7 +139,12 @@ const plugin: ServicePluginDefinition = {
       if (!found) throw new Error(`no compose file in ${svc.project_dir} (looked for ${DEFAULT_FILES.join(', ')})`);
       return [found];
     };
-    const project = (svc: ComposeService): string => svc.project_name ?? path.basename(svc.project_dir).toLowerCase().replace(/[^a-z0-9_-]/g, '');
+    const project = (svc: ComposeService): string =>
+      svc.project_name ??
+      path
+        .basename(svc.project_dir)
+        .toLowerCase()
+        .replace(/[^a-z0-9_-]/g, '');
     const run = async (svc: ComposeService, args: string[], op: OperationContext): Promise<ExecResult> => {
       const [cmd, pre] = await compose(op);
       const env = svc.env_file ? ['--env-file', path.resolve(svc.project_dir, svc.env_file)] : [];
@@ -120,7 +171,14 @@ const plugin: ServicePluginDefinition = {
       for (const c of await containers(svc)) {
         for (const m of c.Mounts ?? []) {
           // read-only mounts are the host's (node-exporter's /, certificates): not the project's data
-          if ((m.Type === 'bind' || m.Type === 'volume') && m.Source && m.RW !== false && !SKIP_MOUNT.test(m.Source) && !SYSTEM_ROOTS.has(path.resolve(m.Source))) out.add(m.Source);
+          if (
+            (m.Type === 'bind' || m.Type === 'volume') &&
+            m.Source &&
+            m.RW !== false &&
+            !SKIP_MOUNT.test(m.Source) &&
+            !SYSTEM_ROOTS.has(path.resolve(m.Source))
+          )
+            out.add(m.Source);
         }
       }
       return [...out].sort();
@@ -130,7 +188,13 @@ const plugin: ServicePluginDefinition = {
       const out: ImageRecord[] = [];
       for (const c of await containers(svc)) {
         const img = await d.getImage(c.Image).inspect();
-        out.push({ service: c.Config.Labels?.['com.docker.compose.service'] ?? c.Name.replace(/^\//, ''), container: c.Name.replace(/^\//, ''), ref: c.Config.Image, imageId: c.Image, repoDigests: img.RepoDigests ?? [] });
+        out.push({
+          service: c.Config.Labels?.['com.docker.compose.service'] ?? c.Name.replace(/^\//, ''),
+          container: c.Name.replace(/^\//, ''),
+          ref: c.Config.Image,
+          imageId: c.Image,
+          repoDigests: img.RepoDigests ?? [],
+        });
       }
       return out;
     };
@@ -176,7 +240,10 @@ const plugin: ServicePluginDefinition = {
             const st = fs.statfsSync(at);
             const free = st.bavail * st.bsize;
             const want = need * 1.1 + (op.minFreeBytes ?? 0);
-            if (free < want) problems.push(`${snapshotDir} has ${Math.round(free / 1048576)} MiB free; the snapshot needs ${Math.round(want / 1048576)} MiB (the volumes of ${project(svc)} hold ${Math.round(need / 1048576)} MiB, plus update.min_free_mb)`);
+            if (free < want)
+              problems.push(
+                `${snapshotDir} has ${Math.round(free / 1048576)} MiB free; the snapshot needs ${Math.round(want / 1048576)} MiB (the volumes of ${project(svc)} hold ${Math.round(need / 1048576)} MiB, plus update.min_free_mb)`,
+              );
           }
           return problems;
         },
@@ -187,19 +254,38 @@ const plugin: ServicePluginDefinition = {
           let archive: { path: string; size: number; sha256: string } | null = null;
           if (vols.length) {
             fs.mkdirSync(snapshotDir, { recursive: true, mode: 0o700 });
-            const running = (await containers(svc)).filter((c) => c.State.Running).map((c) => c.Config.Labels?.['com.docker.compose.service']).filter((x): x is string => Boolean(x));
+            const running = (await containers(svc))
+              .filter((c) => c.State.Running)
+              .map((c) => c.Config.Labels?.['com.docker.compose.service'])
+              .filter((x): x is string => Boolean(x));
             try {
               // stopped, so that databases are consistent on disk
               await run(svc, ['stop'], op);
-              archive = await ctx.archive.create({ sources: vols, dest: path.join(snapshotDir, `${project(svc)}_${name}.tar.zst`), signal: op.signal });
+              archive = await ctx.archive.create({
+                sources: vols,
+                dest: path.join(snapshotDir, `${project(svc)}_${name}.tar.zst`),
+                signal: op.signal,
+              });
               const v = await ctx.archive.verify(archive.path, { size: archive.size, sha256: archive.sha256 }, op.signal);
               if (!v.ok) throw new Error(`the snapshot archive failed verification: ${v.error}`);
             } finally {
               // what ran before runs again, whatever happened (with a time of its own)
-              if (running.length) await run(svc, ['start', ...[...new Set(running)]], { ...op, signal: AbortSignal.timeout(o.timeout * 1000) });
+              if (running.length)
+                await run(svc, ['start', ...[...new Set(running)]], { ...op, signal: AbortSignal.timeout(o.timeout * 1000) });
             }
           }
-          return { id: name, time: new Date().toISOString(), description: `${imgs.length} image${imgs.length === 1 ? '' : 's'}, ${vols.length} volume${vols.length === 1 ? '' : 's'}`, data: { images: imgs, volumes: vols, archive: archive?.path ?? null, sha256: archive?.sha256 ?? null, size: archive?.size ?? 0 } };
+          return {
+            id: name,
+            time: new Date().toISOString(),
+            description: `${imgs.length} image${imgs.length === 1 ? '' : 's'}, ${vols.length} volume${vols.length === 1 ? '' : 's'}`,
+            data: {
+              images: imgs,
+              volumes: vols,
+              archive: archive?.path ?? null,
+              sha256: archive?.sha256 ?? null,
+              size: archive?.size ?? 0,
+            },
+          };
         },
         async update(service, op) {
           const svc = service as ComposeService;
@@ -210,12 +296,20 @@ const plugin: ServicePluginDefinition = {
           const changed = after.filter((i) => before.get(i.service) !== i.imageId);
           return {
             changed: changed.length > 0,
-            summary: changed.length ? `new images for ${changed.map((c) => `${c.service} (${c.ref})`).join(', ')}` : 'pulled: every image was up to date',
+            summary: changed.length
+              ? `new images for ${changed.map((c) => `${c.service} (${c.ref})`).join(', ')}`
+              : 'pulled: every image was up to date',
           };
         },
         async rollback(service, snap, op) {
           const svc = service as ComposeService;
-          const data = snap.data as { images: ImageRecord[]; volumes: string[]; archive: string | null; sha256: string | null; size: number };
+          const data = snap.data as {
+            images: ImageRecord[];
+            volumes: string[];
+            archive: string | null;
+            sha256: string | null;
+            size: number;
+          };
           const d = await engine();
           // the archive first: nothing is touched if it cannot be restored
           if (data.archive) {
@@ -249,7 +343,15 @@ const plugin: ServicePluginDefinition = {
         async isRunning(service) {
           const cs = await containers(service as ComposeService);
           // a container whose health check is still `starting` is not healthy yet
-          return cs.length > 0 && cs.every((c) => c.State.Running && !c.State.Restarting && !['unhealthy', 'starting'].includes((c.State as { Health?: { Status?: string } }).Health?.Status ?? ''));
+          return (
+            cs.length > 0 &&
+            cs.every(
+              (c) =>
+                c.State.Running &&
+                !c.State.Restarting &&
+                !['unhealthy', 'starting'].includes((c.State as { Health?: { Status?: string } }).Health?.Status ?? ''),
+            )
+          );
         },
       },
     };

@@ -39,7 +39,8 @@ const plugin: ServicePluginDefinition = {
     return {
       backupSources(service) {
         const s = service as HostService;
-        const defaults = s.include_defaults === false ? [] : DEFAULT_HOST_PATHS.map((p) => ({ path: p.replace(/\/$/, ''), required: false }));
+        const defaults =
+          s.include_defaults === false ? [] : DEFAULT_HOST_PATHS.map((p) => ({ path: p.replace(/\/$/, ''), required: false }));
         const extra = (s.backup_paths ?? []).map((p) => ({ path: p.replace(/(.)\/$/, '$1'), required: true }));
         return { paths: [...defaults, ...extra], exclude: s.exclude ?? [] };
       },

@@ -25,9 +25,19 @@ const plugin: ServicePluginDefinition = {
   description: 'Nginx Proxy Manager: its data and database folders, with a consistent copy of its SQLite database',
   serviceSchema: {
     properties: {
-      data_dir: { type: 'string', minLength: 1, 'x-path': true, description: 'the folder mounted at /data in the container (holds database.sqlite, nginx/, …)' },
+      data_dir: {
+        type: 'string',
+        minLength: 1,
+        'x-path': true,
+        description: 'the folder mounted at /data in the container (holds database.sqlite, nginx/, …)',
+      },
       letsencrypt_dir: { type: 'string', minLength: 1, 'x-path': true, description: 'the folder mounted at /etc/letsencrypt' },
-      database_dir: { type: 'string', minLength: 1, 'x-path': true, description: "MariaDB/MySQL's data folder, when NPM uses one instead of SQLite" },
+      database_dir: {
+        type: 'string',
+        minLength: 1,
+        'x-path': true,
+        description: "MariaDB/MySQL's data folder, when NPM uses one instead of SQLite",
+      },
     },
     required: ['data_dir'],
   },
@@ -41,11 +51,16 @@ const plugin: ServicePluginDefinition = {
         if (s.letsencrypt_dir) paths.push({ path: s.letsencrypt_dir, required: false });
         if (s.database_dir) paths.push({ path: s.database_dir, required: true });
         if (fs.existsSync(sqlite(s)) || op.dryRun) paths.push({ path: copyDir(s), required: false });
-        else if (!s.database_dir && fs.existsSync(s.data_dir)) op.logger.warn(`${sqlite(s)} is missing and no database_dir is set: NPM's settings live in one of them`);
+        else if (!s.database_dir && fs.existsSync(s.data_dir))
+          op.logger.warn(`${sqlite(s)} is missing and no database_dir is set: NPM's settings live in one of them`);
         return {
           paths,
           // the live database is archived as its consistent copy; logs are not worth keeping
-          exclude: [path.join(s.data_dir, 'database.sqlite'), path.join(s.data_dir, 'database.sqlite-journal'), path.join(s.data_dir, 'logs')],
+          exclude: [
+            path.join(s.data_dir, 'database.sqlite'),
+            path.join(s.data_dir, 'database.sqlite-journal'),
+            path.join(s.data_dir, 'logs'),
+          ],
         };
       },
       async beforeBackup(service, op) {
@@ -53,7 +68,9 @@ const plugin: ServicePluginDefinition = {
         if (!fs.existsSync(sqlite(s))) return;
         fs.mkdirSync(copyDir(s), { recursive: true, mode: 0o700 });
         const target = path.join(copyDir(s), 'database.sqlite');
-        const { default: Database } = (await import('better-sqlite3')) as unknown as { default: new (f: string, o?: object) => { backup(t: string): Promise<unknown>; close(): void } };
+        const { default: Database } = (await import('better-sqlite3')) as unknown as {
+          default: new (f: string, o?: object) => { backup(t: string): Promise<unknown>; close(): void };
+        };
         const db = new Database(sqlite(s), { readonly: true, fileMustExist: true });
         try {
           await db.backup(`${target}.partial`);
