@@ -65,7 +65,7 @@ export interface ServicePlan {
   copies: { destination: string; path: string }[];
   prune: { destination: string; path: string; reason: string }[];
   /** a native (hypervisor) backup: where and how */
-  guest?: { node: string; state: string; storage: string; kind: 'pbs' | 'storage'; mode: string; compress: string; rule: string };
+  guest?: { node: string; state: string; storage: string; kind: string; mode: string; compress: string; rule: string };
 }
 
 export interface ServiceBackupResult {
@@ -81,7 +81,7 @@ export interface ServiceBackupResult {
   durationMs: number;
   plan?: ServicePlan;
   /** a native (hypervisor) backup: the node it ran on, the storage, the mode, the task */
-  guest?: { node: string; storage: string; kind: 'pbs' | 'storage'; mode: string; rule: string; task?: string };
+  guest?: { node: string; storage: string; kind: string; mode: string; rule: string; task?: string };
 }
 
 export interface BackupReport {

@@ -14,10 +14,8 @@
  *   };
  */
 
-import type { HttpRequest, HttpResponse } from '../../lib/http';
-
 /** The version of this contract. A plugin's `apiVersion` is a semver range that must include it. */
-export const PLUGIN_API_VERSION = '1.3.0';
+export const PLUGIN_API_VERSION = '1.4.0';
 
 export type PluginKind = 'hypervisor' | 'service' | 'notification';
 
@@ -60,8 +58,47 @@ export interface ExecOptions {
   signal?: AbortSignal;
 }
 
-/** What ctx.http takes and returns (lib/http.ts is the one definition). */
-export type { HttpRequest, HttpResponse } from '../../lib/http';
+/** One HTTP request, as ctx.http takes it. */
+export interface HttpRequest {
+  url: string;
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+  /** ms (default 15 s) */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** What ctx.http returns for a 2xx answer. */
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * What a plugin may set on an Error it throws (since 1.4), all optional; the host reads them
+ * and wraps the error in its PluginError, which names the plugin and the operation:
+ * - `hint`: what the user should do, shown under the message;
+ * - `retryAfterMs`: for a notification, when to try again (ctx.http sets it from Retry-After);
+ * - `permanent`: trying again cannot help (a 401, a wrong URL): a notification is not retried;
+ * - `changed: false`: the operation failed before it changed anything (a command that never
+ *   reached the guest), so there is nothing to roll back.
+ */
+export interface PluginErrorFields {
+  hint?: string;
+  retryAfterMs?: number;
+  permanent?: boolean;
+  changed?: boolean;
+}
+
+/** The host that runs the plugin (since 1.4). */
+export interface HostInfo {
+  /** the version of this contract the host implements, e.g. '1.4.0' */
+  apiVersion: string;
+  /** homelab-autopilot's own version */
+  version: string;
+}
 
 /** What `create()` receives. */
 export interface PluginContext {
@@ -86,6 +123,8 @@ export interface PluginContext {
   http(request: HttpRequest): Promise<HttpResponse>;
   /** The verified archives of the backup engine (since plugin API 1.3): tar | zstd, readable by GNU tar and zstd alone. */
   archive: ArchiveTools;
+  /** the host's versions, for feature checks at run time (since 1.4) */
+  host: HostInfo;
 }
 
 export interface ArchiveTools {
@@ -128,7 +167,19 @@ interface DefinitionBase<K extends PluginKind, I> {
   description?: string;
   /** schema of the plugin's options, given in the config under `plugins.<name>` */
   optionsSchema?: JsonSchema;
+  /**
+   * What the instance can do (since 1.4): the names of the optional methods it implements.
+   * When given, the host checks each against the instance and uses this list; when left out,
+   * the host reads it from the methods the instance has. `plugins list` shows it.
+   */
+  capabilities?: string[];
   create(ctx: PluginContext): I | Promise<I>;
+}
+
+/** What every plugin instance may implement (since 1.4). */
+export interface Disposable {
+  /** Closes connections and timers; called once when the command or daemon ends. */
+  dispose?(): void | Promise<void>;
 }
 
 // ---- service plugins -----------------------------------------------------------------------
@@ -155,7 +206,7 @@ export interface BackupSources {
   exclude?: string[];
 }
 
-export interface ServicePlugin {
+export interface ServicePlugin extends Disposable {
   /** What the archive of this service holds. The engine archives, verifies, copies and prunes. */
   backupSources(service: ServiceConfig, op: OperationContext): BackupSources | Promise<BackupSources>;
   /** Runs before the archive is made (for example to dump a database into a backed-up folder). Not called on --dry-run. */
@@ -240,18 +291,27 @@ export interface ClusterStatus {
   nodes: { node: string; online: boolean }[];
 }
 
-/** Where a native backup goes, as the backup engine decided it (since 1.2). */
+/** Where a native backup goes (since 1.2; decided by the plugin's resolveBackupTarget since 1.4). */
 export interface GuestBackupTarget {
   /** the hypervisor's storage id */
   storage: string;
-  /** 'pbs': a Proxmox Backup Server storage (deduplicated, verified by PBS); 'storage': a file storage */
-  kind: 'pbs' | 'storage';
+  /** the plugin's word for the kind of storage, shown to users (proxmox: 'pbs' or 'storage') */
+  kind: string;
+  /**
+   * the storage verifies and prunes its backups itself (a Proxmox Backup Server): the engine
+   * records a new backup as pending verification and never prunes there (since 1.4)
+   */
+  managed?: boolean;
   /** for example snapshot | suspend | stop */
   mode: string;
   /** for example zstd | gzip | lzo | none */
   compress: string;
   notesTemplate?: string;
   protected?: boolean;
+  /** which config rule chose this storage, for messages (since 1.4) */
+  rule?: string;
+  /** how the storage is named to users, e.g. 'Proxmox Backup Server' (since 1.4) */
+  label?: string;
 }
 
 export interface GuestBackupPlan {
@@ -263,6 +323,8 @@ export interface GuestBackupPlan {
   mode: string;
   compress: string;
   notes?: string[];
+  /** the hypervisor's name for its backup tool, e.g. 'vzdump' (since 1.4) */
+  method?: string;
 }
 
 /** One backup of a guest as the hypervisor lists it. */
@@ -288,9 +350,13 @@ export interface GuestBackupResult extends GuestBackupInfo {
   warnings: string[];
   /** the hypervisor's task id */
   task?: string;
+  /** the backup file as this host can read it (absolute), for a decompress test; absent when it cannot (since 1.4) */
+  localFile?: string;
+  /** the hypervisor's name for its backup tool, e.g. 'vzdump', used to label its warnings (since 1.4) */
+  method?: string;
 }
 
-export interface HypervisorPlugin {
+export interface HypervisorPlugin extends Disposable {
   /** The current state of a guest. */
   guestStatus(guest: GuestRef, op: OperationContext): Promise<GuestStatus>;
   /** The state of several guests at once (one query where the hypervisor allows it). Since 1.2. */
@@ -316,6 +382,16 @@ export interface HypervisorPlugin {
   execInGuest?(guest: GuestRef, argv: string[], op: OperationContext & { timeoutMs?: number }): Promise<ExecResult>;
   /** Problems that forbid a snapshot and update now (for example too little free space on the guest's storage). Since 1.3. */
   precheckGuest?(guest: GuestRef, op: OperationContext & { minFreeBytes?: number }): Promise<string[]>;
+  /**
+   * Where a guest's native backup goes (since 1.4), decided from the service entry and the
+   * config's `backup:` section (its `guests:` defaults and any keys this plugin adds there
+   * through `backupSchema`). Without it, the engine uses backup.guests.storage.
+   */
+  resolveBackupTarget?(guest: GuestRef, backup: Record<string, unknown>): GuestBackupTarget & { path?: string };
+  /** How a person names the guest in messages, e.g. 'CT 100' or 'VM 101' (since 1.4; default: '<type> <id>'). */
+  describeGuest?(guest: GuestRef): string;
+  /** What a person runs to roll the guest back by hand, e.g. 'pct rollback 100 autopilot_…' (since 1.4). */
+  manualRollback?(guest: GuestRef, snapshot: SnapshotInfo): string;
 }
 
 export interface HypervisorPluginDefinition extends DefinitionBase<'hypervisor', HypervisorPlugin> {
@@ -325,6 +401,18 @@ export interface HypervisorPluginDefinition extends DefinitionBase<'hypervisor',
    * common ones, as serviceSchema does for service plugins.
    */
   guestTypes?: Record<string, JsonSchema>;
+  /** The key of a service entry that holds the guest's id (since 1.4; default 'id'), e.g. 'vmid'. */
+  idKey?: string;
+  /**
+   * The prefix of the destination under which the engine records this hypervisor's backups
+   * in state, as `<prefix>:<storage>` (since 1.4; default: the plugin's name).
+   */
+  destinationPrefix?: string;
+  /**
+   * Keys this plugin adds to the config's `backup:` section (since 1.4), each with its schema,
+   * for example where guests are backed up; they reach resolveBackupTarget.
+   */
+  backupSchema?: Record<string, JsonSchema>;
 }
 
 // ---- notification plugins ------------------------------------------------------------------
@@ -346,11 +434,12 @@ export interface NotificationMessage {
   time: string;
 }
 
-export interface NotificationPlugin {
+export interface NotificationPlugin extends Disposable {
   /**
    * Delivers one message to this channel; throws when delivery failed. An error with
    * `retryAfterMs` (as ctx.http's errors for 429) makes the engine wait that long before
-   * trying again; the engine retries with backoff within the channel's time budget.
+   * trying again; the engine retries with backoff within the channel's time budget. An error
+   * with `permanent: true` is not retried (see PluginErrorFields).
    */
   send(message: NotificationMessage, channel: Record<string, unknown>, op: OperationContext): Promise<void>;
 }

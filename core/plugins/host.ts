@@ -19,6 +19,7 @@ import { collect, entrySchema, expandSecrets } from '../config/schema';
 import { getValidator, type Validator } from '../config/validators';
 import { resolveCollected } from '../config/secrets';
 import { formatLocation } from '../config/source';
+import { hostVersion } from '../paths';
 import {
   PLUGIN_API_VERSION,
   type HypervisorPlugin,
@@ -559,6 +560,7 @@ export async function createPlugins(found: Discovered, opts: CreateOptions): Pro
           }),
         http: (request) => httpRequest({ ...request, signal: request.signal ?? opts.signal }),
         archive: archiveTools(opts.signal),
+        host: { apiVersion: PLUGIN_API_VERSION, version: hostVersion() },
       };
       const instance = await withTimeout(Promise.resolve(def.create(ctx) as Promise<Instance>), opts.createTimeoutMs ?? 10_000, 'create()');
       if (!instance || typeof instance !== 'object') throw new Error('create() returned no plugin instance');
