@@ -9,7 +9,7 @@ afterAll(cleanupTmp);
 function fresh(): typeof Validators {
   let mod: typeof Validators | undefined;
   jest.isolateModules(() => {
-    mod = jest.requireActual('../../core/config/validators');
+    mod = jest.requireActual<typeof Validators>('../../core/config/validators');
   });
   return mod!;
 }
