@@ -79,8 +79,8 @@ class WinstonLogger implements Logger {
 
 export interface CreatedLogger {
   logger: Logger;
-  /** flushes and closes the transports */
-  close(): Promise<void>;
+  /** flushes and closes the transports (a function property: it may be destructured) */
+  close: () => Promise<void>;
 }
 
 /**
@@ -111,7 +111,7 @@ export function createLogger(options: LoggerOptions): CreatedLogger {
 }
 
 function buildWinston(options: LoggerOptions): { logger: Logger; close(): Promise<void> } {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- winston is loaded on the first line logged, not at start-up
   const winston = require('winston') as typeof Winston;
   const { format } = winston;
   const masking = format((info) => {
@@ -126,8 +126,8 @@ function buildWinston(options: LoggerOptions): { logger: Logger; close(): Promis
   const human = (withColor: boolean): Winston.Logform.Format =>
     format.printf((info) => {
       const lvl = info.level.padEnd(5);
-      const label = info.label ? `[${String(info.label)}] ` : '';
-      const line = `${stamp()} ${withColor ? COLORS[info.level] + lvl + '\x1b[0m' : lvl} ${label}${String(info.message)}${metaText(info as never)}`;
+      const label = info.label ? `[${typeof info.label === 'string' ? info.label : JSON.stringify(info.label)}] ` : '';
+      const line = `${stamp()} ${withColor ? COLORS[info.level] + lvl + '\x1b[0m' : lvl} ${label}${String(info.message)}${metaText(info)}`;
       return line;
     });
 
@@ -181,7 +181,7 @@ function rotatingFileTransport(opts: {
   maxFiles: number;
   format: Winston.Logform.Format;
 }): Winston.transport {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded with winston, only when there is a log file
   const Transport = require('winston-transport') as typeof import('winston-transport');
   let size = fs.existsSync(opts.file) ? fs.statSync(opts.file).size : 0;
   const rotate = (): void => {

@@ -38,7 +38,7 @@ export function mask(text: string): string {
 /** Deep copy of a value with every registered secret masked in its strings. */
 export function maskDeep<T>(value: T): T {
   if (typeof value === 'string') return mask(value) as unknown as T;
-  if (Array.isArray(value)) return value.map((v) => maskDeep(v)) as unknown as T;
+  if (Array.isArray(value)) return (value as unknown[]).map((v) => maskDeep(v)) as unknown as T;
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[k] = maskDeep(v);

@@ -11,8 +11,8 @@ import * as path from 'node:path';
 
 export const REGISTRY = '127.0.0.1:5000';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-export const { startDocker } = require('../setup/docker.js') as { startDocker(): Promise<void> };
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- plain JavaScript shared with jest's global setup (no allowJs here): typed by hand
+export const { startDocker } = require('../setup/docker.js') as { startDocker: () => Promise<void> };
 
 export function sh(cmd: string, args: string[], opts: { cwd?: string; input?: string } = {}): string {
   return execFileSync(cmd, args, { cwd: opts.cwd, input: opts.input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
@@ -80,7 +80,7 @@ export async function waitFor<T>(fn: () => Promise<T | null> | T | null, ms = 20
   const until = Date.now() + ms;
   for (;;) {
     const v = await fn();
-    if (v !== null && v !== undefined && v !== false) return v as T;
+    if (v !== null && v !== undefined && v !== false) return v;
     if (Date.now() > until) throw new Error('timed out waiting');
     await new Promise((r) => setTimeout(r, 250));
   }

@@ -1,13 +1,13 @@
 /** The PVE API simulator (test/pve-sim, plain JavaScript) as the tests start it. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- plain JavaScript (no allowJs in the tests' tsconfig): typed here by hand
 const { startSimulator, DEFAULT_TOKEN_SECRET } = require('../pve-sim') as {
-  startSimulator(o?: Record<string, unknown>): Promise<Sim>;
+  startSimulator: (o?: Record<string, unknown>) => Promise<Sim>;
   DEFAULT_TOKEN_SECRET: string;
 };
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+/* eslint-disable @typescript-eslint/no-explicit-any -- the simulator's model (guests, tasks, request params) is plain JavaScript that the tests read freely */
 export interface Sim {
   url: string;
   port: number;
@@ -39,6 +39,7 @@ export interface Sim {
   resetRequests(): void;
   close(): Promise<void>;
 }
+/* eslint-enable @typescript-eslint/no-explicit-any */
 
 let noted = false;
 

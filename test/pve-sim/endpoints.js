@@ -365,7 +365,7 @@ const power = (type, action) => (c) => {
       lockCheck(g);
       if (type === 'qemu' && action === 'start' && g.status === 'running') throw new TaskError(`VM ${g.vmid} already running`);
     },
-    effect: (ctx) => {
+    effect: () => {
       if (action === 'start') setRunning(sim, g, true);
       else if (action === 'stop' || action === 'shutdown') setRunning(sim, g, false);
       else if (action === 'reboot') setRunning(sim, g, true);

@@ -48,7 +48,7 @@ const plugin: HypervisorPluginDefinition = {
       docker = new Dockerode({ ...opts, timeout: o.timeout * 1000 });
       return docker;
     };
-    const nameOf = (g: GuestRef): string => String(g.config?.container ?? g.id).replace(/^\//, '');
+    const nameOf = (g: GuestRef): string => (typeof g.config?.container === 'string' ? g.config.container : g.id).replace(/^\//, '');
     const statusOf = async (d: Docker, name: string, op: OperationContext): Promise<GuestStatus> => {
       try {
         const info = await d.getContainer(name).inspect({ abortSignal: op.signal } as object);

@@ -51,9 +51,9 @@ const plugin: NotificationPluginDefinition = {
     return {
       async send(message, channel, op) {
         // loaded when mail is sent, not at start-up
-        const nodemailer = (await import('nodemailer')) as typeof import('nodemailer');
+        const nodemailer = await import('nodemailer');
         const fs = await import('node:fs/promises');
-        const mode = String(channel.tls ?? 'starttls');
+        const mode = typeof channel.tls === 'string' ? channel.tls : 'starttls';
         const left = (cap: number): number => Math.max(1000, Math.min(cap, (op.deadline ?? Date.now() + cap) - Date.now()));
         if (channel.tls_reject_unauthorized === false)
           op.logger.warn(`channel ${String(channel.name)}: the SMTP server's certificate is not checked (tls_reject_unauthorized: false)`);
@@ -63,7 +63,10 @@ const plugin: NotificationPluginDefinition = {
           secure: mode === 'implicit',
           requireTLS: mode === 'starttls',
           ignoreTLS: mode === 'none',
-          auth: channel.username ? { user: String(channel.username), pass: String(channel.password ?? '') } : undefined,
+          auth:
+            typeof channel.username === 'string' && channel.username
+              ? { user: channel.username, pass: typeof channel.password === 'string' ? channel.password : '' }
+              : undefined,
           tls: {
             rejectUnauthorized: channel.tls_reject_unauthorized !== false,
             ca: typeof channel.ca_file === 'string' ? await fs.readFile(channel.ca_file, 'utf8') : undefined,

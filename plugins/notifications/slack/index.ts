@@ -39,7 +39,7 @@ const plugin: NotificationPluginDefinition = {
           return res;
         };
         const hook = new IncomingWebhook(String(channel.webhook_url), {
-          fetch: fetchFn as never,
+          fetch: fetchFn,
           timeout: 15_000,
           username: typeof channel.username === 'string' ? channel.username : undefined,
           icon_emoji: typeof channel.icon_emoji === 'string' ? channel.icon_emoji : undefined,
