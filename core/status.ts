@@ -5,7 +5,7 @@
 import { describeError } from '../lib/errors';
 import { namedServices } from './config/select';
 import type { Logger } from '../lib/log';
-import type { StateManager } from '../lib/state';
+import type { StateManager, VerifyStatus } from '../lib/state';
 import type { AutopilotConfig } from './config/types';
 import type { ClusterStatus, GuestStatus, ServiceConfig } from './plugins/contract';
 import type { PluginRegistry } from './plugins/host';
@@ -15,8 +15,9 @@ export interface LastBackup {
   ageSeconds: number;
   location: string;
   size: number;
-  /** 'ok' | 'pending' | 'failed' | 'no' */
-  verified: string;
+  /** 'no': not verified */
+  verified: VerifyStatus | 'no';
+  /** what verification saw or why it failed */
   detail: string | null;
 }
 
@@ -36,20 +37,19 @@ export interface StatusReport {
   services: ServiceStatus[];
 }
 
+/** The newest backup of a service that did not fail verification (or, when all failed, the newest). */
 function lastBackup(state: StateManager | null, service: string, now: number): LastBackup | null {
   if (!state) return null;
-  const a =
-    state.listArtifacts({ service }).find((x) => x.verifyResult === null || !x.verifyResult.startsWith('failed')) ??
-    state.listArtifacts({ service })[0];
+  const all = state.listArtifacts({ service });
+  const a = all.find((x) => x.verifyStatus !== 'failed') ?? all[0];
   if (!a) return null;
-  const v = a.verifyResult ?? '';
   return {
     at: a.createdAt,
     ageSeconds: Math.max(0, Math.round((now - new Date(a.createdAt).getTime()) / 1000)),
     location: a.location,
     size: a.size,
-    verified: v.startsWith('ok') ? 'ok' : v.startsWith('pending') ? 'pending' : v.startsWith('failed') ? 'failed' : 'no',
-    detail: a.verifyResult,
+    verified: a.verifyStatus ?? 'no',
+    detail: a.verifyDetail,
   };
 }
 

@@ -1,12 +1,7 @@
 import * as Flags from '@oclif/core/flags';
-import type { RunRecord } from '../../lib/state';
+import { type HistoryEntry, listHistory, runDurationMs } from '../../core/queries';
 import { BaseCommand } from '../base';
 import { formatDuration, localTime, table } from '../render';
-
-export interface HistoryEntry extends RunRecord {
-  durationMs: number | null;
-  children: RunRecord[];
-}
 
 export default class History extends BaseCommand<typeof History> {
   static override summary = 'Show recorded runs, newest first, with the services each one covered.';
@@ -19,12 +14,7 @@ export default class History extends BaseCommand<typeof History> {
   async run(): Promise<HistoryEntry[]> {
     const { flags } = await this.parse(History);
     const app = await this.openApp('ro');
-    const runs = app.state ? app.state.listRuns({ kind: flags.kind, limit: flags.limit, parentId: null }) : [];
-    const entries = runs.map((r) => ({
-      ...r,
-      durationMs: r.endedAt ? new Date(r.endedAt).getTime() - new Date(r.startedAt).getTime() : null,
-      children: app.state ? app.state.listRuns({ parentId: r.id, limit: 1000 }).reverse() : [],
-    }));
+    const entries = listHistory(app.state, { kind: flags.kind, limit: flags.limit });
     if (!entries.length) this.out('no runs recorded yet');
     else {
       const rows: string[][] = [];
@@ -39,8 +29,7 @@ export default class History extends BaseCommand<typeof History> {
         ]);
         for (const c of e.children) {
           const s = c.summary as { error?: string } | null;
-          const dur = c.endedAt ? new Date(c.endedAt).getTime() - new Date(c.startedAt).getTime() : null;
-          rows.push(['', '', '', `└ ${c.target}`, c.status + (s?.error ? `: ${s.error}` : ''), formatDuration(dur)]);
+          rows.push(['', '', '', `└ ${c.target}`, c.status + (s?.error ? `: ${s.error}` : ''), formatDuration(runDurationMs(c))]);
         }
       }
       this.out(table(['RUN', 'STARTED', 'KIND', 'TARGET', 'STATUS', 'DURATION'], rows));

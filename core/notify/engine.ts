@@ -110,15 +110,14 @@ export class NotificationEngine {
     const state = this.deps.state;
     if (!state) return { send: true };
     const now = this.now().getTime();
-    const key = (kind: string, event: string): string => `notify.${kind}.${event}.${ev.subject}`;
     const failed = RECOVERY_OF[ev.event];
     // a recovery always goes through; the failure ends once someone has been told (settle())
-    if (failed && state.exists(key('failing', failed))) return { send: true, recoveryOf: failed };
-    const last = state.get<string>(key('last', ev.event));
+    if (failed && state.cooldown.isFailing(failed, ev.subject)) return { send: true, recoveryOf: failed };
+    const last = state.cooldown.lastSent(ev.event, ev.subject);
     const since = last ? now - Date.parse(last) : Infinity;
     if (PERSISTENT.has(ev.event)) {
-      const ongoing = state.exists(key('failing', ev.event));
-      if (!ongoing) state.set(key('failing', ev.event), this.now().toISOString());
+      const ongoing = state.cooldown.isFailing(ev.event, ev.subject);
+      if (!ongoing) state.cooldown.markFailing(ev.event, ev.subject, this.now().toISOString());
       const every = this.deps.config.repeat_interval * 1000;
       if (ongoing && since < every)
         return {
@@ -143,8 +142,8 @@ export class NotificationEngine {
   private settle(ev: NotifyEvent, recoveryOf: string | undefined, delivered: boolean): void {
     const state = this.deps.state;
     if (!state || state.readonly || !delivered) return;
-    state.set(`notify.last.${ev.event}.${ev.subject}`, this.now().toISOString());
-    if (recoveryOf) state.delete(`notify.failing.${recoveryOf}.${ev.subject}`);
+    state.cooldown.markSent(ev.event, ev.subject, this.now().toISOString());
+    if (recoveryOf) state.cooldown.clearFailing(recoveryOf, ev.subject);
   }
 
   private message(ev: NotifyEvent, channel: ChannelConfig): NotificationMessage {

@@ -92,6 +92,21 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX run_steps_run ON run_steps (run_id);
   `,
+  // 5: an artifact's verification as a status and a detail, instead of 'ok: …' / 'pending: …' /
+  // 'failed: …' strings every reader had to decode; the old strings are split into the new columns.
+  // verify_result stays as it was, no longer read or written: the original text remains there to inspect.
+  // A string with none of the three prefixes (never written) counts as not verified, its text kept.
+  `
+  ALTER TABLE artifacts ADD COLUMN verify_status TEXT CHECK (verify_status IN ('ok', 'pending', 'failed'));
+  ALTER TABLE artifacts ADD COLUMN verify_detail TEXT;
+  UPDATE artifacts SET verify_status = 'ok', verify_detail = NULLIF(ltrim(substr(verify_result, 4)), '')
+    WHERE verify_result = 'ok' OR substr(verify_result, 1, 3) = 'ok:';
+  UPDATE artifacts SET verify_status = 'pending', verify_detail = NULLIF(ltrim(substr(verify_result, 9)), '')
+    WHERE verify_result = 'pending' OR substr(verify_result, 1, 8) = 'pending:';
+  UPDATE artifacts SET verify_status = 'failed', verify_detail = NULLIF(ltrim(substr(verify_result, 8)), '')
+    WHERE verify_result = 'failed' OR substr(verify_result, 1, 7) = 'failed:';
+  UPDATE artifacts SET verify_detail = verify_result WHERE verify_status IS NULL AND verify_result IS NOT NULL;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

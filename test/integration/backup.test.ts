@@ -73,7 +73,13 @@ describe('backup --all', () => {
     ]);
     const list = json(await runCli(['backups', 'list', '--json', '--config', path.join(dir, 'ha.yaml')]));
     expect(list.map((a: { service: string }) => a.service).sort()).toEqual(['alpha', 'gamma']);
-    expect(list[0]).toMatchObject({ destination: 'primary', present: true, verifyResult: expect.stringMatching(/^ok: \d+ entries$/) });
+    expect(list[0]).toMatchObject({
+      destination: 'primary',
+      present: true,
+      verifyStatus: 'ok',
+      verifyDetail: expect.stringMatching(/^\d+ entries$/),
+    });
+    expect(list[0]).not.toHaveProperty('verifyResult');
   });
 
   it('names unknown services and refuses names with --all', async () => {

@@ -104,7 +104,8 @@ describe('backup of Proxmox guests', () => {
     expect(state).toHaveLength(4);
     for (const a of state) {
       expect(a.destination).toBe('pve:nas');
-      expect(a.verifyResult).toMatch(/^ok: \d+ bytes, decompress test passed/);
+      expect(a.verifyStatus).toBe('ok');
+      expect(a.verifyDetail).toMatch(/^\d+ bytes, decompress test passed/);
       expect(a.present).toBe(true);
     }
     // one vzdump per node at a time; different nodes overlap
@@ -197,7 +198,8 @@ describe('backup of Proxmox guests', () => {
       await new Promise((res) => setTimeout(res, 1100));
     }
     const listed = json(await runCli(['backups', 'list', '--json', '--config', cfg]));
-    expect(listed[0].verifyResult).toMatch(/^pending: \d+ bytes on PBS; PBS verifies it/);
+    expect(listed[0].verifyStatus).toBe('pending');
+    expect(listed[0].verifyDetail).toMatch(/^\d+ bytes on PBS; PBS verifies it/);
     expect((await runCli(['status', '--config', cfg])).stdout).toMatch(/^nextcloud\s+vm\s+pve3\s+running.*verification pending$/m);
     const posts = sim.requests.filter((q: { method: string; path: string }) => q.method === 'POST' && q.path.endsWith('/vzdump'));
     expect(posts.at(-1)?.params).toMatchObject({ storage: 'pbs', remove: '0' });
@@ -236,7 +238,10 @@ describe('backup of Proxmox guests', () => {
     }
     expect(sim.backups('nas')).toContain(bad);
     const list = json(await runCli(['backups', 'list', 'dns', '--json', '--config', cfg]));
-    expect(list.find((a: { location: string }) => a.location === bad).verifyResult).toMatch(/^failed: /);
+    expect(list.find((a: { location: string }) => a.location === bad)).toMatchObject({
+      verifyStatus: 'failed',
+      verifyDetail: expect.any(String),
+    });
   });
 
   it('SIGTERM in the middle stops the running vzdump task and records the run as interrupted', async () => {

@@ -1,14 +1,8 @@
-import * as fs from 'node:fs';
 import * as Args from '@oclif/core/args';
 import * as Flags from '@oclif/core/flags';
-import type { ArtifactRecord } from '../../../lib/state';
+import { type ListedBackup, listBackups } from '../../../core/queries';
 import { BaseCommand } from '../../base';
 import { formatAge, formatBytes, localTime, table } from '../../render';
-
-export interface ListedBackup extends ArtifactRecord {
-  /** whether the file is there now */
-  present: boolean;
-}
 
 export default class BackupsList extends BaseCommand<typeof BackupsList> {
   static override summary = 'List the backup archives recorded in state, newest first.';
@@ -31,13 +25,7 @@ export default class BackupsList extends BaseCommand<typeof BackupsList> {
     if (args.service && !app.loaded.config.services.some((s) => s.name === args.service)) {
       app.logger.warn(`'${args.service}' is not a service in the current config; showing what state recorded for it`);
     }
-    const artifacts = app.state
-      ? app.state.listArtifacts({ service: args.service, destination: flags.destination, includeDeleted: flags.all })
-      : [];
-    const list = artifacts.map((a) => ({
-      ...a,
-      present: a.deletedAt === null && (a.destination.startsWith('pve:') || fs.existsSync(a.location)),
-    }));
+    const list = listBackups(app.state, { service: args.service, destination: flags.destination, includeDeleted: flags.all });
     if (!list.length) this.out(args.service ? `no backups recorded for ${args.service}` : 'no backups recorded yet');
     else {
       this.out(
@@ -50,7 +38,7 @@ export default class BackupsList extends BaseCommand<typeof BackupsList> {
             localTime(a.createdAt),
             formatAge(a.createdAt),
             formatBytes(a.size),
-            a.verifyResult ? (a.verifyResult.startsWith('ok') ? 'ok' : a.verifyResult.startsWith('pending') ? 'pending' : 'FAILED') : 'no',
+            a.verifyStatus === 'failed' ? 'FAILED' : (a.verifyStatus ?? 'no'),
             a.deletedAt ? 'pruned' : a.present ? (a.protected ? 'protected' : 'present') : 'MISSING',
             a.location,
           ]),

@@ -1,7 +1,6 @@
 import * as Args from '@oclif/core/args';
 import * as Flags from '@oclif/core/flags';
-import { AutopilotError } from '../../../lib/errors';
-import type { ArtifactRecord } from '../../../lib/state';
+import { type ArtifactRecord, protectBackup } from '../../../core/queries';
 import { BaseCommand } from '../../base';
 
 export default class BackupsProtect extends BaseCommand<typeof BackupsProtect> {
@@ -16,15 +15,7 @@ export default class BackupsProtect extends BaseCommand<typeof BackupsProtect> {
   async run(): Promise<ArtifactRecord> {
     const { args, flags } = await this.parse(BackupsProtect);
     const app = await this.openApp('rw');
-    const state = app.state!;
-    const artifact = state.getArtifact(args.id);
-    if (!artifact || artifact.deletedAt) {
-      throw new AutopilotError('USAGE', `no backup archive with id ${args.id}${artifact?.deletedAt ? ' (it was pruned)' : ''}`, {
-        hint: "'backups list --json' shows the ids",
-      });
-    }
-    state.setArtifactProtected(args.id, !flags.remove);
-    const updated = state.getArtifact(args.id)!;
+    const updated = protectBackup(app.state, args.id, !flags.remove);
     this.out(`${updated.location}: ${updated.protected ? 'protected' : 'no longer protected'}`);
     return updated;
   }

@@ -1,5 +1,5 @@
 import * as Flags from '@oclif/core/flags';
-import type { NotificationRecord } from '../../../lib/state';
+import { listNotifications, type NotificationRecord } from '../../../core/queries';
 import { BaseCommand } from '../../base';
 import { localTime, table } from '../../render';
 
@@ -17,7 +17,7 @@ export default class NotificationsList extends BaseCommand<typeof NotificationsL
   async run(): Promise<NotificationRecord[]> {
     const { flags } = await this.parse(NotificationsList);
     const app = await this.openApp('ro');
-    const list = app.state ? app.state.listNotifications({ channel: flags.channel, limit: flags.limit }) : [];
+    const list = listNotifications(app.state, { channel: flags.channel, limit: flags.limit });
     if (!list.length) this.out('no notifications recorded yet');
     else
       this.out(

@@ -1,0 +1,130 @@
+/**
+ * The one better-sqlite3 handle every table module shares: opening it (WAL, busy timeout,
+ * full sync), the schema version check and the migrations, and a cache of prepared statements.
+ */
+import type BetterSqlite3 from 'better-sqlite3';
+import { AutopilotError } from '../errors';
+import { MIGRATIONS, SCHEMA_VERSION } from './migrations';
+
+/** A row as better-sqlite3 returns it; each table module maps its own. */
+export type Row = Record<string, unknown>;
+
+export const now = (): string => new Date().toISOString();
+
+/** A nullable TEXT column (TEXT affinity: SQLite gives back a string, or null). */
+export const textOrNull = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+
+/** A nullable INTEGER column. */
+export const intOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+/** The database handle and its prepared statements, shared by the table modules of one StateManager. */
+export class Db {
+  private readonly statements = new Map<string, BetterSqlite3.Statement>();
+
+  constructor(
+    readonly handle: BetterSqlite3.Database,
+    readonly file: string,
+  ) {}
+
+  /** better-sqlite3 compiles a statement once and runs it many times: each SQL text is prepared on first use. */
+  stmt(sql: string): BetterSqlite3.Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.handle.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  /** Runs `fn` in an immediate transaction: the write lock is taken first, so what `fn` reads cannot change under it. */
+  immediate<T>(fn: () => T): T {
+    return this.handle.transaction(fn).immediate();
+  }
+
+  get open(): boolean {
+    return this.handle.open;
+  }
+
+  get readonly(): boolean {
+    return this.handle.readonly;
+  }
+
+  get schemaVersion(): number {
+    return this.handle.pragma('user_version', { simple: true }) as number;
+  }
+
+  close(): void {
+    if (this.handle.open) this.handle.close();
+  }
+}
+
+function driver(): typeof BetterSqlite3 {
+  // loaded here so that commands which never touch state do not pay for the native module
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('better-sqlite3') as typeof BetterSqlite3;
+}
+
+/** Opens (creating when needed) a database for writing, in WAL mode. */
+export function openWritable(file: string): Db {
+  let handle: BetterSqlite3.Database;
+  try {
+    handle = new (driver())(file, { timeout: 10_000 });
+    // switching a new database to WAL needs a moment alone with it: SQLite answers SQLITE_BUSY at
+    // once (no busy wait) while another process is creating it too, so try again for a while
+    for (let tries = 0; ; tries++) {
+      try {
+        handle.pragma('journal_mode = WAL');
+        break;
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'SQLITE_BUSY' || tries >= 100) throw e;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50 + Math.floor(Math.random() * 50));
+      }
+    }
+    handle.pragma('synchronous = FULL');
+    handle.pragma('foreign_keys = ON');
+  } catch (e) {
+    throw new AutopilotError('STATE_FAILED', `cannot open the state database ${file}: ${(e as Error).message}`, {
+      hint: 'check that the file is a homelab-autopilot state database and that this user may write it',
+      cause: e,
+    });
+  }
+  return new Db(handle, file);
+}
+
+/** Opens an existing database for reading only: nothing is created. */
+export function openReadOnly(file: string): Db {
+  try {
+    return new Db(new (driver())(file, { readonly: true, fileMustExist: true, timeout: 10_000 }), file);
+  } catch (e) {
+    throw new AutopilotError('STATE_FAILED', `cannot open the state database ${file}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/**
+ * The schema version of `db`; a database newer than this code is closed and refused
+ * (STATE_TOO_NEW), so that nothing of ours writes to a schema it does not know.
+ */
+export function checkedVersion(db: Db): number {
+  const v = db.schemaVersion;
+  if (v > SCHEMA_VERSION) {
+    db.close();
+    throw new AutopilotError(
+      'STATE_TOO_NEW',
+      `the state database ${db.file} has schema version ${v}, newer than this homelab-autopilot understands (${SCHEMA_VERSION})`,
+      { hint: 'upgrade homelab-autopilot, or point global.state_dir at another folder' },
+    );
+  }
+  return v;
+}
+
+/** Brings the schema up to date, one migration per immediate transaction. */
+export function migrate(db: Db): void {
+  for (let v = checkedVersion(db); v < SCHEMA_VERSION; v++) {
+    db.immediate(() => {
+      // re-read inside the write transaction: another process may have migrated meanwhile
+      if (db.schemaVersion !== v) return;
+      db.handle.exec(MIGRATIONS[v]);
+      db.handle.pragma(`user_version = ${v + 1}`);
+    });
+  }
+}
