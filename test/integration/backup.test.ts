@@ -1,3 +1,4 @@
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -221,7 +222,7 @@ describe('edge cases a homelab meets', () => {
     expect(r.code).toBe(0);
     const svc = json(r).services[0];
     expect(svc.warnings[0]).toContain('is a symbolic link: archiving');
-    const listing = require('node:child_process').execFileSync('tar', ['--zstd', '-tf', svc.archive.path]).toString();
+    const listing = execFileSync('tar', ['--zstd', '-tf', svc.archive.path]).toString();
     expect(listing).toContain('disk/photo.jpg');
   });
 
@@ -249,7 +250,7 @@ describe('edge cases a homelab meets', () => {
     write(path.join(dir, 'live/growing.log'), 'start\n');
     write(path.join(dir, 'ha.yaml'), basicConfig(dir, { services: '  - name: live\n    type: files\n    paths: [./live]' }));
     // a writer that never stops, like a busy database or log
-    const writer = require('node:child_process').spawn('sh', ['-c', `while :; do echo line >> ${dir}/live/growing.log; done`], {
+    const writer = spawn('sh', ['-c', `while :; do echo line >> ${dir}/live/growing.log; done`], {
       stdio: 'ignore',
     });
     try {
