@@ -7,7 +7,7 @@
 import { Command } from '@oclif/core/command';
 import * as Flags from '@oclif/core/flags';
 import type { Interfaces } from '@oclif/core';
-import type { App, StateMode } from '../core/app';
+import type { App, AppNeeds, StateMode } from '../core/app';
 import type { GlobalConfig } from '../core/config/types';
 import { AutopilotError, EXIT, describeError, exitCodeFor } from '../lib/errors';
 import type { CreatedLogger, LogFormat, LogLevel } from '../lib/log';
@@ -83,8 +83,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     process.on('SIGTERM', this.onSignal);
   }
 
-  /** Opens the config, logger, state and plugins. */
-  protected async openApp(state: StateMode): Promise<App> {
+  /**
+   * Opens the config, logger, state and (unless `needs` says otherwise) the plugins with their
+   * secrets. A command that only reads state passes `{ plugins: false, secrets: false }`.
+   */
+  protected async openApp(state: StateMode, needs?: AppNeeds): Promise<App> {
     // loaded on use, so that --help and --version do not pay for the engines
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { openApp } = require('../core/app') as typeof import('../core/app');
@@ -92,6 +95,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       configPath: this.flags.config,
       signal: this.controller.signal,
       state,
+      needs,
       makeLogger: (g: GlobalConfig) => this.makeLogger(g),
     });
     this.app = app;

@@ -10,14 +10,30 @@ import type { BackupEngine, BackupEvent } from './backup/engine';
 import type { NotificationEngine } from './notify/engine';
 import type { UpdateEngine, UpdateEngineDeps } from './update/engine';
 import { findConfigFile, readRawConfig, validateConfig, type FoundConfig, type LoadedConfig } from './config/load';
+import { configPlugins } from './config/plugins';
 import { formatLocation } from './config/source';
 import type { GlobalConfig } from './config/types';
-import { createPlugins, discoverPlugins, schemaPlugins, type PluginRegistry } from './plugins/host';
+import { createPlugins, discoverPlugins, PluginRegistry } from './plugins/host';
 import { CODE_ROOT } from './paths';
 
 export const BUILTIN_PLUGINS = path.join(CODE_ROOT, 'plugins');
 
 export type StateMode = 'rw' | 'ro' | 'none';
+
+/**
+ * What a command needs beyond the validated config and state. A listing of state needs
+ * neither: it must not run `pass show …` (which may prompt) nor reach a hypervisor's API.
+ */
+export interface AppNeeds {
+  /**
+   * Create the plugins (default true). false: they are still discovered, since their schemas
+   * are part of the config's, but none is created; the registry is empty and the engines
+   * cannot be had.
+   */
+  plugins?: boolean;
+  /** Read `*_file` and run `*_command` secrets (default true). Plugins need theirs: false needs plugins: false. */
+  secrets?: boolean;
+}
 
 export interface AppOptions {
   configPath?: string;
@@ -25,6 +41,8 @@ export interface AppOptions {
   cwd?: string;
   signal: AbortSignal;
   state: StateMode;
+  /** default: everything */
+  needs?: AppNeeds;
   /** creates the logger once the config says where logs go */
   makeLogger(global: GlobalConfig): Logger;
   /** for tests: the built-in plugins folder */
@@ -34,20 +52,23 @@ export interface AppOptions {
 }
 
 export interface App {
+  /** what was opened */
+  needs: Required<AppNeeds>;
   found: FoundConfig;
   loaded: LoadedConfig;
+  /** the created plugins (none when needs.plugins is false) */
   registry: PluginRegistry;
   logger: Logger;
   state: StateManager | null;
   /** problems that are not fatal (secret file permissions, options for plugins that are not installed) */
   warnings: string[];
-  /** services whose plugin is missing or failed: `service -> reason` */
+  /** services whose plugin is missing or failed: `service -> reason` (empty when needs.plugins is false: nothing was created) */
   unresolvedServices: { service: string; reason: string; location: string }[];
   backupEngine(onEvent?: (e: BackupEvent) => void): BackupEngine;
   updateEngine(onStep?: UpdateEngineDeps['onStep']): UpdateEngine;
   /** the notification engine (one per app) */
   notifier(): NotificationEngine;
-  /** channels whose plugin is missing or failed */
+  /** channels whose plugin is missing or failed (empty when needs.plugins is false) */
   unresolvedChannels: { channel: string; reason: string; location: string }[];
   close(): void;
 }
@@ -63,14 +84,17 @@ function memoryStore(): KeyValueStore {
 }
 
 export async function openApp(opts: AppOptions): Promise<App> {
+  const needs: Required<AppNeeds> = { plugins: opts.needs?.plugins ?? true, secrets: opts.needs?.secrets ?? true };
+  if (needs.plugins && !needs.secrets)
+    throw new AutopilotError('INTERNAL', 'openApp: plugins cannot be created without their secrets (needs.plugins needs needs.secrets)');
   const found = await findConfigFile({ explicit: opts.configPath, env: opts.env, cwd: opts.cwd, systemFile: opts.systemFile });
   const raw = readRawConfig(found, opts.env ?? process.env);
   const rawGlobal = (raw.data.global ?? {}) as Record<string, unknown>;
   const pluginsDir =
     typeof rawGlobal.plugins_dir === 'string' ? path.resolve(raw.dir, rawGlobal.plugins_dir) : path.join(raw.dir, 'plugins.d');
+  // discovered (imported, checked) even when none is created: their schemas are part of the config's
   const discovered = await discoverPlugins({ builtinRoot: opts.builtinRoot ?? BUILTIN_PLUGINS, pluginsDir });
-  const { service: servicePlugins, notification: channelPlugins } = schemaPlugins(discovered);
-  const loaded = await validateConfig(raw, servicePlugins, { signal: opts.signal }, channelPlugins);
+  const loaded = await validateConfig(raw, configPlugins(discovered.definitions), { signal: opts.signal, secrets: needs.secrets });
   const logger = opts.makeLogger(loaded.config.global);
   const warnings = [...loaded.warnings];
 
@@ -81,22 +105,24 @@ export async function openApp(opts: AppOptions): Promise<App> {
     state = opts.state === 'rw' ? State.open(loaded.config.global.state_dir) : State.openReadOnly(loaded.config.global.state_dir);
   }
 
-  const registry = await createPlugins(discovered, {
-    options: loaded.config.plugins ?? {},
-    configDir: loaded.dir,
-    stateDir: loaded.config.global.state_dir,
-    locator: loaded.locator,
-    logger,
-    signal: opts.signal,
-    store: (name) => (state && !state.readonly ? state.pluginStore(name) : memoryStore()),
-  });
+  const registry = needs.plugins
+    ? await createPlugins(discovered, {
+        options: loaded.pluginOptions,
+        optionFailures: loaded.pluginFailures,
+        configDir: loaded.dir,
+        stateDir: loaded.config.global.state_dir,
+        logger,
+        signal: opts.signal,
+        store: (name) => (state && !state.readonly ? state.pluginStore(name) : memoryStore()),
+      })
+    : new PluginRegistry([], [...discovered.failures], discovered.pluginsDir);
   warnings.push(...registry.warnings);
   for (const f of registry.failures) logger.warn(`plugin ${f.name} (${f.file}) was not loaded: ${f.reason}`);
   for (const w of warnings) logger.warn(w);
 
   const unresolvedServices: App['unresolvedServices'] = [];
   loaded.config.services.forEach((svc, i) => {
-    if (registry.handlesServiceType(svc.type)) return;
+    if (!needs.plugins || registry.handlesServiceType(svc.type)) return;
     const failure = registry.failures.find((f) => f.name === svc.type);
     const installed = registry.installed('service');
     unresolvedServices.push({
@@ -110,7 +136,7 @@ export async function openApp(opts: AppOptions): Promise<App> {
 
   const unresolvedChannels: App['unresolvedChannels'] = [];
   loaded.config.notifications.channels.forEach((c, i) => {
-    if (registry.find('notification', c.type)) return;
+    if (!needs.plugins || registry.find('notification', c.type)) return;
     const failure = registry.failures.find((f) => f.name === c.type);
     unresolvedChannels.push({
       channel: c.name,
@@ -121,8 +147,13 @@ export async function openApp(opts: AppOptions): Promise<App> {
     });
   });
 
+  // an engine over an empty registry would fail every service as "plugin not installed"
+  const needPlugins = (what: string): void => {
+    if (!needs.plugins) throw new AutopilotError('INTERNAL', `${what} needs plugins, but the app was opened with needs.plugins false`);
+  };
   let notifier: NotificationEngine | null = null;
   const getNotifier = (): NotificationEngine => {
+    needPlugins('the notification engine');
     if (!notifier) {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { NotificationEngine: Engine } = require('./notify/engine') as typeof import('./notify/engine');
@@ -132,6 +163,7 @@ export async function openApp(opts: AppOptions): Promise<App> {
   };
 
   return {
+    needs,
     found,
     loaded,
     unresolvedChannels,
@@ -142,12 +174,14 @@ export async function openApp(opts: AppOptions): Promise<App> {
     warnings,
     unresolvedServices,
     backupEngine: (onEvent) => {
+      needPlugins('the backup engine');
       // loaded when a backup runs: config validate and the listings never need it
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { BackupEngine: Engine } = require('./backup/engine') as typeof import('./backup/engine');
       return new Engine({ config: loaded.config, registry, logger, state, signal: opts.signal, onEvent, notifier: getNotifier() });
     },
     updateEngine: (onStep) => {
+      needPlugins('the update engine');
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { UpdateEngine: Engine } = require('./update/engine') as typeof import('./update/engine');
       // its alerts go out even after SIGINT/SIGTERM (a rollback alert matters most then): the

@@ -8,6 +8,7 @@ const standaloneCode = require('ajv/dist/standalone').default;
 const dist = path.join(__dirname, '..', 'dist');
 const { createAjv, schemaKey } = require(path.join(dist, 'core/config/validators'));
 const { buildConfigSchema } = require(path.join(dist, 'core/config/schema'));
+const { configPlugins } = require(path.join(dist, 'core/config/plugins'));
 const { discoverPlugins, definitionSchemas } = require(path.join(dist, 'core/plugins/host'));
 
 (async () => {
@@ -21,7 +22,10 @@ const { discoverPlugins, definitionSchemas } = require(path.join(dist, 'core/plu
   if (found.failures.length) throw new Error(`built-in plugins failed: ${found.failures.map((f) => `${f.name}: ${f.reason}`).join('; ')}`);
   const schemas = new Map();
   const add = (s) => schemas.set(schemaKey(s), s);
-  add(buildConfigSchema());
+  // the config schema as a start with the built-in plugins builds it: with their backup: keys (backupSchema)
+  const config = configPlugins(found.definitions);
+  if (config.problems.length) throw new Error(`built-in backupSchema keys refused: ${config.problems.join('; ')}`);
+  add(buildConfigSchema(config.backup));
   for (const d of found.definitions) for (const { schema } of definitionSchemas(d.def)) add(schema);
   const outDir = path.join(dist, 'core/config/validators');
   fs.rmSync(outDir, { recursive: true, force: true });

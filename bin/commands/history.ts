@@ -13,7 +13,7 @@ export default class History extends BaseCommand<typeof History> {
 
   async run(): Promise<HistoryEntry[]> {
     const { flags } = await this.parse(History);
-    const app = await this.openApp('ro');
+    const app = await this.openApp('ro', { plugins: false, secrets: false });
     const entries = listHistory(app.state, { kind: flags.kind, limit: flags.limit });
     if (!entries.length) this.out('no runs recorded yet');
     else {

@@ -8,11 +8,14 @@ import * as path from 'node:path';
 import { AutopilotError } from '../../lib/errors';
 import { MASK } from '../../lib/mask';
 import { displayPath, formatAjvErrors, pointerToPath, type Locator } from './errors';
-import { buildConfigSchema, collect, entrySchema, type Collected, type SchemaPlugin } from './schema';
+import { migrateConfig, type MigrateOptions } from './migrate';
+import type { ConfigPlugins } from './plugins';
+import { buildConfigSchema, collect, entrySchema, expandSecrets, type BackupKeys, type Collected, type SchemaPlugin } from './schema';
 import { getValidator, type Validator } from './validators';
 import { resolveCollected } from './secrets';
 import { formatLocation, locate, parseSource, type Location, type SourceFile } from './source';
 import type { AutopilotConfig } from './types';
+import type { JsonSchema } from '../plugins/contract';
 
 export const MODULE_NAME = 'homelab-autopilot';
 export const ENV_CONFIG = 'HOMELAB_AUTOPILOT_CONFIG';
@@ -104,9 +107,14 @@ export interface RawConfig {
   /** the path of the config inside the main file ([] or ['homelab-autopilot'] for package.json) */
   mainPrefix: (string | number)[];
   extraFiles: string[];
+  /** the data, in the current config format (older files are migrated in memory) */
   data: Record<string, unknown>;
   serviceOrigins: ServiceOrigin[];
   locator: Locator;
+  /** the config format version the file is written in */
+  fileVersion: number;
+  /** how to update a migrated file */
+  warnings: string[];
 }
 
 function readSource(file: string): SourceFile {
@@ -148,7 +156,7 @@ function interpolate(
   return value;
 }
 
-export function readRawConfig(found: FoundConfig, env: NodeJS.ProcessEnv = process.env): RawConfig {
+export function readRawConfig(found: FoundConfig, env: NodeJS.ProcessEnv = process.env, migrate: MigrateOptions = {}): RawConfig {
   const main = readSource(found.file);
   const dir = path.dirname(found.file);
   const mainPrefix = found.packageProp ? [MODULE_NAME] : [];
@@ -244,7 +252,20 @@ export function readRawConfig(found: FoundConfig, env: NodeJS.ProcessEnv = proce
       details: errors,
     });
   }
-  return { file: found.file, dir, main, mainPrefix, extraFiles, data: interpolated, serviceOrigins, locator };
+  // before anything reads the data (plugins_dir, validation): the rest of the code knows only the current format
+  const migrated = migrateConfig(interpolated, locator, found.file, migrate);
+  return {
+    file: found.file,
+    dir,
+    main,
+    mainPrefix,
+    extraFiles,
+    data: migrated.data,
+    serviceOrigins,
+    locator: migrated.locator,
+    fileVersion: migrated.from,
+    warnings: migrated.warnings,
+  };
 }
 
 // ---- validation ------------------------------------------------------------------------------
@@ -253,17 +274,36 @@ export interface LoadedConfig {
   file: string;
   dir: string;
   extraFiles: string[];
+  /** the format version the file is written in (config.version is the current one) */
+  fileVersion: number;
   config: AutopilotConfig;
   /** the resolved config with every secret replaced by ******** */
   masked: AutopilotConfig;
   warnings: string[];
   locator: Locator;
+  /** whether `*_file` / `*_command` secrets were read and run (ValidateOptions.secrets) */
+  secretsResolved: boolean;
+  /**
+   * Each discovered plugin's options, from `plugins.<name>` (or {}): validated against its
+   * options schema, defaults applied, paths and (when secretsResolved) secrets resolved. What
+   * createPlugins hands to each plugin. A plugin in pluginFailures has none.
+   */
+  pluginOptions: Record<string, Record<string, unknown>>;
+  /**
+   * Plugins whose options are wrong (`bad options: file:line:col: …`) or whose option secrets
+   * could not be resolved: name -> reason. Not a config error: that plugin alone is not
+   * created (createPlugins records the reason) and the others go on.
+   */
+  pluginFailures: Record<string, string>;
 }
 
 export interface ValidateOptions {
   signal?: AbortSignal;
-  /** secrets are resolved only when true (config validate can check without running commands) */
-  resolveSecrets?: boolean;
+  /**
+   * false: `*_file` secrets are not read nor `*_command` secrets run (they stay as written);
+   * paths are still resolved. For commands that only read state. Default true.
+   */
+  secrets?: boolean;
 }
 
 /** Checks each service and channel against its type's entry schema; returns the error lines and what to resolve. */
@@ -372,18 +412,75 @@ function setAtPointer(obj: unknown, pointer: string, value: unknown): void {
   if (cur && typeof cur === 'object' && p.length) cur[p[p.length - 1]] = value;
 }
 
-export async function validateConfig(
+/**
+ * The config schema's validator, with the backup: keys of the discovered hypervisor plugins.
+ * Built-in keys are proven at build time; a plugins.d plugin's keys that are no valid JSON
+ * schema are set aside (with a warning) rather than making every command fail.
+ */
+function configValidator(backupKeys: BackupKeys[], warnings: string[]): { schema: JsonSchema; validate: Validator } {
+  const schema = buildConfigSchema(backupKeys);
+  try {
+    return { schema, validate: getValidator(schema) };
+  } catch {
+    const good = backupKeys.filter((b) => {
+      try {
+        getValidator({ type: 'object', properties: Object.fromEntries(Object.entries(b.keys).map(([k, s]) => [k, expandSecrets(s)])) });
+        return true;
+      } catch (e) {
+        warnings.push(
+          `plugin ${b.plugin}: backupSchema is not a valid JSON schema (${(e as Error).message}); its backup: keys are not accepted`,
+        );
+        return false;
+      }
+    });
+    const rebuilt = buildConfigSchema(good);
+    return { schema: rebuilt, validate: getValidator(rebuilt) };
+  }
+}
+
+/** Checks each plugin's options (`plugins.<name>`, or {}) against its options schema, defaults applied; collects their secrets and paths. */
+function validatePluginOptions(
+  data: Record<string, unknown>,
   raw: RawConfig,
-  servicePlugins: SchemaPlugin[],
-  opts: ValidateOptions = {},
-  channelPlugins: SchemaPlugin[] = [],
-): Promise<LoadedConfig> {
-  const schema = buildConfigSchema();
-  const validate = getValidator(schema);
+  plugins: ConfigPlugins,
+  warnings: string[],
+): { options: Record<string, Record<string, unknown>>; failures: Record<string, string>; collected: Collected[] } {
+  const section = (data.plugins ?? {}) as Record<string, Record<string, unknown>>;
+  const options: Record<string, Record<string, unknown>> = {};
+  const failures: Record<string, string> = {};
+  const collected: Collected[] = [];
+  for (const name of Object.keys(section)) {
+    if (!plugins.names.includes(name))
+      warnings.push(
+        `${formatLocation(raw.locator(['plugins'], name))}: plugins.${name}: no plugin named '${name}' is installed; these options are ignored`,
+      );
+  }
+  for (const name of plugins.names) options[name] = section[name] ?? {};
+  for (const p of plugins.options) {
+    const given = Object.hasOwn(section, p.name);
+    const opts = structuredClone(section[p.name] ?? {});
+    if (!p.validate(opts)) {
+      delete options[p.name];
+      failures[p.name] =
+        `bad options: ${formatAjvErrors(p.validate.errors ?? [], raw.locator, { schema: p.schema, data: opts }, ['plugins', p.name]).join('; ')}`;
+      continue;
+    }
+    options[p.name] = opts;
+    // config show shows them as the plugin gets them: defaults applied, secrets masked
+    if (given) section[p.name] = opts;
+    // plugin names are plain (letters, digits, '-', '_'): nothing to escape in the pointer
+    collected.push(collect(p.schema, opts, `/plugins/${p.name}`));
+  }
+  return { options, failures, collected };
+}
+
+export async function validateConfig(raw: RawConfig, plugins: ConfigPlugins, opts: ValidateOptions = {}): Promise<LoadedConfig> {
+  const warnings: string[] = [...raw.warnings, ...plugins.problems];
+  const { schema, validate } = configValidator(plugins.backup, warnings);
   const data = structuredClone(raw.data);
   const baseOk = validate(data);
   const lines = baseOk ? [] : formatAjvErrors(validate.errors ?? [], raw.locator, { schema, data });
-  const entries = validateEntries(data, raw, servicePlugins, channelPlugins);
+  const entries = validateEntries(data, raw, plugins.service, plugins.channel);
   lines.push(...entries.lines.filter((l) => !lines.includes(l)));
   if (!lines.length) lines.push(...semanticErrors(data as unknown as AutopilotConfig, raw.locator));
   if (lines.length) {
@@ -391,20 +488,25 @@ export async function validateConfig(
       details: lines,
     });
   }
+  const pluginOptions = validatePluginOptions(data, raw, plugins, warnings);
   const where = (pointer: string): string => {
     const p = pointerToPath(pointer);
     return `${formatLocation(raw.locator(p))}: ${displayPath(p)}`;
   };
-  const warnings: string[] = [];
-  let secretPointers: string[] = [];
-  if (opts.resolveSecrets !== false) {
-    const res = await resolveCollected(mergeCollected([collect(schema, data), ...entries.collected]), {
-      configDir: raw.dir,
-      where,
-      signal: opts.signal,
-    });
-    warnings.push(...res.warnings);
-    secretPointers = res.secretPointers;
+  // every secret of the config, its entries and the plugins' options, in one pass
+  const secrets = opts.secrets !== false;
+  const res = await resolveCollected(mergeCollected([collect(schema, data), ...entries.collected, ...pluginOptions.collected]), {
+    configDir: raw.dir,
+    where,
+    signal: opts.signal,
+    secrets,
+    // a plugin whose secret fails is set aside, as one whose options are bad: the others go on
+    owner: (pointer) => /^\/plugins\/([^/]+)\//.exec(pointer)?.[1],
+  });
+  warnings.push(...res.warnings);
+  for (const [name, problems] of Object.entries(res.deferred)) {
+    delete pluginOptions.options[name];
+    pluginOptions.failures[name] = `a secret of its options could not be resolved: ${problems.join('; ')}`;
   }
   const config = data as unknown as AutopilotConfig;
   const pathErrors = destinationPathErrors(config, raw.locator);
@@ -413,8 +515,20 @@ export async function validateConfig(
       details: pathErrors,
     });
   const masked = structuredClone(config);
-  for (const ptr of secretPointers) setAtPointer(masked, ptr, MASK);
-  return { file: raw.file, dir: raw.dir, extraFiles: raw.extraFiles, config, masked, warnings, locator: raw.locator };
+  for (const ptr of res.secretPointers) setAtPointer(masked, ptr, MASK);
+  return {
+    file: raw.file,
+    dir: raw.dir,
+    extraFiles: raw.extraFiles,
+    fileVersion: raw.fileVersion,
+    config,
+    masked,
+    warnings,
+    locator: raw.locator,
+    secretsResolved: secrets,
+    pluginOptions: pluginOptions.options,
+    pluginFailures: pluginOptions.failures,
+  };
 }
 
 export type { Location };

@@ -247,8 +247,35 @@ export function entrySchema(kind: 'service' | 'channel', own: JsonSchema | undef
   });
 }
 
-/** The schema of the config itself; services and channels are checked here for their common keys only (see entrySchema). */
-export function buildConfigSchema(): JsonSchema {
+/** Keys a hypervisor plugin adds to the `backup:` section (HypervisorPluginDefinition.backupSchema), as admitted by configPlugins(). */
+export interface BackupKeys {
+  plugin: string;
+  keys: Record<string, JsonSchema>;
+}
+
+/**
+ * The schema of the config itself; services and channels are checked here for their common
+ * keys only (see entrySchema). The `backup:` section also takes the keys hypervisor plugins
+ * declare (each checked against its plugin's schema, in the same pass, so that an unknown
+ * key still gets its did-you-mean among them). The build precompiles this schema as made
+ * with the built-in plugins (scripts/precompile.js), so it must be made the same way at run
+ * time: in discovery order, keys in the plugin's order.
+ */
+export function buildConfigSchema(backupKeys: BackupKeys[] = []): JsonSchema {
+  const schema = coreConfigSchema();
+  const backup = (schema.properties as Record<string, JsonSchema>).backup.properties as Record<string, JsonSchema>;
+  // a plugin never replaces a key of ours, nor one an earlier plugin declared (configPlugins() warns about both)
+  for (const b of backupKeys)
+    for (const [key, s] of Object.entries(b.keys)) if (!Object.hasOwn(backup, key)) backup[key] = expandSecrets(s);
+  return schema;
+}
+
+/** The keys of `backup:` that belong to homelab-autopilot itself. */
+export function coreBackupKeys(): string[] {
+  return Object.keys((coreConfigSchema().properties as Record<string, JsonSchema>).backup.properties as Record<string, JsonSchema>);
+}
+
+function coreConfigSchema(): JsonSchema {
   return {
     type: 'object',
     additionalProperties: false,
@@ -256,6 +283,12 @@ export function buildConfigSchema(): JsonSchema {
     // x-* keys are free, for YAML anchors shared by several services (as in compose files)
     patternProperties: { '^x-': {} },
     properties: {
+      version: {
+        type: 'integer',
+        minimum: 1,
+        default: 1,
+        description: 'the format of this file; an older one is migrated in memory (with a warning), a newer one is refused',
+      },
       global: {
         type: 'object',
         additionalProperties: false,
@@ -289,43 +322,19 @@ export function buildConfigSchema(): JsonSchema {
           verify: { type: 'boolean', default: true },
           timeout: { type: 'integer', minimum: 1, default: 21600 },
           retention: { ...keepSchema, default: { keep_last: 7 } },
-          proxmox_backup_server: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['storage'],
-            description: 'guests (lxc, vm) go to this PBS storage of the PVE cluster when enabled',
-            properties: {
-              enabled: { type: 'boolean', default: true },
-              storage: { type: 'string', pattern: STORAGE_PATTERN, description: 'the PVE storage id of type pbs (Datacenter > Storage)' },
-            },
-          },
-          direct_storage: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['storage'],
-            description: 'guests go to this PVE file storage (NFS, CIFS, dir) when enabled and no PBS is',
-            properties: {
-              enabled: { type: 'boolean', default: true },
-              storage: { type: 'string', pattern: STORAGE_PATTERN, description: 'the PVE storage id (with backup content)' },
-              path: {
-                type: 'string',
-                minLength: 1,
-                'x-path': true,
-                description: 'where this host sees the storage (its dump/ folder beneath) for the decompress test, e.g. /mnt/pve/<storage>',
-              },
-            },
-          },
           guests: {
             type: 'object',
             additionalProperties: false,
             default: {},
-            description: 'native backups of hypervisor guests (vzdump)',
+            description:
+              "native backups of hypervisor guests, made by the hypervisor (a hypervisor plugin's own backup: keys may choose another storage)",
             properties: {
               storage: {
                 type: 'string',
                 pattern: STORAGE_PATTERN,
                 default: 'local',
-                description: 'the storage used when neither proxmox_backup_server nor direct_storage is enabled',
+                description:
+                  "the hypervisor storage guests go to when neither the service nor a hypervisor plugin's backup: keys choose another",
               },
               path: {
                 type: 'string',
@@ -339,7 +348,7 @@ export function buildConfigSchema(): JsonSchema {
                 type: 'integer',
                 minimum: 0,
                 default: 0,
-                description: 'nodes backed up at once (one vzdump per node at a time); 0: all',
+                description: 'nodes backed up at once (one guest backup per node at a time); 0: all',
               },
               notes_template: { type: 'string', maxLength: 1024, pattern: '^[^\\n]*$', default: '{{guestname}} (homelab-autopilot)' },
               protected: { type: 'boolean', default: false },

@@ -17,12 +17,26 @@ export interface ResolveOptions {
   signal?: AbortSignal;
   /** for each secret command (ms) */
   commandTimeoutMs?: number;
+  /**
+   * false: `*_file` and `*_command` are left as written (nothing read, nothing run); paths are
+   * still resolved. For commands that only read state (history, backups list): a secret
+   * command may prompt for a passphrase, and they need no secret.
+   */
+  secrets?: boolean;
+  /**
+   * The owner of a secret whose failure must not fail the whole config: a plugin's options
+   * (`plugins.<name>.*`), whose plugin is then set aside as createPlugins sets aside any
+   * plugin that cannot load. Problems of owned secrets go to `deferred[owner]`.
+   */
+  owner?(pointer: string): string | undefined;
 }
 
 export interface ResolveResult {
   warnings: string[];
   /** JSON pointers of every secret value (for masking in `config show`) */
   secretPointers: string[];
+  /** problems of secrets that have an owner (see ResolveOptions.owner): owner -> `file:line:col: path: message` lines */
+  deferred: Record<string, string[]>;
 }
 
 function stripNewline(s: string): string {
@@ -33,6 +47,7 @@ export async function resolveCollected(collected: Collected, opts: ResolveOption
   const warnings: string[] = [];
   const problems: string[] = [];
   const secretPointers = new Set<string>();
+  const deferred: Record<string, string[]> = {};
 
   const seenPaths = new Set<string>();
   for (const p of collected.paths) {
@@ -47,7 +62,7 @@ export async function resolveCollected(collected: Collected, opts: ResolveOption
   }
 
   const seenSources = new Set<string>();
-  for (const s of collected.secretSources) {
+  for (const s of opts.secrets === false ? [] : collected.secretSources) {
     if (seenSources.has(s.pointer)) continue;
     seenSources.add(s.pointer);
     const raw = s.parent[s.key];
@@ -99,7 +114,10 @@ export async function resolveCollected(collected: Collected, opts: ResolveOption
       s.parent[s.base] = value;
       secretPointers.add(basePointer);
     } catch (e) {
-      problems.push(`${opts.where(s.pointer)}: ${(e as Error).message}`);
+      const line = `${opts.where(s.pointer)}: ${(e as Error).message}`;
+      const owner = opts.owner?.(s.pointer);
+      if (owner !== undefined) (deferred[owner] ??= []).push(line);
+      else problems.push(line);
     }
   }
   for (const v of collected.secretValues) {
@@ -113,5 +131,5 @@ export async function resolveCollected(collected: Collected, opts: ResolveOption
       hint: 'fix the files or commands named above; secrets are read at start so that a run never fails half-way for want of one',
     });
   }
-  return { warnings, secretPointers: [...secretPointers] };
+  return { warnings, secretPointers: [...secretPointers], deferred };
 }

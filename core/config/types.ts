@@ -28,9 +28,9 @@ export interface BackupConfig {
   timeout: number;
   retention: KeepOptions;
   destinations: DestinationConfig[];
-  proxmox_backup_server?: { enabled: boolean; storage: string };
-  direct_storage?: { enabled: boolean; storage: string; path?: string };
   guests: GuestBackupConfig;
+  /** keys hypervisor plugins add (HypervisorPluginDefinition.backupSchema), validated against their schemas; read by those plugins */
+  [pluginKey: string]: unknown;
 }
 
 export interface GuestBackupConfig {
@@ -74,6 +74,8 @@ export interface UpdatesConfig {
 }
 
 export interface AutopilotConfig {
+  /** the config format (core/config/migrate.ts): always the current one once loaded, older files being migrated */
+  version: number;
   global: GlobalConfig;
   backup: BackupConfig;
   notifications: NotificationsConfig;

@@ -14,11 +14,8 @@ import { execFile } from '../../lib/exec';
 import { httpRequest } from '../../lib/http';
 import type { Logger } from '../../lib/log';
 import type { KeyValueStore } from '../../lib/state';
-import { displayPath, formatAjvErrors, pointerToPath, type Locator } from '../config/errors';
-import { collect, entrySchema, expandSecrets } from '../config/schema';
+import { entrySchema, expandSecrets } from '../config/schema';
 import { getValidator, type Validator } from '../config/validators';
-import { resolveCollected } from '../config/secrets';
-import { formatLocation } from '../config/source';
 import { hostVersion } from '../paths';
 import {
   PLUGIN_API_VERSION,
@@ -397,12 +394,16 @@ export interface LoadedPlugin {
 }
 
 export interface CreateOptions {
-  /** `plugins:` from the config */
+  /**
+   * Each plugin's options, as the config stage made them (core/config/load.ts: validated
+   * against the plugin's optionsSchema, defaults applied, paths and secrets resolved).
+   */
   options: Record<string, Record<string, unknown>>;
+  /** plugins whose options the config stage refused (bad options, a secret that failed): name -> reason; these are not created */
+  optionFailures?: Record<string, string>;
   configDir: string;
   /** global.state_dir: plugins get <stateDir>/plugins/<name> */
   stateDir: string;
-  locator: Locator;
   logger: Logger;
   signal: AbortSignal;
   /** the plugin's store, opened when first used */
@@ -504,38 +505,24 @@ function archiveTools(runSignal: AbortSignal): PluginContext['archive'] {
   };
 }
 
-/** Validates each plugin's options and creates it; failures are recorded, never thrown. */
+/**
+ * Creates each plugin with the options the config stage validated and resolved (options and
+ * their secrets are the config's business: core/config/load.ts, one pass for all secrets);
+ * failures are recorded, never thrown.
+ */
 export async function createPlugins(found: Discovered, opts: CreateOptions): Promise<PluginRegistry> {
   const loaded: LoadedPlugin[] = [];
   const failures = [...found.failures];
-  const warnings: string[] = [];
-  for (const name of Object.keys(opts.options)) {
-    if (!found.definitions.some((d) => d.def.name === name)) {
-      warnings.push(
-        `${formatLocation(opts.locator(['plugins'], name))}: plugins.${name}: no plugin named '${name}' is installed; these options are ignored`,
-      );
-    }
-  }
   for (const d of found.definitions) {
     const { def } = d;
+    const refused = opts.optionFailures?.[def.name];
+    if (refused !== undefined) {
+      failures.push({ ...d.record, status: 'failed', reason: refused });
+      continue;
+    }
     const options = structuredClone(opts.options[def.name] ?? {});
     const logger = opts.logger.child(`plugin:${def.name}`);
     try {
-      if (d.options) {
-        if (!d.options.validate(options)) {
-          throw new Error(
-            `bad options: ${formatAjvErrors(d.options.validate.errors ?? [], opts.locator, { schema: d.options.schema, data: options }, ['plugins', def.name]).join('; ')}`,
-          );
-        }
-        await resolveCollected(collect(d.options.schema, options), {
-          configDir: opts.configDir,
-          where: (ptr) => {
-            const p = ['plugins', def.name, ...pointerToPath(ptr)];
-            return `${formatLocation(opts.locator(p))}: ${displayPath(p)}`;
-          },
-          signal: opts.signal,
-        });
-      }
       let store: KeyValueStore | null = null;
       const lazyStore = (): KeyValueStore => (store ??= opts.store(def.name));
       const ctx: PluginContext = {
@@ -573,8 +560,8 @@ export async function createPlugins(found: Discovered, opts: CreateOptions): Pro
       loaded.push({ def, record: d.record, instance });
     } catch (e) {
       const msg = describeError(e);
-      failures.push({ ...d.record, status: 'failed', reason: msg.startsWith('bad options') ? msg : `create() failed: ${msg}` });
+      failures.push({ ...d.record, status: 'failed', reason: `create() failed: ${msg}` });
     }
   }
-  return new PluginRegistry(loaded, failures, found.pluginsDir, warnings);
+  return new PluginRegistry(loaded, failures, found.pluginsDir);
 }

@@ -21,7 +21,7 @@ export default class BackupsList extends BaseCommand<typeof BackupsList> {
 
   async run(): Promise<ListedBackup[]> {
     const { args, flags } = await this.parse(BackupsList);
-    const app = await this.openApp('ro');
+    const app = await this.openApp('ro', { plugins: false, secrets: false });
     if (args.service && !app.loaded.config.services.some((s) => s.name === args.service)) {
       app.logger.warn(`'${args.service}' is not a service in the current config; showing what state recorded for it`);
     }

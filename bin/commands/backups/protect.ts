@@ -14,7 +14,7 @@ export default class BackupsProtect extends BaseCommand<typeof BackupsProtect> {
 
   async run(): Promise<ArtifactRecord> {
     const { args, flags } = await this.parse(BackupsProtect);
-    const app = await this.openApp('rw');
+    const app = await this.openApp('rw', { plugins: false, secrets: false });
     const updated = protectBackup(app.state, args.id, !flags.remove);
     this.out(`${updated.location}: ${updated.protected ? 'protected' : 'no longer protected'}`);
     return updated;

@@ -16,7 +16,7 @@ export default class NotificationsList extends BaseCommand<typeof NotificationsL
 
   async run(): Promise<NotificationRecord[]> {
     const { flags } = await this.parse(NotificationsList);
-    const app = await this.openApp('ro');
+    const app = await this.openApp('ro', { plugins: false, secrets: false });
     const list = listNotifications(app.state, { channel: flags.channel, limit: flags.limit });
     if (!list.length) this.out('no notifications recorded yet');
     else

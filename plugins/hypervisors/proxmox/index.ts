@@ -65,6 +65,39 @@ const plugin: HypervisorPluginDefinition = {
   apiVersion: '^1.2.0',
   description: 'Proxmox VE over the REST API: guest state, vzdump backups to PBS or a storage, cluster-aware',
   guestTypes: { lxc: guestSchema('container'), vm: guestSchema('VM') },
+  // keys of the config's backup: section (where guests go); the user-facing config is as before 1.4
+  backupSchema: {
+    proxmox_backup_server: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['storage'],
+      description: 'guests (lxc, vm) go to this PBS storage of the PVE cluster when enabled',
+      properties: {
+        enabled: { type: 'boolean', default: true },
+        storage: {
+          type: 'string',
+          pattern: '^[a-zA-Z][a-zA-Z0-9._-]*$',
+          description: 'the PVE storage id of type pbs (Datacenter > Storage)',
+        },
+      },
+    },
+    direct_storage: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['storage'],
+      description: 'guests go to this PVE file storage (NFS, CIFS, dir) when enabled and no PBS is',
+      properties: {
+        enabled: { type: 'boolean', default: true },
+        storage: { type: 'string', pattern: '^[a-zA-Z][a-zA-Z0-9._-]*$', description: 'the PVE storage id (with backup content)' },
+        path: {
+          type: 'string',
+          minLength: 1,
+          'x-path': true,
+          description: 'where this host sees the storage (its dump/ folder beneath) for the decompress test, e.g. /mnt/pve/<storage>',
+        },
+      },
+    },
+  },
   optionsSchema: {
     additionalProperties: false,
     properties: {
