@@ -9,6 +9,7 @@ import type { StateManager, VerifyStatus } from '../lib/state';
 import type { AutopilotConfig } from './config/types';
 import type { ClusterStatus, GuestStatus, ServiceConfig } from './plugins/contract';
 import type { PluginRegistry } from './plugins/host';
+import type { GuestProvider } from './plugins/guests';
 
 export interface LastBackup {
   at: string;
@@ -69,35 +70,37 @@ export async function serviceStatus(
     lastBackup: lastBackup(deps.state, s.name, now),
   }));
   const clusters: StatusReport['clusters'] = [];
-  const groups = new Map<string, ServiceConfig[]>();
+  const groups = new Map<GuestProvider, ServiceConfig[]>();
   for (const s of chosen) {
     const p = deps.registry.guestProvider(s.type);
-    if (p) groups.set(p.name, [...(groups.get(p.name) ?? []), s]);
+    if (p) groups.set(p, [...(groups.get(p) ?? []), s]);
   }
-  for (const [name, svcs] of groups) {
-    const plugin = deps.registry.guestProvider(svcs[0].type)!.instance;
-    const op = { signal: deps.signal, logger: deps.logger.child(`plugin:${name}`), dryRun: true };
-    if (plugin.clusterStatus) {
+  for (const [provider, svcs] of groups) {
+    const op = { signal: deps.signal, logger: deps.logger.child(`plugin:${provider.name}`), dryRun: true };
+    if (provider.can('clusterStatus')) {
       try {
-        clusters.push({ hypervisor: name, status: await plugin.clusterStatus(op), error: null });
+        const status = await provider.call('clusterStatus', deps.signal, (h) =>
+          (h.clusterStatus as NonNullable<typeof h.clusterStatus>)(op),
+        );
+        clusters.push({ hypervisor: provider.name, status, error: null });
       } catch (e) {
-        clusters.push({ hypervisor: name, status: null, error: describeError(e) });
+        clusters.push({ hypervisor: provider.name, status: null, error: describeError(e) });
       }
     }
-    const refs = svcs.map((s) => ({ service: s.name, id: String(s.vmid ?? s.id ?? ''), type: s.type, config: s }));
+    const refs = svcs.map((s) => provider.ref(s));
     try {
-      const statuses = plugin.guestStatuses
-        ? await plugin.guestStatuses(refs, op, { ips: true })
-        : await Promise.all(refs.map((r) => plugin.guestStatus(r, op)));
+      const statuses = await provider.call('guestStatuses', deps.signal, (h) =>
+        h.guestStatuses ? h.guestStatuses(refs, op, { ips: true }) : Promise.all(refs.map((r) => h.guestStatus(r, op))),
+      );
       svcs.forEach((s, i) => {
-        const row = out.find((o) => o.service === s.name)!;
+        const row = out.find((o) => o.service === s.name) as ServiceStatus;
         row.guest = statuses[i] ?? null;
         if (statuses[i]?.state === 'missing') row.error = `guest ${refs[i].id} does not exist in the cluster (or the token may not see it)`;
         else if (statuses[i]?.state === 'unknown')
           row.error = `the state of guest ${refs[i].id} is not known${statuses[i]?.node ? ` (is ${statuses[i]?.node} offline?)` : ''}`;
       });
     } catch (e) {
-      for (const s of svcs) out.find((o) => o.service === s.name)!.error = describeError(e);
+      for (const s of svcs) (out.find((o) => o.service === s.name) as ServiceStatus).error = describeError(e);
     }
   }
   return { clusters, services: out };

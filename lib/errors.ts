@@ -37,6 +37,10 @@ export type ErrorCode =
   | 'VERIFY_FAILED'
   | 'SOURCE_MISSING'
   | 'JOB_FAILED'
+  /** a plugin's operation failed (the error names the plugin and the operation) */
+  | 'PLUGIN_ERROR'
+  /** a plugin returned something the contract does not allow (a relative path, no list) */
+  | 'PLUGIN_OUTPUT'
   | 'ABORTED'
   | 'TIMEOUT'
   | 'INTERNAL';
@@ -56,6 +60,8 @@ const EXIT_BY_CODE: Record<ErrorCode, number> = {
   VERIFY_FAILED: EXIT.JOB_FAILED,
   SOURCE_MISSING: EXIT.JOB_FAILED,
   JOB_FAILED: EXIT.JOB_FAILED,
+  PLUGIN_ERROR: EXIT.JOB_FAILED,
+  PLUGIN_OUTPUT: EXIT.JOB_FAILED,
   ABORTED: EXIT.SIGINT,
   TIMEOUT: EXIT.JOB_FAILED,
   INTERNAL: EXIT.INTERNAL,

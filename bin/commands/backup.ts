@@ -108,10 +108,10 @@ export function renderPlan(r: BackupReport): string {
     if (p.guest) {
       const g = p.guest;
       lines.push(
-        `${s.service} (${s.type}): vzdump on ${g.node} (guest ${g.state}) to ${g.storage}${g.kind === 'pbs' ? ' (Proxmox Backup Server)' : ''}: mode ${g.mode}, compress ${g.compress}; storage chosen by ${g.rule}`,
+        `${s.service} (${s.type}): ${g.method ?? 'backup'} on ${g.node} (guest ${g.state}) to ${g.storage}${g.label ? ` (${g.label})` : ''}: mode ${g.mode}, compress ${g.compress}; storage chosen by ${g.rule}`,
       );
       for (const x of p.prune) lines.push(`  prune   ${x.path} (${x.destination}: ${x.reason})`);
-      if (g.kind === 'pbs') lines.push('  prune   left to the PBS prune jobs');
+      if (g.managed) lines.push(`  prune   left to the ${g.label ?? g.storage} prune jobs`);
       else if (!p.prune.length) lines.push('  prune   nothing');
       for (const w of s.warnings) lines.push(`  note: ${w}`);
       lines.push('');

@@ -262,7 +262,7 @@ export interface ServicePluginDefinition extends DefinitionBase<'service', Servi
 export interface GuestRef {
   /** the service this guest belongs to */
   service: string;
-  /** the hypervisor's own id for it (a VMID, a container name, a unit) */
+  /** the hypervisor's own id for it (a guest number, a container name, a unit) */
   id: string;
   /** the service type (for hypervisors that provide several, such as lxc and vm) */
   type?: string;
@@ -295,10 +295,10 @@ export interface ClusterStatus {
 export interface GuestBackupTarget {
   /** the hypervisor's storage id */
   storage: string;
-  /** the plugin's word for the kind of storage, shown to users (proxmox: 'pbs' or 'storage') */
+  /** the plugin's word for the kind of storage, shown to users (for example 'storage', or the name of a backup server's kind) */
   kind: string;
   /**
-   * the storage verifies and prunes its backups itself (a Proxmox Backup Server): the engine
+   * the storage verifies and prunes its backups itself (a deduplicating backup server): the engine
    * records a new backup as pending verification and never prunes there (since 1.4)
    */
   managed?: boolean;
@@ -310,8 +310,10 @@ export interface GuestBackupTarget {
   protected?: boolean;
   /** which config rule chose this storage, for messages (since 1.4) */
   rule?: string;
-  /** how the storage is named to users, e.g. 'Proxmox Backup Server' (since 1.4) */
+  /** how the storage is named to users, e.g. the backup server's product name (since 1.4) */
   label?: string;
+  /** where this host can read the storage's files (in the plugin's own layout beneath), for a decompress test (since 1.4) */
+  path?: string;
 }
 
 export interface GuestBackupPlan {
@@ -323,7 +325,7 @@ export interface GuestBackupPlan {
   mode: string;
   compress: string;
   notes?: string[];
-  /** the hypervisor's name for its backup tool, e.g. 'vzdump' (since 1.4) */
+  /** the hypervisor's name for its backup tool, shown in plans (since 1.4) */
   method?: string;
 }
 
@@ -352,8 +354,10 @@ export interface GuestBackupResult extends GuestBackupInfo {
   task?: string;
   /** the backup file as this host can read it (absolute), for a decompress test; absent when it cannot (since 1.4) */
   localFile?: string;
-  /** the hypervisor's name for its backup tool, e.g. 'vzdump', used to label its warnings (since 1.4) */
+  /** the hypervisor's name for its backup tool, used to label its warnings (since 1.4) */
   method?: string;
+  /** on a storage that verifies later (managed): where and when it will be verified, as a phrase that follows the size (since 1.4) */
+  verificationNote?: string;
 }
 
 export interface HypervisorPlugin extends Disposable {
@@ -365,7 +369,7 @@ export interface HypervisorPlugin extends Disposable {
   clusterStatus?(op: OperationContext): Promise<ClusterStatus>;
   /** What backupGuest would do, without changing anything. Since 1.2. */
   planBackup?(guest: GuestRef, target: GuestBackupTarget, op: OperationContext): Promise<GuestBackupPlan>;
-  /** A native backup of one guest (for example vzdump); resolves when it is complete. Since 1.2. */
+  /** A native backup of one guest (the hypervisor's own tool); resolves when it is complete. Since 1.2. */
   backupGuest?(guest: GuestRef, target: GuestBackupTarget, op: OperationContext): Promise<GuestBackupResult>;
   /** The backups of a guest on a storage, oldest first. Since 1.2. */
   listBackups?(guest: GuestRef, storage: string, op: OperationContext): Promise<GuestBackupInfo[]>;
@@ -387,10 +391,10 @@ export interface HypervisorPlugin extends Disposable {
    * config's `backup:` section (its `guests:` defaults and any keys this plugin adds there
    * through `backupSchema`). Without it, the engine uses backup.guests.storage.
    */
-  resolveBackupTarget?(guest: GuestRef, backup: Record<string, unknown>): GuestBackupTarget & { path?: string };
+  resolveBackupTarget?(guest: GuestRef, backup: Record<string, unknown>): GuestBackupTarget;
   /** How a person names the guest in messages, e.g. 'CT 100' or 'VM 101' (since 1.4; default: '<type> <id>'). */
   describeGuest?(guest: GuestRef): string;
-  /** What a person runs to roll the guest back by hand, e.g. 'pct rollback 100 autopilot_…' (since 1.4). */
+  /** What a person runs to roll the guest back by hand: the commands, in the hypervisor's own tools (since 1.4). */
   manualRollback?(guest: GuestRef, snapshot: SnapshotInfo): string;
 }
 
@@ -401,7 +405,7 @@ export interface HypervisorPluginDefinition extends DefinitionBase<'hypervisor',
    * common ones, as serviceSchema does for service plugins.
    */
   guestTypes?: Record<string, JsonSchema>;
-  /** The key of a service entry that holds the guest's id (since 1.4; default 'id'), e.g. 'vmid'. */
+  /** The key of a service entry that holds the guest's id (since 1.4; default 'id'). */
   idKey?: string;
   /**
    * The prefix of the destination under which the engine records this hypervisor's backups

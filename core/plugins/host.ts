@@ -17,6 +17,7 @@ import type { KeyValueStore } from '../../lib/state';
 import { entrySchema, expandSecrets } from '../config/schema';
 import { getValidator, type Validator } from '../config/validators';
 import { hostVersion } from '../paths';
+import { GuestProvider } from './guests';
 import {
   PLUGIN_API_VERSION,
   type HypervisorPlugin,
@@ -413,6 +414,8 @@ export interface CreateOptions {
 }
 
 export class PluginRegistry {
+  private readonly providers = new Map<string, GuestProvider>();
+
   constructor(
     readonly loaded: LoadedPlugin[],
     readonly failures: PluginRecord[],
@@ -434,12 +437,15 @@ export class PluginRegistry {
   }
 
   /** The hypervisor plugin whose guestTypes include a service type (when no service plugin has that name). */
-  guestProvider(type: string): { name: string; instance: HypervisorPlugin } | undefined {
+  guestProvider(type: string): GuestProvider | undefined {
     if (this.find('service', type)) return undefined;
     const p = this.loaded.find(
       (l) => l.def.kind === 'hypervisor' && Object.hasOwn((l.def as HypervisorPluginDefinition).guestTypes ?? {}, type),
     );
-    return p ? { name: p.def.name, instance: p.instance as HypervisorPlugin } : undefined;
+    if (!p) return undefined;
+    let g = this.providers.get(p.def.name);
+    if (!g) this.providers.set(p.def.name, (g = new GuestProvider(p.def as HypervisorPluginDefinition, p.instance as HypervisorPlugin)));
+    return g;
   }
 
   /** Whether some plugin handles services of this type. */

@@ -1,0 +1,26 @@
+/** The alert a service's backup raises, from its result. */
+import { formatBytes } from '../../lib/format';
+import type { NotifyEvent } from '../notify/engine';
+import type { ServiceBackupResult } from './types';
+
+export function backupEvent(r: ServiceBackupResult): NotifyEvent {
+  const size = r.archive ? ` (${formatBytes(r.archive.size)}, ${r.archive.verified ? 'verified' : 'not verified'})` : '';
+  if (r.status === 'success') {
+    return {
+      event: 'backup_success',
+      severity: 'success',
+      subject: r.service,
+      title: `Backup of ${r.service} succeeded`,
+      text: `${r.archive?.path ?? ''}${size}`,
+      details: { durationMs: r.durationMs, copies: r.copies.length },
+    };
+  }
+  return {
+    event: 'backup_failed',
+    severity: 'critical',
+    subject: r.service,
+    title: `Backup of ${r.service} FAILED`,
+    text: `${r.error ?? 'unknown error'}${r.hint ? `\nhint: ${r.hint}` : ''}`,
+    details: { durationMs: r.durationMs },
+  };
+}
