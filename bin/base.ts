@@ -10,7 +10,7 @@ import type { Interfaces } from '@oclif/core';
 import type { App, AppNeeds, StateMode } from '../core/app';
 import type { GlobalConfig } from '../core/config/types';
 import { AutopilotError, EXIT, describeError, exitCodeFor } from '../lib/errors';
-import type { CreatedLogger, LogFormat, LogLevel } from '../lib/log';
+import type { CreatedLogger } from '../lib/log';
 import { critical } from '../lib/critical';
 import { mask, maskDeep } from '../lib/mask';
 
@@ -88,8 +88,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
    * secrets. A command that only reads state passes `{ plugins: false, secrets: false }`.
    */
   protected async openApp(state: StateMode, needs?: AppNeeds): Promise<App> {
-    // loaded on use, so that --help and --version do not pay for the engines
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on use, so that --help and --version do not pay for the engines
     const { openApp } = require('../core/app') as typeof import('../core/app');
     const app = await openApp({
       configPath: this.flags.config,
@@ -103,11 +102,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   private makeLogger(g: GlobalConfig): CreatedLogger['logger'] {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- winston is loaded with the logger, not at start-up
     const { createLogger } = require('../lib/log') as typeof import('../lib/log');
     this.createdLogger = createLogger({
-      level: (this.flags['log-level'] as LogLevel | undefined) ?? g.log_level,
-      format: (this.flags['log-format'] as LogFormat | undefined) ?? g.log_format,
+      level: this.flags['log-level'] ?? g.log_level,
+      format: this.flags['log-format'] ?? g.log_format,
       logDir: this.writesLogFile() ? g.log_dir : undefined,
       maxSize: g.log_max_size_mb * 1024 * 1024,
       maxFiles: g.log_max_files,
