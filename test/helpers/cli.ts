@@ -17,6 +17,13 @@ export interface CliOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
+  /**
+   * Runs the command as if it ran this much later: its wall clock (Date) is moved forward by a
+   * preloaded test helper (clock-offset.js); timers and durations are not. Instead of waiting
+   * for what state remembers across runs (cooldowns, names with one-second resolution). Keep
+   * the offsets of one state folder growing from run to run, as real time does.
+   */
+  clockOffsetMs?: number;
 }
 
 function cliEnv(extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
@@ -26,10 +33,13 @@ function cliEnv(extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return env;
 }
 
+const CLOCK_OFFSET = path.join(__dirname, 'clock-offset.js');
+
 export function startCli(args: string[], opts: CliOptions = {}): ChildProcess {
-  return spawn(process.execPath, [BIN, ...args], {
+  const shifted = opts.clockOffsetMs ? ['--require', CLOCK_OFFSET] : [];
+  return spawn(process.execPath, [...shifted, BIN, ...args], {
     cwd: opts.cwd ?? os.tmpdir(),
-    env: cliEnv(opts.env),
+    env: cliEnv(opts.clockOffsetMs ? { ...opts.env, HA_TEST_CLOCK_OFFSET_MS: String(opts.clockOffsetMs) } : opts.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }

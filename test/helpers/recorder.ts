@@ -7,7 +7,12 @@ export interface Recorded {
   url: string;
   headers: http.IncomingHttpHeaders;
   body: string;
+  /** when the request arrived (Date.now()) */
   at: number;
+  /** when it was answered; unset while it is not (a delayed answer, or a client that gave up first) */
+  answeredAt?: number;
+  /** when the exchange ended: answered, or the connection closed by the client */
+  closedAt?: number;
 }
 
 export interface Answer {
@@ -30,11 +35,14 @@ export class Recorder {
       req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => {
         const path = (req.url ?? '/').split('?')[0];
-        this.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, at: Date.now() });
+        const recorded: Recorded = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, at: Date.now() };
+        this.requests.push(recorded);
+        res.on('close', () => (recorded.closedAt = Date.now()));
         const list = this.scripts.get(path) ?? [];
         const a: Answer = (list.length > 1 ? list.shift() : list[0]) ?? {};
         const reply = (): void => {
           if (res.destroyed) return;
+          recorded.answeredAt = Date.now();
           res.writeHead(a.status ?? 200, { 'content-type': 'application/json', ...(a.headers ?? {}) });
           res.end(a.body ?? '{}');
         };
