@@ -173,7 +173,7 @@ describe('backup of Proxmox guests', () => {
       expect(rep.ok).toBe(true);
       made.push(rep.services[0].archive.path);
       if (i === 0) expect((await runCli(['backups', 'protect', '1', '--config', cfg])).code).toBe(0);
-      await new Promise((res) => setTimeout(res, 1100)); // archive names have one-second resolution
+      sim.advanceClock(1000); // vzdump names its archives to the second (node time): the next one is a simulated second later
     }
     const left = sim.backups('nas').filter((v: string) => v.includes('-lxc-100-'));
     expect(left).toContain(made[0]); // protected
@@ -195,7 +195,7 @@ describe('backup of Proxmox guests', () => {
       expect(rep.services[0].archive.path).toMatch(/^pbs:backup\/vm\/102\/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
       expect(rep.services[0].pruned).toEqual([]);
       expect(rep.services[0].archive.verified).toBe(true);
-      await new Promise((res) => setTimeout(res, 1100));
+      sim.advanceClock(1000); // PBS snapshot ids have one-second resolution
     }
     const listed = json(await runCli(['backups', 'list', '--json', '--config', cfg]));
     expect(listed[0].verifyStatus).toBe('pending');
@@ -233,7 +233,7 @@ describe('backup of Proxmox guests', () => {
     const bad = r.services[0].archive.path;
     // three good backups later (keep_last: 2), the bad one is still there and still recorded as failed
     for (let i = 0; i < 3; i++) {
-      await new Promise((res) => setTimeout(res, 1100));
+      sim.advanceClock(1000); // a simulated second later each time: archive names have one-second resolution
       expect(json(await runCli(['backup', 'dns', '--json', '--config', cfg])).ok).toBe(true);
     }
     expect(sim.backups('nas')).toContain(bad);

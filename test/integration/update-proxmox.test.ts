@@ -132,7 +132,7 @@ describe('update of a Proxmox guest', () => {
         'validate:success',
         'cleanup:success',
       ]);
-      await sleep(1100); // snapshot names have one-second resolution
+      // no wait for the next snapshot name (one-second resolution): each run validates for a check_interval (1s) after its snapshot
     }
     expect(s.calls().slice(0, 2)).toEqual([
       ['exec', '100', '--', 'apt-get', 'update'],
