@@ -175,7 +175,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     process.off('SIGINT', this.onSignal);
     process.off('SIGTERM', this.onSignal);
     try {
-      this.app?.close();
+      await this.app?.close();
     } catch {
       /* closing state after a failure must not hide the failure */
     }

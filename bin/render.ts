@@ -1,6 +1,7 @@
 /** Human rendering: tables, sizes, durations. Only bin/ uses this. */
 
 export { formatBytes } from '../lib/format';
+import { stampText } from '../lib/time';
 
 export function formatDuration(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return '-';
@@ -24,10 +25,7 @@ export function formatAge(iso: string | null | undefined, now = Date.now()): str
 }
 
 export function localTime(iso: string | null | undefined): string {
-  if (!iso) return '-';
-  const d = new Date(iso);
-  const p = (n: number): string => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  return iso ? stampText(new Date(iso)) : '-';
 }
 
 /** A plain text table: a header row, a rule, the rows; columns padded to their widest cell. */

@@ -70,7 +70,8 @@ export interface App {
   notifier(): NotificationEngine;
   /** channels whose plugin is missing or failed (empty when needs.plugins is false) */
   unresolvedChannels: { channel: string; reason: string; location: string }[];
-  close(): void;
+  /** lets every plugin dispose of what it holds, then closes state */
+  close(): Promise<void>;
 }
 
 function memoryStore(): KeyValueStore {
@@ -191,6 +192,12 @@ export async function openApp(opts: AppOptions): Promise<App> {
       const notifier = new Notifier({ config: loaded.config.notifications, registry, state, logger, signal: new AbortController().signal });
       return new Engine({ config: loaded.config, registry, logger, state, signal: opts.signal, onStep, notifier });
     },
-    close: () => state?.close(),
+    close: async () => {
+      try {
+        await registry.dispose();
+      } finally {
+        state?.close();
+      }
+    },
   };
 }

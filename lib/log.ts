@@ -3,6 +3,7 @@
  * Every line passes through the secret mask. Engines and plugins get child loggers
  * whose label prefixes their lines.
  */
+import { stampText } from './time';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as Winston from 'winston';
@@ -37,10 +38,7 @@ export interface LoggerOptions {
 
 const COLORS: Record<string, string> = { error: '\x1b[31m', warn: '\x1b[33m', info: '\x1b[36m', debug: '\x1b[90m' };
 
-function stamp(d = new Date()): string {
-  const p = (n: number): string => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
-}
+const stamp = (d = new Date()): string => stampText(d);
 
 function metaText(info: Record<string | symbol, unknown>): string {
   const skip = new Set(['level', 'message', 'label', 'timestamp']);

@@ -8,6 +8,7 @@
  * changes the result of the job that raised the event.
  */
 import * as os from 'node:os';
+import { raceSignal, sleep } from '../../lib/async';
 import { describeError } from '../../lib/errors';
 import type { Logger } from '../../lib/log';
 import { mask } from '../../lib/mask';
@@ -15,6 +16,7 @@ import type { StateManager } from '../../lib/state';
 import type { ChannelConfig, NotificationsConfig } from '../config/types';
 import type { NotificationMessage, NotificationPlugin, Severity } from '../plugins/contract';
 import type { PluginRegistry } from '../plugins/host';
+import { toPluginError } from '../plugins/call';
 
 /** An event as engines raise it: a message without its time (added when it is sent). */
 export type NotifyEvent = Omit<NotificationMessage, 'time'>;
@@ -68,17 +70,6 @@ export function routes(channel: ChannelConfig, event: string, severity: Severity
   if (channel.events) return channel.events.includes(event);
   return RANK[severity] >= RANK[channel.min_severity ?? 'warning'];
 }
-
-const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 
 export interface NotificationEngineDeps {
   config: NotificationsConfig;
@@ -185,26 +176,23 @@ export class NotificationEngine {
     for (let attempt = 1; ; attempt++) {
       const left = deadline - Date.now();
       const signal = AbortSignal.any([this.deps.signal, AbortSignal.timeout(Math.max(1, left))]);
-      let error: Error & { retryAfterMs?: number };
-      let onAbort: (() => void) | undefined;
+      let error: Error & { retryAfterMs?: number; permanent?: boolean };
       try {
-        await Promise.race([
-          plugin.send(message, channel, { signal, logger: this.deps.logger.child(`plugin:${channel.type}`), dryRun: false, deadline }),
-          new Promise<never>((_, reject) => {
-            onAbort = () => reject(new Error(this.deps.signal.aborted ? 'cancelled' : `no answer within ${Math.round(budget / 1000)}s`));
-            if (signal.aborted) onAbort();
-            else signal.addEventListener('abort', onAbort, { once: true });
-          }),
-        ]);
+        const op = { signal, logger: this.deps.logger.child(`plugin:${channel.type}`), dryRun: false, deadline };
+        const timedOut = (): Error => new Error(this.deps.signal.aborted ? 'cancelled' : `no answer within ${Math.round(budget / 1000)}s`);
+        await raceSignal(
+          Promise.resolve().then(() => plugin.send(message, channel, op)),
+          signal,
+          timedOut,
+        );
         return result(true, attempt);
       } catch (e) {
-        error = e as Error & { retryAfterMs?: number };
-      } finally {
-        if (onAbort) signal.removeEventListener('abort', onAbort);
+        error = toPluginError(channel.type, 'send', e) as Error & { retryAfterMs?: number; permanent?: boolean };
       }
       if (!signal.aborted) lastAnswer = describeError(error);
       const wait = error.retryAfterMs !== undefined ? Math.max(250, error.retryAfterMs) : delay * (0.8 + Math.random() * 0.4);
-      if (this.deps.signal.aborted || Date.now() + wait >= deadline) {
+      // a permanent error (a 401, a wrong URL) is not tried again: it cannot succeed later
+      if (error.permanent === true || this.deps.signal.aborted || Date.now() + wait >= deadline) {
         const why = signal.aborted && lastAnswer ? `${describeError(error)}; before that: ${lastAnswer}` : describeError(error);
         return result(false, attempt, mask(`${why}${attempt > 1 ? ` (after ${attempt} attempts)` : ''}`));
       }

@@ -5,14 +5,7 @@
  * backups are recorded. Core never branches on a plugin's name: a second hypervisor plugin
  * gets the same treatment through the same questions.
  */
-import type {
-  GuestBackupTarget,
-  GuestRef,
-  HypervisorPlugin,
-  HypervisorPluginDefinition,
-  ServiceConfig,
-  SnapshotInfo,
-} from './contract';
+import type { GuestBackupTarget, GuestRef, HypervisorPlugin, HypervisorPluginDefinition, ServiceConfig, SnapshotInfo } from './contract';
 import { callPlugin } from './call';
 
 /** A backup target as the engine uses it. */
@@ -22,15 +15,17 @@ export class GuestProvider {
   constructor(
     readonly def: HypervisorPluginDefinition,
     readonly instance: HypervisorPlugin,
+    /** what the plugin declared it can do (or what its instance has) */
+    readonly capabilities: readonly string[],
   ) {}
 
   get name(): string {
     return this.def.name;
   }
 
-  /** Whether the instance implements an optional method (its declared capabilities). */
+  /** Whether the plugin can do something: one of its capabilities (an optional method). */
   can(method: keyof HypervisorPlugin): boolean {
-    return typeof this.instance[method] === 'function';
+    return this.capabilities.includes(method) && typeof this.instance[method] === 'function';
   }
 
   /** The guest a service entry names: its id under the plugin's idKey (default 'id'). */
@@ -46,7 +41,9 @@ export class GuestProvider {
 
   /** What a person runs to roll the guest back by hand. */
   manualRollback(ref: GuestRef, snapshot: SnapshotInfo): string {
-    return this.instance.manualRollback?.(ref, snapshot) ?? `roll ${this.label(ref)} back to snapshot ${snapshot.id} with ${this.name}'s tools`;
+    return (
+      this.instance.manualRollback?.(ref, snapshot) ?? `roll ${this.label(ref)} back to snapshot ${snapshot.id} with ${this.name}'s tools`
+    );
   }
 
   /** The destination its backups on a storage are recorded under: `<prefix>:<storage>`. */
@@ -73,7 +70,12 @@ export class GuestProvider {
   }
 
   /** Calls one of its operations through the plugin-call boundary. */
-  call<T>(operation: string, signal: AbortSignal, fn: (p: HypervisorPlugin) => T | Promise<T>, logger?: { debug(m: string): void }): Promise<T> {
+  call<T>(
+    operation: string,
+    signal: AbortSignal,
+    fn: (p: HypervisorPlugin) => T | Promise<T>,
+    logger?: { debug(m: string): void },
+  ): Promise<T> {
     return callPlugin({ plugin: this.name, operation, signal, logger }, () => fn(this.instance));
   }
 }

@@ -57,7 +57,7 @@ export class UpdateEngine {
   private updatable(svc: ServiceConfig): boolean {
     const provider = this.deps.registry.guestProvider(svc.type);
     if (provider) return provider.can('createSnapshot') && provider.can('execInGuest');
-    return Boolean(this.deps.registry.find<ServicePlugin>('service', svc.type)?.updater);
+    return this.deps.registry.find('service', svc.type) !== undefined && this.deps.registry.can(svc.type, 'updater');
   }
 
   selectServices(req: UpdateRequest): ServiceConfig[] {

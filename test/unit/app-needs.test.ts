@@ -102,7 +102,7 @@ describe('openApp needs', () => {
       expect(() => app.backupEngine()).toThrow(AutopilotError);
       expect(() => app.notifier()).toThrow(/needs plugins/);
     } finally {
-      app.close();
+      await app.close();
     }
   });
 
@@ -129,7 +129,7 @@ describe('openApp needs', () => {
       // and config show masks it where the file has it
       expect((app.loaded.masked.plugins.secretive as Record<string, unknown>).token).toBe('********');
     } finally {
-      app.close();
+      await app.close();
     }
   });
 

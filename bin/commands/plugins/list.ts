@@ -22,6 +22,8 @@ export default class PluginsList extends BaseCommand<typeof PluginsList> {
         ]),
       ),
     );
+    const able = records.filter((r) => r.status === 'loaded' && r.capabilities.length);
+    if (able.length) this.out(['', 'capabilities:', ...able.map((r) => `  ${r.name}: ${r.capabilities.join(', ')}`)].join('\n'));
     this.out(`\nplugins.d: ${app.registry.pluginsDir}`);
     return records;
   }
