@@ -34,7 +34,7 @@ export function raceSignal<T>(work: Promise<T>, signal: AbortSignal, onAbort: ()
       },
       (e: unknown) => {
         signal.removeEventListener('abort', abort);
-        reject(e as Error);
+        reject(e);
       },
     );
   });

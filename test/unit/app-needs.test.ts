@@ -127,7 +127,7 @@ describe('openApp needs', () => {
       // the plugin got its options validated (default applied) and its secret resolved
       expect(JSON.parse(fs.readFileSync(s.marker('created.json'), 'utf8'))).toEqual({ token: 'tok', level: 3 });
       // and config show masks it where the file has it
-      expect((app.loaded.masked.plugins.secretive as Record<string, unknown>).token).toBe('********');
+      expect(app.loaded.masked.plugins.secretive.token).toBe('********');
     } finally {
       await app.close();
     }

@@ -22,7 +22,7 @@ function dayClock(start: Date): Clock & { nextDay(): void } {
   return { now: () => new Date(t), sleep: async (ms) => void (t += ms), nextDay: () => void (t += 86_400_000) };
 }
 
-function setup(calls: string[]): { engine(clock: Clock): BackupEngine; root: string; state: StateManager } {
+function setup(calls: string[]): { engine: (clock: Clock) => BackupEngine; root: string; state: StateManager } {
   const dir = tmpDir();
   const data = path.join(dir, 'data');
   fs.mkdirSync(data);

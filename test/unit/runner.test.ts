@@ -18,7 +18,7 @@ interface Ctx {
 }
 
 /** A step that logs its id and does what `behave` says. */
-function step(id: string, behave: Partial<Step<Ctx>> & { fail?: unknown; unhealthy?: boolean } = {}): Step<Ctx> {
+function step(id: string, behave: Partial<Step<Ctx>> & { fail?: Error; unhealthy?: boolean } = {}): Step<Ctx> {
   const { fail, unhealthy, ...rest } = behave;
   return {
     id,
