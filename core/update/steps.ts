@@ -158,7 +158,12 @@ export const UPDATE_STEPS: UpdateStep[] = [
     timeoutMs: timeout,
     describe: async (ctx) => `${(await ctx.describe()).snapshot}, named ${SNAP_PREFIX}<time>`,
     async run(ctx, scope) {
-      const v = await ctx.driver.snapshot(`${SNAP_PREFIX}${stampName(ctx.clock.now())}`, ctx.op(scope));
+      // names have one-second resolution: a second update within the same second gets _2
+      const base = `${SNAP_PREFIX}${stampName(ctx.clock.now())}`;
+      const taken = new Set((await ctx.driver.snapshots(ctx.op(scope)).catch(() => [] as SnapshotInfo[])).map((x) => x.id));
+      let name = base;
+      for (let n = 2; taken.has(name); n++) name = `${base}_${n}`;
+      const v = await ctx.driver.snapshot(name, ctx.op(scope));
       ctx.snapshot = v;
       // the snapshot is kept after a rollback (and removed by later cleanups), so it has no undo
       return { detail: `${v.id}${v.description ? ` (${v.description})` : ''}` };

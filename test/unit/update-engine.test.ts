@@ -150,6 +150,16 @@ describe('the update engine with an injected clock', () => {
     expect(r.services[0].status).toBe('rolled_back');
   });
 
+  it('two updates within the same second get distinct snapshot names', async () => {
+    const app = new App();
+    const frozen: Clock = { now: () => new Date(2026, 11, 2, 3, 0, 0), sleep: async () => {} };
+    const first = await engine(app, frozen, state).run({ services: ['web'], all: false, dryRun: false });
+    const second = await engine(app, frozen, state).run({ services: ['web'], all: false, dryRun: false });
+    expect(first.services[0].snapshot?.id).toBe('autopilot_20261202_030000');
+    expect(second.services[0].snapshot?.id).toBe('autopilot_20261202_030000_2');
+    expect(second.services[0].status).toBe('success');
+  });
+
   it('--dry-run walks the same table and changes nothing', async () => {
     const app = new App();
     const r = await engine(app, fakeClock(), state).run({ services: ['web'], all: false, dryRun: true });
