@@ -84,6 +84,80 @@ function memoryStore(): KeyValueStore {
   };
 }
 
+function openState(mode: StateMode, dir: string): StateManager | null {
+  if (mode === 'none') return null;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- better-sqlite3 is loaded only by commands that use state
+  const { StateManager: State } = require('../lib/state') as typeof import('../lib/state');
+  return mode === 'rw' ? State.open(dir) : State.openReadOnly(dir);
+}
+
+/** Services and channels whose plugin is missing or failed, each with its config line and the reason. */
+function unresolved(loaded: LoadedConfig, registry: PluginRegistry): Pick<App, 'unresolvedServices' | 'unresolvedChannels'> {
+  const why = (kind: 'service' | 'notification', type: string): string => {
+    const failure = registry.failures.find((f) => f.name === type);
+    if (failure) return `the ${kind} plugin '${type}' failed to load: ${failure.reason}`;
+    const where = kind === 'service' ? `; plugins.d: ${registry.pluginsDir}` : '';
+    return `no ${kind} plugin named '${type}' is installed (installed: ${registry.installed(kind).join(', ') || 'none'}${where})`;
+  };
+  const at = (p: (string | number)[]): string => formatLocation(loaded.locator(p));
+  return {
+    unresolvedServices: loaded.config.services
+      .map((svc, i) => ({ svc, i }))
+      .filter(({ svc }) => !registry.handlesServiceType(svc.type))
+      .map(({ svc, i }) => ({ service: svc.name, location: at(['services', i, 'type']), reason: why('service', svc.type) })),
+    unresolvedChannels: loaded.config.notifications.channels
+      .map((c, i) => ({ c, i }))
+      .filter(({ c }) => !registry.find('notification', c.type))
+      .map(({ c, i }) => ({
+        channel: c.name,
+        location: at(['notifications', 'channels', i, 'type']),
+        reason: why('notification', c.type),
+      })),
+  };
+}
+
+/** The engines, each loaded when first asked for (config validate and the listings never need them). */
+function engines(
+  loaded: LoadedConfig,
+  registry: PluginRegistry,
+  state: StateManager | null,
+  logger: Logger,
+  signal: AbortSignal,
+  needs: Required<AppNeeds>,
+): Pick<App, 'notifier' | 'backupEngine' | 'updateEngine'> {
+  // an engine over an empty registry would fail every service as "plugin not installed"
+  const needPlugins = (what: string): void => {
+    if (!needs.plugins) throw new AutopilotError('INTERNAL', `${what} needs plugins, but the app was opened with needs.plugins false`);
+  };
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use
+  const notifyModule = (): typeof import('./notify/engine') => require('./notify/engine') as typeof import('./notify/engine');
+  const makeNotifier = (s: AbortSignal): NotificationEngine =>
+    new (notifyModule().NotificationEngine)({ config: loaded.config.notifications, registry, state, logger, signal: s });
+  let notifier: NotificationEngine | null = null;
+  const getNotifier = (): NotificationEngine => {
+    needPlugins('the notification engine');
+    return (notifier ??= makeNotifier(signal));
+  };
+  return {
+    notifier: getNotifier,
+    backupEngine: (onEvent) => {
+      needPlugins('the backup engine');
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded when a backup runs
+      const { BackupEngine: Engine } = require('./backup/engine') as typeof import('./backup/engine');
+      return new Engine({ config: loaded.config, registry, logger, state, signal, onEvent, notifier: getNotifier() });
+    },
+    updateEngine: (onStep) => {
+      needPlugins('the update engine');
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded when an update runs
+      const { UpdateEngine: Engine } = require('./update/engine') as typeof import('./update/engine');
+      // its alerts go out even after SIGINT/SIGTERM (a rollback alert matters most then): the
+      // channels' own time budgets bound them, not the command's signal
+      const notifierOfUpdates = makeNotifier(new AbortController().signal);
+      return new Engine({ config: loaded.config, registry, logger, state, signal, onStep, notifier: notifierOfUpdates });
+    },
+  };
+}
+
 export async function openApp(opts: AppOptions): Promise<App> {
   const needs: Required<AppNeeds> = { plugins: opts.needs?.plugins ?? true, secrets: opts.needs?.secrets ?? true };
   if (needs.plugins && !needs.secrets)
@@ -98,13 +172,7 @@ export async function openApp(opts: AppOptions): Promise<App> {
   const loaded = await validateConfig(raw, configPlugins(discovered.definitions), { signal: opts.signal, secrets: needs.secrets });
   const logger = opts.makeLogger(loaded.config.global);
   const warnings = [...loaded.warnings];
-
-  let state: StateManager | null = null;
-  if (opts.state !== 'none') {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { StateManager: State } = require('../lib/state') as typeof import('../lib/state');
-    state = opts.state === 'rw' ? State.open(loaded.config.global.state_dir) : State.openReadOnly(loaded.config.global.state_dir);
-  }
+  const state = openState(opts.state, loaded.config.global.state_dir);
 
   const registry = needs.plugins
     ? await createPlugins(discovered, {
@@ -121,77 +189,16 @@ export async function openApp(opts: AppOptions): Promise<App> {
   for (const f of registry.failures) logger.warn(`plugin ${f.name} (${f.file}) was not loaded: ${f.reason}`);
   for (const w of warnings) logger.warn(w);
 
-  const unresolvedServices: App['unresolvedServices'] = [];
-  loaded.config.services.forEach((svc, i) => {
-    if (!needs.plugins || registry.handlesServiceType(svc.type)) return;
-    const failure = registry.failures.find((f) => f.name === svc.type);
-    const installed = registry.installed('service');
-    unresolvedServices.push({
-      service: svc.name,
-      location: formatLocation(loaded.locator(['services', i, 'type'])),
-      reason: failure
-        ? `the service plugin '${svc.type}' failed to load: ${failure.reason}`
-        : `no service plugin named '${svc.type}' is installed (installed: ${installed.join(', ') || 'none'}; plugins.d: ${registry.pluginsDir})`,
-    });
-  });
-
-  const unresolvedChannels: App['unresolvedChannels'] = [];
-  loaded.config.notifications.channels.forEach((c, i) => {
-    if (!needs.plugins || registry.find('notification', c.type)) return;
-    const failure = registry.failures.find((f) => f.name === c.type);
-    unresolvedChannels.push({
-      channel: c.name,
-      location: formatLocation(loaded.locator(['notifications', 'channels', i, 'type'])),
-      reason: failure
-        ? `the notification plugin '${c.type}' failed to load: ${failure.reason}`
-        : `no notification plugin named '${c.type}' is installed (installed: ${registry.installed('notification').join(', ') || 'none'})`,
-    });
-  });
-
-  // an engine over an empty registry would fail every service as "plugin not installed"
-  const needPlugins = (what: string): void => {
-    if (!needs.plugins) throw new AutopilotError('INTERNAL', `${what} needs plugins, but the app was opened with needs.plugins false`);
-  };
-  let notifier: NotificationEngine | null = null;
-  const getNotifier = (): NotificationEngine => {
-    needPlugins('the notification engine');
-    if (!notifier) {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { NotificationEngine: Engine } = require('./notify/engine') as typeof import('./notify/engine');
-      notifier = new Engine({ config: loaded.config.notifications, registry, state, logger, signal: opts.signal });
-    }
-    return notifier;
-  };
-
   return {
     needs,
     found,
     loaded,
-    unresolvedChannels,
-    notifier: getNotifier,
     registry,
     logger,
     state,
     warnings,
-    unresolvedServices,
-    backupEngine: (onEvent) => {
-      needPlugins('the backup engine');
-      // loaded when a backup runs: config validate and the listings never need it
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { BackupEngine: Engine } = require('./backup/engine') as typeof import('./backup/engine');
-      return new Engine({ config: loaded.config, registry, logger, state, signal: opts.signal, onEvent, notifier: getNotifier() });
-    },
-    updateEngine: (onStep) => {
-      needPlugins('the update engine');
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { UpdateEngine: Engine } = require('./update/engine') as typeof import('./update/engine');
-      // its alerts go out even after SIGINT/SIGTERM (a rollback alert matters most then): the
-      // channels' own time budgets bound them, not the command's signal
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { NotificationEngine: Notifier } = require('./notify/engine') as typeof import('./notify/engine');
-      const notifier = new Notifier({ config: loaded.config.notifications, registry, state, logger, signal: new AbortController().signal });
-      return new Engine({ config: loaded.config, registry, logger, state, signal: opts.signal, onStep, notifier });
-    },
+    ...(needs.plugins ? unresolved(loaded, registry) : { unresolvedServices: [], unresolvedChannels: [] }),
+    ...engines(loaded, registry, state, logger, opts.signal, needs),
     close: async () => {
       try {
         await registry.dispose();
