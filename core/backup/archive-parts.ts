@@ -16,7 +16,7 @@ import { callPlugin } from '../plugins/call';
 import type { BackupPath, BackupSources, OperationContext, ServiceConfig, ServicePlugin } from '../plugins/contract';
 import type { Step, StepScope } from '../steps/runner';
 import { archiveDecisions, type Destination } from './prune';
-import { PRIMARY, type RunnerDeps, type ServiceBackupResult, type ServicePlan } from './types';
+import { type RunnerDeps, type ServiceBackupResult, type ServicePlan } from './types';
 
 export interface Sources {
   present: string[];

@@ -228,7 +228,7 @@ export class GuestBackupRunner {
   private context(svc: ServiceConfig, runId: number, result: ServiceBackupResult, taskEnded: () => void = () => {}): GuestCtx {
     const provider = this.provider(svc);
     const ref = provider.ref(svc);
-    const target = provider.target(ref, this.deps.config.backup as unknown as Record<string, unknown>);
+    const target = provider.target(ref, this.deps.config.backup);
     return { svc, provider, ref, target, deps: this.deps, log: this.log.child(svc.name), result, runId, taskEnded };
   }
 

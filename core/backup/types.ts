@@ -149,7 +149,7 @@ export function toFailure(base: ResultBase, e: unknown, started: number, run: Ab
     error: mask(interrupted ? 'cancelled' : describeError(e)),
     hint: err?.hint,
     durationMs: Date.now() - started,
-  } as ServiceBackupResult;
+  };
 }
 
 /** The status a service run is recorded with. */

@@ -88,8 +88,8 @@ export function formatAjvErrors(
     data: atPointer(validated.data, e.instancePath),
   }));
   const docOf = (e: ErrorObject): string | undefined => {
-    const ps = e.parentSchema as Record<string, unknown> | undefined;
-    return typeof ps?.['x-doc'] === 'string' ? (ps['x-doc'] as string) : undefined;
+    const ps = e.parentSchema;
+    return typeof ps?.['x-doc'] === 'string' ? ps['x-doc'] : undefined;
   };
   // errors inside an anyOf that stands for "one of these keys is required" are summed up by that anyOf
   const covered = errors.filter((e) => e.keyword === 'anyOf' && docOf(e)?.startsWith('required:')).map((e) => e.schemaPath + '/');
@@ -100,7 +100,7 @@ export function formatAjvErrors(
     if (covered.some((c) => e.schemaPath.startsWith(c))) continue;
     const path = [...prefix, ...pointerToPath(e.instancePath)];
     // a secret's value is never repeated in an error
-    if ((e.parentSchema as Record<string, unknown> | undefined)?.['x-secret'] === true) e.data = '********';
+    if (e.parentSchema?.['x-secret'] === true) e.data = '********';
     let loc: Location;
     let where = path;
     let message: string;

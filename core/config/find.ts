@@ -56,7 +56,7 @@ export async function findConfigFile(opts: FindOptions = {}): Promise<FoundConfi
     return { file: abs, via };
   };
   if (opts.explicit) return mustExist(opts.explicit, 'flag', '--config');
-  if (env[ENV_CONFIG]) return mustExist(env[ENV_CONFIG] as string, 'env', `$${ENV_CONFIG}`);
+  if (env[ENV_CONFIG]) return mustExist(env[ENV_CONFIG], 'env', `$${ENV_CONFIG}`);
   const system = opts.systemFile ?? SYSTEM_CONFIG;
   if (fs.existsSync(system)) return { file: system, via: 'system' };
   // cosmiconfig is loaded only here: most runs name their config and never pay for it

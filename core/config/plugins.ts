@@ -93,7 +93,7 @@ export function configPlugins(definitions: readonly DiscoveredPlugin[]): ConfigP
   const backup: BackupKeys[] = [];
   for (const d of definitions) {
     if (d.def.kind !== 'hypervisor') continue;
-    const keys = admitBackupKeys(d.def as HypervisorPluginDefinition, d.record.file, taken, problems);
+    const keys = admitBackupKeys(d.def, d.record.file, taken, problems);
     if (Object.keys(keys).length) backup.push({ plugin: d.def.name, keys });
   }
   return {

@@ -25,7 +25,7 @@ export interface SourceFile {
 }
 
 function parsePositions(text: string): Positions {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, to keep start-up fast
   const Y = require('yaml') as typeof import('yaml');
   const lines = new Y.LineCounter();
   const doc = Y.parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: true });
@@ -37,7 +37,7 @@ let jsYamlSchema: unknown = null;
 export function parseSource(file: string, text: string): SourceFile {
   let positions: Positions | null = null;
   const getPositions = (): Positions => (positions ??= parsePositions(text));
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, to keep start-up fast
   const jsyaml = require('js-yaml') as typeof import('js-yaml');
   jsYamlSchema ??= jsyaml.CORE_SCHEMA.extend({
     implicit: [(jsyaml as unknown as { types: { merge: import('js-yaml').Type } }).types.merge],
@@ -72,16 +72,16 @@ export interface Location {
  */
 export function locate(src: SourceFile, path: (string | number)[], key?: string): Location {
   const { doc, lines } = src.positions();
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, to keep start-up fast
   const { isMap, isPair, isScalar } = require('yaml') as typeof import('yaml');
   let node: unknown = doc.contents;
-  let best: Node | null = (doc.contents as Node) ?? null;
+  let best: Node | null = doc.contents ?? null;
   for (const seg of path) {
     if (!node || typeof node !== 'object') break;
     const next = (node as { get?: (k: unknown, keep: boolean) => unknown }).get?.(seg, true);
     if (next === undefined) break;
     node = next;
-    if (next && typeof next === 'object' && 'range' in (next as object)) best = next as Node;
+    if (next && typeof next === 'object' && 'range' in next) best = next as Node;
   }
   if (key !== undefined && isMap(node)) {
     const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === key);

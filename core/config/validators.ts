@@ -30,7 +30,7 @@ export const ANNOTATIONS = ['x-secret', 'x-secret-source', 'x-path', 'x-doc'];
 export const AJV_OPTIONS = { allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true } as const;
 
 export function createAjv(source = false): Ajv {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, to keep start-up fast
   const AjvClass = (require('ajv') as { default: typeof Ajv }).default;
   const ajv = new AjvClass({ ...AJV_OPTIONS, code: { source } });
   for (const keyword of ANNOTATIONS) ajv.addKeyword({ keyword });
@@ -52,7 +52,7 @@ function precompiled(key: string): Validator | null {
   if (!fs.existsSync(file)) return null;
   let fn: Validator | null = null;
   const lazy: Validator = (data: unknown) => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a precompiled validator is loaded on its first use
     fn ??= (require(file) as { validate: Validator }).validate;
     const ok = fn(data);
     lazy.errors = fn.errors;
@@ -75,7 +75,7 @@ let ajvVersion: string | undefined;
 function cacheFile(key: string): string | null {
   const dir = validatorCacheDir();
   if (!dir) return null;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, to keep start-up fast
   ajvVersion ??= (require('ajv/package.json') as { version: string }).version;
   const name = createHash('sha256')
     .update(`${key} ajv ${ajvVersion} ${JSON.stringify(AJV_OPTIONS)} ${ANNOTATIONS.join()}`)
@@ -91,6 +91,7 @@ function fromCache(file: string | null): Validator | null {
   try {
     const mod: { exports: { validate?: Validator } } = { exports: {} };
     // the standalone code requires ajv's run-time helpers: resolved from here, as for the precompiled ones
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval, @typescript-eslint/no-unsafe-call -- a cached validator is ajv's standalone code, checked like a plugins.d file (lib/trust.ts) before it runs
     new Function('module', 'exports', 'require', fs.readFileSync(file, 'utf8'))(mod, mod.exports, require);
     return typeof mod.exports.validate === 'function' ? mod.exports.validate : null;
   } catch {
@@ -103,7 +104,7 @@ function keep(ajv: Ajv, key: string, file: string | null): void {
   if (!file) return;
   const tmp = `${file}.${process.pid}.tmp`;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, to keep start-up fast
     const standaloneCode = (require('ajv/dist/standalone') as { default: (ajv: Ajv, refs: Record<string, string>) => string }).default;
     const code = standaloneCode(ajv, { validate: key });
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });

@@ -62,7 +62,7 @@ export function failed(name: string, source: PluginSource, file: string, reason:
 
 let semverModule: typeof Semver | null = null;
 function semver(): typeof Semver {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, to keep start-up fast
   semverModule ??= require('semver') as typeof Semver;
   return semverModule;
 }
@@ -167,8 +167,7 @@ function schemaProblem(def: Def): string | null {
   for (const key of ['idKey', 'destinationPrefix'] as const) {
     if (def[key] === undefined) continue;
     if (def.kind !== 'hypervisor') return `${key} belongs to hypervisor plugins only`;
-    if (typeof def[key] !== 'string' || !PLUGIN_NAME.test(def[key] as string))
-      return `${key} must be a plain name (letters, digits, '-', '_')`;
+    if (typeof def[key] !== 'string' || !PLUGIN_NAME.test(def[key])) return `${key} must be a plain name (letters, digits, '-', '_')`;
   }
   return null;
 }
@@ -235,7 +234,7 @@ export function checkDefinition(value: unknown, c: Candidate): CheckedDefinition
     file: c.location,
     status: 'loaded',
     reason: null,
-    capabilities: Array.isArray(def.capabilities) ? [...(def.capabilities as string[])] : [],
+    capabilities: Array.isArray(def.capabilities) ? [...def.capabilities] : [],
   };
   return { def: def as PluginDefinition, options, record };
 }

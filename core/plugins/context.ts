@@ -13,7 +13,7 @@ import { PLUGIN_API_VERSION, type PluginContext } from './contract';
 
 /** The archive tools a plugin gets (lib/archive.ts, loaded when first used). */
 function archiveTools(runSignal: AbortSignal): PluginContext['archive'] {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, to keep start-up fast
   const lib = (): typeof import('../../lib/archive') => require('../../lib/archive') as typeof import('../../lib/archive');
   return {
     async create(o) {

@@ -73,7 +73,7 @@ export function pluginsDirCandidates(dir: string, failures: PluginRecord[]): Can
 async function loadModule(entry: string): Promise<Record<string, unknown>> {
   if (!entry.endsWith('.mjs')) {
     try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- a CommonJS plugin is required by its path
       return { default: require(entry) as unknown };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ERR_REQUIRE_ESM') throw e;
@@ -92,7 +92,7 @@ async function importCandidate(c: Candidate): Promise<unknown[]> {
     else if (o.plugin) exp = o.plugin;
     else if (Array.isArray(o.plugins)) exp = o.plugins;
   }
-  return Array.isArray(exp) ? exp : [exp];
+  return Array.isArray(exp) ? (exp as unknown[]) : [exp];
 }
 
 export interface DiscoverOptions {

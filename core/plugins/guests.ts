@@ -31,7 +31,8 @@ export class GuestProvider {
   /** The guest a service entry names: its id under the plugin's idKey (default 'id'). */
   ref(svc: ServiceConfig): GuestRef {
     const key = this.def.idKey ?? 'id';
-    return { service: svc.name, id: String(svc[key] ?? ''), type: svc.type, config: svc };
+    const id = svc[key];
+    return { service: svc.name, id: typeof id === 'string' || typeof id === 'number' ? String(id) : '', type: svc.type, config: svc };
   }
 
   /** How people call the guest: the plugin's words, else '<type> <id>'. */

@@ -100,9 +100,7 @@ export class PluginRegistry {
   /** The hypervisor plugin whose guestTypes include a service type (when no service plugin has that name). */
   guestProvider(type: string): GuestProvider | undefined {
     if (this.find('service', type)) return undefined;
-    const p = this.loaded.find(
-      (l) => l.def.kind === 'hypervisor' && Object.hasOwn((l.def as HypervisorPluginDefinition).guestTypes ?? {}, type),
-    );
+    const p = this.loaded.find((l) => l.def.kind === 'hypervisor' && Object.hasOwn(l.def.guestTypes ?? {}, type));
     if (!p) return undefined;
     let g = this.providers.get(p.def.name);
     if (!g)

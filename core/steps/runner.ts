@@ -233,7 +233,8 @@ async function execute<C, E extends object>(s: Step<C, E>, ctx: C, o: RunOptions
       interrupted ? 'interrupted' : 'failed',
       interrupted && cancelled && s.signal !== 'own' ? 'cancelled' : describeError(e),
     );
-    (s.optional ? o.logger.warn : o.logger.error).call(o.logger, `${s.id} failed: ${r.detail}`);
+    if (s.optional) o.logger.warn(`${s.id} failed: ${r.detail}`);
+    else o.logger.error(`${s.id} failed: ${r.detail}`);
     throw e;
   }
 }

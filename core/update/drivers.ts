@@ -60,7 +60,7 @@ export function guestDriver(svc: ServiceConfig, provider: GuestProvider): Driver
       try {
         r = await call('execInGuest', op, (exec) => exec(ref, argv, { ...op, timeoutMs: s.timeoutMs }));
       } catch (e) {
-        if (!first || op.signal.aborted) throw Object.assign(e as object, { changed: true });
+        if (!first || op.signal.aborted) throw Object.assign(e instanceof Error ? e : new Error(String(e)), { changed: true });
         // the plugin says the command never reached the guest; or (older plugins) the runner itself could not start
         const said = (e as { changed?: boolean }).changed === false;
         throw unchanged(
@@ -145,6 +145,6 @@ export function serviceDriver(svc: ServiceConfig, plugin: ServicePlugin, state: 
       ? (op) => call('isRunning', op, () => (u.isRunning as NonNullable<ServiceUpdater['isRunning']>)(svc, op))
       : undefined,
     manual: (snap) =>
-      `see docs/updates.md: restore ${svc.name} from snapshot ${snap.id}${snap.data?.archive ? ` (its data: ${String(snap.data.archive)})` : ''}`,
+      `see docs/updates.md: restore ${svc.name} from snapshot ${snap.id}${snap.data?.archive ? ` (its data: ${JSON.stringify(snap.data.archive)})` : ''}`,
   };
 }

@@ -214,7 +214,7 @@ export class UpdateEngine {
         verbose: true,
         onStep: (r) => this.deps.onStep?.(svc.name, r as StepResult),
       });
-      result.steps = run.steps as StepResult[];
+      result.steps = run.steps;
       result.snapshot = ctx.snapshot;
       Object.assign(result, this.outcome(ctx, run));
     } catch (e) {

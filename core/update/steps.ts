@@ -42,8 +42,8 @@ export function checksOf(ctx: Pick<UpdateCtx, 'svc' | 'driver'>): HealthCheck[] 
 }
 
 const runningOf = (ctx: UpdateCtx, op: OperationContext): (() => Promise<boolean>) | undefined => {
-  const running = ctx.driver.running;
-  return running ? () => running(op) : undefined;
+  const driver = ctx.driver;
+  return driver.running ? () => (driver.running as NonNullable<Driver['running']>).call(driver, op) : undefined;
 };
 
 /** What forbids an update now: a lock held by another run, bad health, the driver's own checks. */

@@ -60,7 +60,7 @@ export class Db {
 
 function driver(): typeof BetterSqlite3 {
   // loaded here so that commands which never touch state do not pay for the native module
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, to keep start-up fast
   return require('better-sqlite3') as typeof BetterSqlite3;
 }
 

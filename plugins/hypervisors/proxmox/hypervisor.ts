@@ -301,7 +301,8 @@ export class ProxmoxHypervisor implements HypervisorPlugin {
     const need = op.minFreeBytes ?? 0;
     if (need <= 0) return problems;
     const cfg = await a.config(vmid, { signal: op.signal });
-    const disk = String(cfg.rootfs ?? cfg.scsi0 ?? cfg.virtio0 ?? cfg.sata0 ?? cfg.ide0 ?? '');
+    const first = [cfg.rootfs, cfg.scsi0, cfg.virtio0, cfg.sata0, cfg.ide0].find((d) => typeof d === 'string');
+    const disk = typeof first === 'string' ? first : '';
     const storage = /^([a-zA-Z][a-zA-Z0-9._-]*):/.exec(disk)?.[1];
     if (!storage) return problems;
     const at = `/nodes/${encodeURIComponent(loc.node)}/storage/${encodeURIComponent(storage)}/status`;
