@@ -114,7 +114,7 @@ export class StateManager {
     return this.kv.exists(key);
   }
 
-  /** Every key under a dotted prefix: list('last_backup') gives { nextcloud: ..., host: ... }. */
+  /** Every key under a dotted prefix: list('update.snapshots') gives { nextcloud: [...], app: [...] }. */
   list(prefix: string): Record<string, unknown> {
     return this.kv.list(prefix);
   }

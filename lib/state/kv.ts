@@ -38,7 +38,7 @@ export class KvTable {
     return this.db.stmt('SELECT 1 FROM kv WHERE key = ?').get(key) !== undefined;
   }
 
-  /** Every key under a dotted prefix: list('last_backup') gives { nextcloud: ..., host: ... }. */
+  /** Every key under a dotted prefix: list('update.snapshots') gives { nextcloud: [...], app: [...] }. */
   list(prefix: string): Record<string, unknown> {
     const rows = this.db
       .stmt("SELECT key, value FROM kv WHERE substr(key, 1, length(?) + 1) = ? || '.' ORDER BY key")
