@@ -1,9 +1,9 @@
 /**
  * The public plugin contract: everything a plugin author needs, and all that a plugin
- * may rely on. It is longer than the ~400 lines the rest of core/ keeps to on purpose: the
- * whole public API in one file of types that an author reads top to bottom, importing nothing. Built-in plugins are written against exactly this module, the way a
+ * may rely on. Built-in plugins are written against exactly this module, the way a
  * plugins.d author would write one; the host checks every plugin against it before
- * creating it.
+ * creating it. It is longer than the ~400 lines the rest of core/ keeps to, on purpose: the
+ * whole public API in one file of types that an author reads top to bottom, importing nothing.
  *
  * A plugin module exports (as `module.exports`, `export default`, or `exports.plugin`)
  * one definition object, or an array of them:
