@@ -48,5 +48,7 @@ for (let r = 0; r < runs; r++) {
 const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 const base = median(times[0]);
 process.stdout.write(`start-up, median of ${runs} interleaved runs (node ${process.version}, ${os.cpus().length} cpus)\n`);
-cases.forEach((c, i) => process.stdout.write(`${c.name.padEnd(60)} ${median(times[i]).toFixed(1).padStart(8)} ms  ${(median(times[i]) / base).toFixed(2)}x\n`));
+cases.forEach((c, i) =>
+  process.stdout.write(`${c.name.padEnd(60)} ${median(times[i]).toFixed(1).padStart(8)} ms  ${(median(times[i]) / base).toFixed(2)}x\n`),
+);
 fs.rmSync(dir, { recursive: true, force: true });
