@@ -64,6 +64,7 @@ function hostOf(url: string): string {
 export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
   const timeoutMs = req.timeoutMs ?? 15_000;
   const host = hostOf(req.url);
+  if (host === 'the URL') throw new HttpError('not a valid URL', null, undefined, true);
   // our own timer, not AbortSignal.timeout combined by AbortSignal.any (lost after a GC on Node 20)
   const budget = deadlineSignal(timeoutMs, req.signal);
   try {
@@ -83,9 +84,7 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
       if (budget.signal.aborted) throw new HttpError(`${host}: cancelled`, null);
       // a malformed URL, a redirect (never followed) or a TLS failure: the same on every try
       const permanent =
-        host === 'the URL' ||
-        /redirect|Invalid URL|Failed to parse URL/i.test(`${err.message} ${err.cause?.message ?? ''}`) ||
-        isTlsErrorCode(code);
+        /redirect|Invalid URL|Failed to parse URL/i.test(`${err.message} ${err.cause?.message ?? ''}`) || isTlsErrorCode(code);
       throw new HttpError(`${host}: ${code ?? err.cause?.message ?? err.message}`, null, undefined, permanent);
     }
     const body = await res.text();

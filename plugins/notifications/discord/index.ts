@@ -115,7 +115,8 @@ const plugin: NotificationPluginDefinition = {
                 color: parseInt((SEVERITY_COLOR[message.severity] ?? '#888888').slice(1), 16),
                 timestamp: message.time,
                 fields: [
-                  { name: 'event', value: md(cutText(message.event, 100)), inline: true },
+                  // our own event name, not text from outside
+                  { name: 'event', value: cutText(message.event, 100), inline: true },
                   { name: 'subject', value: fitText(message.subject, 256, { escape: md, maxLine: 256 }) || '-', inline: true },
                 ],
                 footer: { text: 'homelab-autopilot' },
