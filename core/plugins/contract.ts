@@ -441,9 +441,9 @@ export function cutText(text: string, max: number): string {
 
 export interface FitOptions {
   /** what the channel counts (default UTF-16 units, as JavaScript and most APIs do; ntfy: UTF-8 bytes) */
-  measure?(s: string): number;
+  measure?: (s: string) => number;
   /** applied to each line before it is measured (a channel's markup escaping) */
-  escape?(s: string): string;
+  escape?: (s: string) => string;
   /** the most code points one line may take (default an eighth of the limit, at least 100) */
   maxLine?: number;
 }

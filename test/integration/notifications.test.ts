@@ -285,7 +285,7 @@ describe('notification channels, against a recording server on 127.0.0.1', () =>
       });
       const wall = Date.now() - t0;
       expect(r.code).toBe(1);
-      const results = json(r) as { channel: string; ok: boolean; durationMs: number; error: string }[];
+      const results = json<{ channel: string; ok: boolean; durationMs: number; error: string }[]>(r);
       expect(results.map((c) => [c.channel, c.ok])).toEqual([
         ['hook', false],
         ['phone', false],
@@ -330,7 +330,7 @@ describe('notification channels, against a recording server on 127.0.0.1', () =>
     );
     const t0 = Date.now();
     const r = await runCli(['notify', 'test', '--json', '--config', cfg]);
-    const results = json(r) as { channel: string; ok: boolean; attempts: number; error?: string }[];
+    const results = json<{ channel: string; ok: boolean; attempts: number; error?: string }[]>(r);
     expect(results.map((c) => [c.channel, c.ok, c.attempts])).toEqual([
       ['bad', false, 1],
       ['unauthorized', false, 1],
