@@ -48,3 +48,32 @@ export interface Clock {
 }
 
 export const realClock: Clock = { now: () => new Date(), sleep };
+
+/**
+ * A signal that aborts after `ms` or when `parent` aborts, whichever comes first, with our own
+ * timer: on Node 20 a timeout combined through AbortSignal.any can be collected by the garbage
+ * collector and never fire. The timer and the parent's listener hold the controller until
+ * clear() (call it when the work is done).
+ */
+export function deadlineSignal(ms: number, parent?: AbortSignal): { signal: AbortSignal; timedOut(): boolean; clear(): void } {
+  const ac = new AbortController();
+  let fired = false;
+  const timer = setTimeout(
+    () => {
+      fired = true;
+      ac.abort(new DOMException('the time budget ran out', 'TimeoutError'));
+    },
+    Math.max(0, ms),
+  );
+  const follow = (): void => ac.abort(parent?.reason);
+  if (parent?.aborted) follow();
+  else parent?.addEventListener('abort', follow, { once: true });
+  return {
+    signal: ac.signal,
+    timedOut: () => fired,
+    clear(): void {
+      clearTimeout(timer);
+      parent?.removeEventListener('abort', follow);
+    },
+  };
+}

@@ -12,10 +12,48 @@ function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** Register a secret value (values shorter than 4 characters are too common to mask safely and are skipped). */
+/** Query keys whose values are secrets in a URL (?token=…, ?api_key=…, ?sig=…). */
+const SECRET_QUERY_KEY = /token|key|secret|pass|auth|sig|code|session|cred/i;
+
+/**
+ * The secret parts of a URL, which a receiver may echo without the rest (in an error body):
+ * the userinfo, the values of secret-looking query keys (and any long value), and path
+ * segments that look like tokens (8 characters or more with a digit or a capital, or 20 and
+ * more), raw and decoded. Plain words (`services`, `webhooks`) and the host are not secrets.
+ */
+export function urlSecretParts(value: string): string[] {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value.trim())) return [];
+  let url: URL;
+  try {
+    url = new URL(value.trim());
+  } catch {
+    return [];
+  }
+  const parts: string[] = [];
+  const add = (v: string): void => {
+    parts.push(v);
+    try {
+      parts.push(decodeURIComponent(v));
+    } catch {
+      /* not percent-encoded text */
+    }
+  };
+  if (url.password) add(url.password);
+  if (url.username && (url.password || url.username.length >= 8)) add(url.username);
+  for (const segment of url.pathname.split('/'))
+    if ((segment.length >= 8 && /[0-9A-Z]/.test(segment)) || segment.length >= 20) add(segment);
+  for (const [key, v] of url.searchParams) if (v && (SECRET_QUERY_KEY.test(key) || v.length >= 16)) parts.push(v);
+  if (url.hash.length > 1) add(url.hash.slice(1));
+  return parts;
+}
+
+/**
+ * Register a secret value (values shorter than 4 characters are too common to mask safely and
+ * are skipped). A URL registers its secret parts too (urlSecretParts).
+ */
 export function registerSecret(value: string | undefined | null): void {
   if (typeof value !== 'string') return;
-  const candidates = [value, value.trim()];
+  const candidates = [value, value.trim(), ...urlSecretParts(value)];
   let changed = false;
   for (const v of candidates) {
     if (v.length >= 4 && !secrets.has(v)) {

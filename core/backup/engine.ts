@@ -12,7 +12,7 @@ import { assertSafeName } from '../../lib/exec';
 import type { Logger } from '../../lib/log';
 import type { StateManager } from '../../lib/state';
 import { namedServices } from '../config/select';
-import type { DeliveryReport, Digest } from '../notify/engine';
+import type { DeliveryReport, Digest, DigestSummary } from '../notify/engine';
 import type { ServiceConfig } from '../plugins/contract';
 import { ArchiveBackupRunner } from './archive-runner';
 import { backupEvent } from './events';
@@ -164,12 +164,21 @@ export class BackupEngine {
     if (bad) throw bad.reason;
   }
 
-  private digestTitle(report: BackupReport): { title: string; subject: string } {
-    const failed = report.services.filter((s) => s.status === 'failed').length;
+  /** The digest's title names the failed services ("Backup of web, db FAILED on pve1 (2 of 9 services)"), or those that recovered. */
+  private digestTitle(report: BackupReport): DigestSummary {
+    const host = os.hostname();
     const n = report.services.length;
-    const title = failed
-      ? `Backup: ${failed} of ${n} service${n > 1 ? 's' : ''} FAILED on ${os.hostname()}`
-      : `Backup: ${n} service${n > 1 ? 's' : ''} backed up on ${os.hostname()}`;
-    return { title, subject: 'backup --all' };
+    const services = `${n} service${n > 1 ? 's' : ''}`;
+    const names = (list: string[]): string =>
+      list.length > 3 ? `${list.slice(0, 3).join(', ')} and ${list.length - 3} more` : list.join(', ');
+    const failed = report.services.filter((s) => s.status === 'failed').map((s) => s.service);
+    const title = failed.length
+      ? `Backup of ${names(failed)} FAILED on ${host}${n > 1 ? ` (${failed.length} of ${services})` : ''}`
+      : `Backup: ${services} backed up on ${host}`;
+    return {
+      title,
+      subject: 'backup --all',
+      recoveredTitle: (recovered) => `Backup of ${names(recovered)} recovered on ${host} (${services} backed up)`,
+    };
   }
 }

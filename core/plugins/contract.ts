@@ -119,7 +119,9 @@ export interface PluginContext {
   exec(command: string, args: string[], options?: ExecOptions): Promise<ExecResult>;
   /**
    * One HTTP request (since plugin API 1.1). Throws on a network error, a time-out or a status
-   * outside 2xx; the error has `status` and, for 429 and 503, `retryAfterMs` from Retry-After.
+   * outside 2xx; the error has `status`, for 429 and 503 `retryAfterMs` from Retry-After, and
+   * `permanent: true` when trying again cannot help (a 4xx other than 408 and 429, a TLS error,
+   * a malformed URL, a redirect). Give `timeoutMs` from `op.deadline` to stay within a budget.
    */
   http(request: HttpRequest): Promise<HttpResponse>;
   /** The verified archives of the backup engine (since plugin API 1.3): tar | zstd, readable by GNU tar and zstd alone. */
@@ -426,6 +428,54 @@ export type Severity = 'info' | 'success' | 'warning' | 'critical';
 
 /** One colour per severity (#rrggbb), so that every channel shows the same one. */
 export const SEVERITY_COLOR: Record<Severity, string> = { info: '#3b82f6', success: '#16a34a', warning: '#d97706', critical: '#dc2626' };
+
+/**
+ * `text` cut to at most `max` code points, ending in '…' when cut. A cut never splits a
+ * surrogate pair (an emoji), so what a channel receives is valid UTF-8.
+ */
+export function cutText(text: string, max: number): string {
+  const points = Array.from(text);
+  if (points.length <= max) return text;
+  return max <= 0 ? '' : `${points.slice(0, max - 1).join('')}…`;
+}
+
+export interface FitOptions {
+  /** what the channel counts (default UTF-16 units, as JavaScript and most APIs do; ntfy: UTF-8 bytes) */
+  measure?: (s: string) => number;
+  /** applied to each line before it is measured (a channel's markup escaping) */
+  escape?: (s: string) => string;
+  /** the most code points one line may take (default an eighth of the limit, at least 100) */
+  maxLine?: number;
+}
+
+/**
+ * Fits a message's text into a channel's limit item by item: each line (an event of a digest,
+ * an error) is cut to `maxLine` code points, then escaped, and lines are kept while they fit;
+ * the rest are counted in a last line "... and N more". One long error never pushes the others
+ * out, and a cut never splits a surrogate pair.
+ */
+export function fitText(text: string, limit: number, o: FitOptions = {}): string {
+  const measure = o.measure ?? ((s: string): number => s.length);
+  const escape = o.escape ?? ((s: string): string => s);
+  const maxLine = o.maxLine ?? Math.max(100, Math.floor(limit / 8));
+  const lines = text.split('\n');
+  const out: string[] = [];
+  const joined = (parts: string[], rest: number): string => [...parts, ...(rest ? [`... and ${rest} more`] : [])].join('\n');
+  for (const [i, raw] of lines.entries()) {
+    const rest = lines.length - i - 1;
+    const fits = (k: number): boolean => measure(joined([...out, escape(cutText(raw, k))], rest)) <= limit;
+    let keep = Math.min(maxLine, Array.from(raw).length);
+    if (!fits(keep)) {
+      // what was kept so far fits with "... and N more" for this line and the rest (checked when the last was added)
+      if (out.length) return joined(out, lines.length - i);
+      // the first line alone is too long: as much of it as fits
+      while (keep > 0 && !fits(keep)) keep = Math.floor(keep * 0.9);
+      if (keep <= 0) return joined([], lines.length);
+    }
+    out.push(escape(cutText(raw, keep)));
+  }
+  return out.join('\n');
+}
 
 export interface NotificationMessage {
   /** for example backup_failed */

@@ -71,34 +71,41 @@ export function pluginStore(db: Db, plugin: string): KeyValueStore {
 }
 
 /**
- * The notification engine's cooldown: when an event was last sent about a subject, and which
- * failures are ongoing. The keys (`notify.last.<event>.<subject>`, `notify.failing.<event>.<subject>`)
- * are those earlier versions wrote, so an existing database keeps its cooldowns.
+ * The notification engine's cooldown: when an event was last sent about an incident, and which
+ * failures are open. An incident is `<subject>#<severity>[:<cause>]` (the engine builds it), so
+ * that a critical alert never waits behind a warning about the same subject. Keys:
+ * `notify.last.<event>.<incident>`, `notify.failing.<event>.<incident>`; earlier versions keyed
+ * by the bare subject, and such an open failure still ends with its recovery.
  */
 export class CooldownStore {
   constructor(private readonly kv: KvTable) {}
 
-  /** When `event` about `subject` was last delivered (ISO time), if ever. */
-  lastSent(event: string, subject: string): string | undefined {
-    return this.kv.get<string>(`notify.last.${event}.${subject}`);
+  /** When `event` about `incident` was last delivered (ISO time), if ever. */
+  lastSent(event: string, incident: string): string | undefined {
+    return this.kv.get<string>(`notify.last.${event}.${incident}`);
   }
 
-  markSent(event: string, subject: string, iso: string): void {
-    this.kv.set(`notify.last.${event}.${subject}`, iso);
+  markSent(event: string, incident: string, iso: string): void {
+    this.kv.set(`notify.last.${event}.${incident}`, iso);
   }
 
-  /** Whether a failure `event` about `subject` began and has not recovered yet. */
-  isFailing(event: string, subject: string): boolean {
-    return this.kv.exists(`notify.failing.${event}.${subject}`);
+  /** Whether a failure `event` about `incident` was reported and has not recovered yet. */
+  isFailing(event: string, incident: string): boolean {
+    return this.kv.exists(`notify.failing.${event}.${incident}`);
   }
 
-  /** A failure began at `iso`. */
-  markFailing(event: string, subject: string, iso: string): void {
-    this.kv.set(`notify.failing.${event}.${subject}`, iso);
+  /** A failure was reported at `iso` (kept when it is already open). */
+  markFailing(event: string, incident: string, iso: string): void {
+    if (!this.isFailing(event, incident)) this.kv.set(`notify.failing.${event}.${incident}`, iso);
   }
 
-  clearFailing(event: string, subject: string): void {
-    this.kv.delete(`notify.failing.${event}.${subject}`);
+  /** The open incidents of failure `event` about `subject`, whatever their severity or cause. */
+  openIncidents(event: string, subject: string): string[] {
+    return Object.keys(this.kv.list(`notify.failing.${event}`)).filter((k) => k === subject || k.startsWith(`${subject}#`));
+  }
+
+  clearFailing(event: string, incident: string): void {
+    this.kv.delete(`notify.failing.${event}.${incident}`);
   }
 }
 

@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { basicConfig, cleanupTmp, json, runCli, tmpDir, write } from '../helpers/cli';
 import { Recorder } from '../helpers/recorder';
@@ -155,11 +156,12 @@ describe('notification channels, against a recording server on 127.0.0.1', () =>
     expect(r.code).toBe(1);
     expect(rec.to('/hook')).toHaveLength(1);
     const msg = JSON.parse(rec.to('/hook')[0].body);
+    // the title names the failed service
     expect(msg).toMatchObject({
       event: 'backup_failed',
       severity: 'critical',
       subject: 'backup --all',
-      title: expect.stringMatching(/^Backup: 1 of 3 services FAILED on /),
+      title: expect.stringMatching(/^Backup of broken FAILED on \S+ \(1 of 3 services\)$/),
     });
     expect(msg.text).toContain('Backup of broken FAILED');
     expect(msg.text).toContain('Backup of alpha succeeded');
@@ -233,5 +235,139 @@ describe('notification channels, against a recording server on 127.0.0.1', () =>
     expect(r.stderr).toMatch(
       /ha\.yaml:\d+:\d+: notifications\.channels\.pager\.type: no notification plugin named 'pagerduty' is installed \(installed: command, discord, email, gotify, ntfy, slack, webhook\)/,
     );
+  });
+
+  it('a failure that comes back after its recovery goes out once the cooldown is over, not a repeat_interval later', async () => {
+    const dir = tmpDir();
+    const cfg = config(
+      dir,
+      `    - name: hook\n      type: webhook\n      url: ${rec.url}/hook`,
+      `  - name: web\n    type: files\n    paths: [${dir}/web]`,
+      '  cooldown: 3600\n  repeat_interval: 86400\n',
+    );
+    const at = (minutes: number) => ({ clockOffsetMs: minutes * 60_000 });
+    await runCli(['backup', 'web', '--config', cfg], at(0)); // 10:00 fails: sent
+    write(path.join(dir, 'web/index.html'), 'hi');
+    await runCli(['backup', 'web', '--config', cfg], at(30)); // 10:30 recovers: sent
+    fs.rmSync(path.join(dir, 'web'), { recursive: true });
+    await runCli(['backup', 'web', '--config', cfg], at(45)); // 10:45 fails again: within the cooldown
+    expect(rec.to('/hook').map((r) => JSON.parse(r.body).event)).toEqual(['backup_failed', 'backup_success']);
+    await runCli(['backup', 'web', '--config', cfg], at(61)); // 11:01: a new incident, past the cooldown
+    expect(rec.to('/hook').map((r) => JSON.parse(r.body).event)).toEqual(['backup_failed', 'backup_success', 'backup_failed']);
+  });
+
+  it('budgets hold within 1 s with several hung channels at once, under forced garbage collections', async () => {
+    const dir = tmpDir();
+    rec.answer('/hook', { delayMs: 40_000 });
+    rec.answer('/phone', { delayMs: 40_000 });
+    rec.answer('/gotify/message', { delayMs: 40_000 });
+    // an SMTP server that accepts the connection and never says a word
+    const sockets: net.Socket[] = [];
+    const smtp = net.createServer((s) => sockets.push(s));
+    await new Promise<void>((r) => smtp.listen(0, '127.0.0.1', r));
+    const smtpPort = (smtp.address() as net.AddressInfo).port;
+    try {
+      const cfg = config(
+        dir,
+        [
+          `    - name: hook\n      type: webhook\n      url: ${rec.url}/hook\n      timeout: 2`,
+          `    - name: phone\n      type: ntfy\n      server: ${rec.url}\n      topic: phone\n      timeout: 2`,
+          `    - name: gotify\n      type: gotify\n      url: ${rec.url}/gotify\n      token: AppToken123\n      timeout: 2`,
+          `    - name: mail\n      type: email\n      host: 127.0.0.1\n      port: ${smtpPort}\n      tls: none\n      from: a@homelab.lan\n      to: [b@homelab.lan]\n      timeout: 2`,
+        ].join('\n'),
+        '  - name: h\n    type: files\n    paths: [/etc/hostname]',
+      );
+      const gc = path.join(__dirname, '..', 'helpers', 'gc-pressure.js');
+      const t0 = Date.now();
+      const r = await runCli(['notify', 'test', '--json', '--config', cfg], {
+        env: { NODE_OPTIONS: `--expose-gc --require ${gc}` },
+        timeoutMs: 50_000,
+      });
+      const wall = Date.now() - t0;
+      expect(r.code).toBe(1);
+      const results = json<{ channel: string; ok: boolean; durationMs: number; error: string }[]>(r);
+      expect(results.map((c) => [c.channel, c.ok])).toEqual([
+        ['hook', false],
+        ['phone', false],
+        ['gotify', false],
+        ['mail', false],
+      ]);
+      for (const c of results) {
+        expect(c.durationMs).toBeLessThan(3000);
+        expect(c.error).toMatch(/no answer within 2s/);
+      }
+      // the hung requests were given up (closed) by us within the budget, not answered 40 s later
+      for (const p of ['/hook', '/phone', '/gotify/message']) {
+        const [req] = rec.to(p);
+        expect(req.answeredAt).toBeUndefined();
+        expect((req.closedAt as number) - req.at).toBeLessThan(3000);
+      }
+      // the whole command: start-up, a 2 s budget, the end
+      expect(wall).toBeLessThan(10_000);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => smtp.close(r));
+    }
+  });
+
+  it('permanent errors fail at once (400, 401, 404, a malformed URL); a 503 is tried again', async () => {
+    const dir = tmpDir();
+    rec.answer('/bad', { status: 400, body: 'bad request' });
+    rec.answer('/unauthorized', { status: 401, body: 'who are you' });
+    rec.answer('/gone', { status: 404, body: 'no such hook' });
+    rec.answer('/busy', { status: 503 }, { status: 200 });
+    const channel = (name: string, url: string): string => `    - name: ${name}\n      type: webhook\n      url: ${url}\n      timeout: 10`;
+    const cfg = config(
+      dir,
+      [
+        channel('bad', `${rec.url}/bad`),
+        channel('unauthorized', `${rec.url}/unauthorized`),
+        channel('gone', `${rec.url}/gone`),
+        channel('malformed', '"http://[::1/hook"'),
+        channel('busy', `${rec.url}/busy`),
+      ].join('\n'),
+      '  - name: h\n    type: files\n    paths: [/etc/hostname]',
+    );
+    const t0 = Date.now();
+    const r = await runCli(['notify', 'test', '--json', '--config', cfg]);
+    const results = json<{ channel: string; ok: boolean; attempts: number; error?: string }[]>(r);
+    expect(results.map((c) => [c.channel, c.ok, c.attempts])).toEqual([
+      ['bad', false, 1],
+      ['unauthorized', false, 1],
+      ['gone', false, 1],
+      ['malformed', false, 1],
+      ['busy', true, 2],
+    ]);
+    expect(results[1].error).toMatch(/answered 401 Unauthorized: who are you$/);
+    expect(rec.to('/bad')).toHaveLength(1);
+    expect(rec.to('/unauthorized')).toHaveLength(1);
+    expect(rec.to('/gone')).toHaveLength(1);
+    expect(Date.now() - t0).toBeLessThan(9000); // nobody waited for a budget of 10 s
+  });
+
+  it('a webhook token a receiver echoes in its error is masked in the log, --json, state and notifications list', async () => {
+    const dir = tmpDir();
+    const token = 'Zq7TokenOfTheHook0042';
+    rec.answer(`/hooks/${token}`, { status: 404, body: `{"error":"unknown hook ${token}"}` });
+    write(path.join(dir, 'hook-url'), `${rec.url}/hooks/${token}?channel=ops\n`, 0o600);
+    const cfg = config(
+      dir,
+      '    - name: hook\n      type: webhook\n      url_file: ./hook-url',
+      `  - name: web\n    type: files\n    paths: [${dir}/web]`,
+    );
+    const r = await runCli(['backup', 'web', '--json', '--config', cfg]);
+    expect(r.code).toBe(1);
+    expect(rec.to(`/hooks/${token}`)).toHaveLength(1);
+    const channel = json(r).notifications[0].channels[0];
+    expect(channel).toMatchObject({ ok: false, error: expect.stringContaining('unknown hook ********') });
+    const list = await runCli(['notifications', 'list', '--json', '--config', cfg]);
+    expect(json(list)[0]).toMatchObject({ status: 'failed', error: expect.stringContaining('unknown hook ********') });
+    const log = fs.readFileSync(path.join(dir, 'logs/homelab-autopilot.log'), 'utf8');
+    expect(log).toContain('unknown hook ********');
+    const db = fs
+      .readdirSync(path.join(dir, 'state'))
+      .map((f) => fs.readFileSync(path.join(dir, 'state', f)).toString('latin1'))
+      .join('');
+    for (const text of [r.stdout, r.stderr, list.stdout, list.stderr, log, db]) expect(text).not.toContain(token);
   });
 });

@@ -1,5 +1,6 @@
 import { execFile, splitCommandLine } from '../../lib/exec';
 import { clearSecrets, mask, maskDeep, registerSecret } from '../../lib/mask';
+import { cutText, fitText } from '../../core/plugins/contract';
 
 describe('command lines without a shell', () => {
   it('splits words and quotes like a shell, expanding nothing', () => {
@@ -42,5 +43,43 @@ describe('secret masking', () => {
     registerSecret('s3cr3t');
     expect(mask('token=s3cr3t-token and s3cr3t')).toBe('token=******** and ********');
     expect(maskDeep({ a: ['x s3cr3t'], b: 1 })).toEqual({ a: ['x ********'], b: 1 });
+  });
+
+  it('masks the secret parts of a URL wherever they turn up alone: path tokens, userinfo, secret query keys', () => {
+    registerSecret('https://hooks.slack.com/services/T0ABC1234/B0DEF5678/xoxbSecretToken42');
+    registerSecret('https://discord.com/api/webhooks/123456789012345678/aTokenWithDashes-and_underscores-0123456789');
+    registerSecret('https://alice:pa55word@hooks.lan/send?token=qwerty1234&channel=ops');
+    registerSecret('https://sms.lan/send'); // a plain URL: no word of it becomes a secret
+    expect(mask('404: no_service xoxbSecretToken42')).toBe('404: no_service ********');
+    expect(mask('unknown webhook aTokenWithDashes-and_underscores-0123456789')).toBe('unknown webhook ********');
+    expect(mask('bad login pa55word, bad token qwerty1234')).toBe('bad login ********, bad token ********');
+    expect(mask('services and webhooks send to channel ops on hooks.lan')).toBe('services and webhooks send to channel ops on hooks.lan');
+  });
+});
+
+describe("fitting text into a channel's limit", () => {
+  it('cuts on code points, never inside a surrogate pair', () => {
+    expect(cutText('ab😀😀😀', 4)).toBe('ab😀…');
+    expect(cutText('short', 10)).toBe('short');
+    const fitted = fitText('😀'.repeat(50), 21);
+    expect(fitted.length).toBeLessThanOrEqual(21);
+    expect(fitted).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/);
+  });
+
+  it('keeps every item it can, cuts a long one, and counts the rest', () => {
+    const lines = ['x'.repeat(5000), ...Array.from({ length: 300 }, (_, i) => `failure ${i}`)];
+    const out = fitText(lines.join('\n'), 3000).split('\n');
+    expect(out.join('\n').length).toBeLessThanOrEqual(3000);
+    expect(out[0]).toMatch(/^x+…$/);
+    expect(out[1]).toBe('failure 0');
+    expect(out.at(-1)).toMatch(/^\.\.\. and \d+ more$/);
+    expect(out.length - 2 + Number(/(\d+) more/.exec(out.at(-1) as string)?.[1])).toBe(300);
+    // measured as the channel measures (ntfy: UTF-8 bytes), escaped as it escapes
+    const bytes = fitText('é'.repeat(3000) + '\nnext', 4096, {
+      measure: (t) => Buffer.byteLength(t),
+      escape: (t) => t.replace(/&/g, '&amp;'),
+    });
+    expect(Buffer.byteLength(bytes)).toBeLessThanOrEqual(4096);
+    expect(fitText('a & b', 100, { escape: (t) => t.replace(/&/g, '&amp;') })).toBe('a &amp; b');
   });
 });

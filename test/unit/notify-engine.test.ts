@@ -50,7 +50,7 @@ interface Delivery {
  * A homelab with a fake clock: `run()` is one cron run (a new engine on the state database
  * opened again), `advance(s)` lets seconds pass, `sent` holds what the channels received.
  */
-function homelab(channels: Partial<ChannelConfig>[] = [{ name: 'ops' }]) {
+function homelab(channels: Partial<ChannelConfig>[] = [{ name: 'ops' }], overrides: Partial<NotificationsConfig> = {}) {
   const dir = path.join(tmpDir('ha-notify-'), 'state');
   let t = Date.parse('2026-12-01T03:00:00Z');
   const sent: Delivery[] = [];
@@ -81,6 +81,7 @@ function homelab(channels: Partial<ChannelConfig>[] = [{ name: 'ops' }]) {
     digest: true,
     timeout: 5,
     channels: channels.map((c) => ({ name: 'ops', type: 'recorder', enabled: true, min_severity: 'warning', ...c })),
+    ...overrides,
   };
   let state: StateManager | null = null;
   const run = (): NotificationEngine => {
@@ -194,6 +195,75 @@ describe('notification engine: recovery', () => {
   });
 });
 
+describe('notification engine: incidents', () => {
+  const HOUR = 3600;
+  const DAY = 86_400;
+
+  it('a failure that comes back after its recovery is a new incident, held back only by the cooldown', async () => {
+    h = homelab([{ name: 'ops' }], { cooldown: HOUR, repeat_interval: DAY });
+    // 10:00 the backup fails, 10:30 it recovers: both sent
+    expect((await h.run().notify(failed())).decision).toBe('sent');
+    h.advance(30 * 60);
+    expect((await h.run().notify(succeeded())).decision).toBe('sent');
+    // 10:45 it fails again: within the hour's cooldown of the 10:00 alert
+    h.advance(15 * 60);
+    const early = await h.run().notify(failed());
+    expect(early).toMatchObject({ decision: 'suppressed', reason: expect.stringMatching(/cooldown 3600s/) });
+    // 11:00 the cooldown is over: sent, not held back until 10:00 tomorrow by repeat_interval
+    h.advance(15 * 60);
+    expect((await h.run().notify(failed())).decision).toBe('sent');
+    // from now on it is an open incident again: repeated every repeat_interval
+    h.advance(2 * HOUR);
+    expect((await h.run().notify(failed())).reason).toMatch(/still failing; repeated every 86400s/);
+    expect(h.sent.map((d) => d.message.event)).toEqual(['backup_failed', 'backup_success', 'backup_failed']);
+  });
+
+  const updateFailed = (severity: 'warning' | 'critical', cause?: string): NotifyEvent => ({
+    event: 'update_failed',
+    severity,
+    subject: 'web',
+    title: severity === 'critical' ? 'Update of web failed and the ROLLBACK FAILED too: act now' : 'Update of web was not done',
+    text: '',
+    ...(cause ? { cause } : {}),
+  });
+
+  it('a higher severity always goes out: a critical alert is not held back by an open warning', async () => {
+    h = homelab([{ name: 'ops' }], { cooldown: HOUR, repeat_interval: DAY });
+    expect((await h.run().notify(updateFailed('warning'))).decision).toBe('sent');
+    h.advance(60);
+    expect((await h.run().notify(updateFailed('critical'))).decision).toBe('sent');
+    // each incident keeps its own repeat: neither is sent again an hour later
+    h.advance(HOUR);
+    expect((await h.run().notify(updateFailed('warning'))).decision).toBe('suppressed');
+    expect((await h.run().notify(updateFailed('critical'))).decision).toBe('suppressed');
+    // one recovery ends both
+    expect((await h.run().notify({ ...succeeded(), event: 'update_success', title: 'Update of web succeeded' })).decision).toBe('sent');
+    h.advance(HOUR);
+    expect((await h.run().notify(updateFailed('critical'))).decision).toBe('sent');
+    expect(h.sent.map((d) => `${d.message.event}:${d.message.severity}`)).toEqual([
+      'update_failed:warning',
+      'update_failed:critical',
+      'update_success:success',
+      'update_failed:critical',
+    ]);
+  });
+
+  it('a failure left open by an earlier version (keyed by subject alone) still ends with its recovery', async () => {
+    h = homelab();
+    const engine = h.run();
+    (engine as unknown as { deps: { state: StateManager } }).deps.state.set('notify.failing.backup_failed.web', '2026-11-30T03:00:00Z');
+    expect((await engine.notify(succeeded())).channels).toEqual([expect.objectContaining({ channel: 'ops', ok: true })]);
+    expect((await h.run().notify(succeeded())).decision).toBe('suppressed'); // an ordinary success now
+  });
+
+  it('incidents of different causes never hold each other back', async () => {
+    h = homelab([{ name: 'ops' }], { cooldown: HOUR, repeat_interval: DAY });
+    expect((await h.run().notify(updateFailed('warning', 'precheck'))).decision).toBe('sent');
+    expect((await h.run().notify(updateFailed('warning', 'pull'))).decision).toBe('sent');
+    expect((await h.run().notify(updateFailed('warning', 'precheck'))).decision).toBe('suppressed');
+  });
+});
+
 describe('notification engine: a failure that persists', () => {
   it('is sent once, then again every repeat_interval while it lasts', async () => {
     h = homelab();
@@ -273,15 +343,15 @@ describe('notification engine: digest', () => {
     expect(second[0].reason).toMatch(/still failing/);
     expect(h.sent.map((x) => [x.channel, x.message.text])).toEqual([['all', 'Backup of db succeeded']]);
 
-    // web recovers: marked as such, and sent to ops too, where the failure went
+    // web recovers: marked as such, and sent to ops too, where the failure went; the title says it recovered
     h.advance(600);
     h.sent.length = 0;
     d = h.run().digest();
     d.add(succeeded('web'));
-    await d.flush(summary, null);
-    expect(h.sent.map((x) => [x.channel, x.message.text])).toEqual([
-      ['ops', '[recovered] Backup of web succeeded'],
-      ['all', '[recovered] Backup of web succeeded'],
+    await d.flush({ ...summary, recoveredTitle: (subjects) => `Backup of ${subjects.join(', ')} recovered` }, null);
+    expect(h.sent.map((x) => [x.channel, x.message.title, x.message.text])).toEqual([
+      ['ops', 'Backup of web recovered', '[recovered] Backup of web succeeded'],
+      ['all', 'Backup of web recovered', '[recovered] Backup of web succeeded'],
     ]);
     expect(h.recorded()).toEqual([
       ['backup_failed', 'backup --all', 'ops', 'sent'],

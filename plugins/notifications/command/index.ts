@@ -34,7 +34,8 @@ const plugin: NotificationPluginDefinition = {
             HA_TIME: message.time,
           },
           signal: op.signal,
-          timeoutMs: 60_000,
+          // at most a minute, and never past the channel's budget
+          timeoutMs: Math.max(100, Math.min(60_000, (op.deadline ?? Date.now() + 60_000) - Date.now())),
         });
         if (res.code !== 0)
           throw new Error(

@@ -7,15 +7,43 @@ import { SEVERITY_COLOR, type NotificationMessage, type NotificationPluginDefini
 const escapeHtml = (s: string): string =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
 
+/**
+ * The subject tags the severity once: "[FAILED] Backup of nextcloud on pve1", not "[FAILED] Backup
+ * of nextcloud FAILED" (the status word leaves the title when the tag says it), and names the host.
+ */
+export function emailSubject(m: NotificationMessage): string {
+  const word = m.severity === 'critical' ? 'FAILED' : m.severity === 'warning' ? 'WARNING' : '';
+  let title = m.title.replace(/[\r\n]+/g, ' ');
+  if (word) title = title.replace(new RegExp(` ${word}(?=$| on | \\(|:)`), '');
+  const host = typeof m.details?.host === 'string' ? m.details.host : '';
+  // before a ": act now", at the end otherwise
+  const colon = title.indexOf(':');
+  if (host && !title.includes(host)) title = colon > 0 ? `${title.slice(0, colon)} on ${host}${title.slice(colon)}` : `${title} on ${host}`;
+  return `${word ? `[${word}] ` : ''}${title}`;
+}
+
 export function emailBodies(m: NotificationMessage): { subject: string; text: string; html: string } {
-  const tag = m.severity === 'critical' ? '[FAILED] ' : m.severity === 'warning' ? '[WARNING] ' : '';
   const text = `${m.title}\n\n${m.text}\n\n-- \nevent: ${m.event}\nsubject: ${m.subject}\ntime: ${m.time}\nhomelab-autopilot`;
   const html = `<!doctype html><html><body style="font-family:sans-serif">
 <h2 style="color:${SEVERITY_COLOR[m.severity] ?? '#333'};margin:0 0 12px">${escapeHtml(m.title)}</h2>
 <pre style="white-space:pre-wrap;font-size:14px">${escapeHtml(m.text)}</pre>
 <p style="color:#666;font-size:12px">event <b>${escapeHtml(m.event)}</b> · subject <b>${escapeHtml(m.subject)}</b> · ${escapeHtml(m.time)} · homelab-autopilot</p>
 </body></html>`;
-  return { subject: `${tag}${m.title}`, text, html };
+  return { subject: emailSubject(m), text, html };
+}
+
+type SmtpError = Error & { code?: string; responseCode?: number; response?: string };
+
+/**
+ * nodemailer's errors as the engine reads them: an SMTP 5xx (535: wrong password), a TLS or
+ * certificate failure and a refused envelope are permanent; a 4xx and network trouble are not.
+ */
+function smtpError(e: unknown): Error {
+  const err = (e ?? {}) as SmtpError;
+  const code = typeof err.responseCode === 'number' ? err.responseCode : undefined;
+  const tls = err.code === 'ETLS' || /certificate|CERT_|SSL routines|wrong version number|self[- ]signed/i.test(err.message ?? '');
+  const permanent = (code !== undefined && code >= 500) || (code === undefined && (tls || err.code === 'EENVELOPE'));
+  return Object.assign(new Error(err.message || String(e)), { status: code, permanent, code: err.code });
 }
 
 const plugin: NotificationPluginDefinition = {
@@ -54,7 +82,7 @@ const plugin: NotificationPluginDefinition = {
         const nodemailer = await import('nodemailer');
         const fs = await import('node:fs/promises');
         const mode = typeof channel.tls === 'string' ? channel.tls : 'starttls';
-        const left = (cap: number): number => Math.max(1000, Math.min(cap, (op.deadline ?? Date.now() + cap) - Date.now()));
+        const left = (cap: number): number => Math.max(100, Math.min(cap, (op.deadline ?? Date.now() + cap) - Date.now()));
         if (channel.tls_reject_unauthorized === false)
           op.logger.warn(`channel ${String(channel.name)}: the SMTP server's certificate is not checked (tls_reject_unauthorized: false)`);
         const transport = nodemailer.createTransport({
@@ -81,6 +109,8 @@ const plugin: NotificationPluginDefinition = {
         try {
           const { subject, text, html } = emailBodies(message);
           await transport.sendMail({ from: String(channel.from), to: (channel.to as string[]).join(', '), subject, text, html });
+        } catch (e) {
+          throw smtpError(e);
         } finally {
           op.signal.removeEventListener('abort', stop);
           transport.close();

@@ -29,6 +29,8 @@ const plugin: NotificationPluginDefinition = {
             extras: { 'homelab-autopilot': { event: message.event, subject: message.subject } },
           }),
           signal: op.signal,
+          // what is left of the channel's budget, not a fixed time-out of our own
+          timeoutMs: op.deadline ? Math.max(100, op.deadline - Date.now()) : undefined,
         });
       },
     };

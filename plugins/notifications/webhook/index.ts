@@ -35,7 +35,14 @@ const plugin: NotificationPluginDefinition = {
         };
         if (typeof channel.hmac_secret === 'string')
           headers['x-homelab-autopilot-signature'] = `sha256=${createHmac('sha256', channel.hmac_secret).update(body).digest('hex')}`;
-        await ctx.http({ url: String(channel.url), body, headers, signal: op.signal });
+        await ctx.http({
+          url: String(channel.url),
+          body,
+          headers,
+          signal: op.signal,
+          // what is left of the channel's budget, not a fixed time-out of our own
+          timeoutMs: op.deadline ? Math.max(100, op.deadline - Date.now()) : undefined,
+        });
       },
     };
   },
