@@ -18,6 +18,7 @@
  * - recording: every step that runs is a `run_steps` row with its timing and detail (masked),
  *   and is reported to `onStep`.
  */
+import { deadlineSignal } from '../../lib/async';
 import { critical } from '../../lib/critical';
 import { AutopilotError, describeError, isAbortError } from '../../lib/errors';
 import type { Logger } from '../../lib/log';
@@ -195,14 +196,29 @@ async function undoSteps<C, E extends object>(
 /** One step: its signal, its record, its report. Throws what the step threw. */
 async function execute<C, E extends object>(s: Step<C, E>, ctx: C, o: RunOptions, reports: StepReport<E>[]): Promise<StepOutcome<E>> {
   const timeoutMs = s.timeoutMs?.(ctx) ?? (s.signal === 'own' ? o.ownTimeoutMs : undefined);
-  let scope: StepScope;
-  if (s.signal === 'own') scope = { signal: AbortSignal.timeout(timeoutMs as number), deadline: Date.now() + (timeoutMs as number) };
-  else if (timeoutMs !== undefined) {
-    scope = {
-      signal: AbortSignal.any([o.signal, AbortSignal.timeout(timeoutMs)]),
-      deadline: Math.min(o.deadline ?? Infinity, Date.now() + timeoutMs),
-    };
-  } else scope = { signal: o.signal, deadline: o.deadline };
+  // our own timer, held until the step ends: a bare AbortSignal.timeout can be collected (and
+  // its time-out lost) on Node 20 while nothing else refers to it
+  const budget = timeoutMs === undefined ? null : deadlineSignal(timeoutMs, s.signal === 'own' ? undefined : o.signal);
+  const scope: StepScope = budget
+    ? {
+        signal: budget.signal,
+        deadline: Math.min(s.signal === 'own' ? Infinity : (o.deadline ?? Infinity), Date.now() + (timeoutMs as number)),
+      }
+    : { signal: o.signal, deadline: o.deadline };
+  try {
+    return await attempt(s, ctx, o, reports, scope);
+  } finally {
+    budget?.clear();
+  }
+}
+
+async function attempt<C, E extends object>(
+  s: Step<C, E>,
+  ctx: C,
+  o: RunOptions,
+  reports: StepReport<E>[],
+  scope: StepScope,
+): Promise<StepOutcome<E>> {
   const log = o.verbose ? o.logger.info.bind(o.logger) : o.logger.debug.bind(o.logger);
   const t0 = Date.now();
   const rowId = o.record ? o.record.state.startStep(o.record.runId, s.id) : null;
