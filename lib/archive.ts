@@ -181,9 +181,13 @@ async function writeArchiveOnce(opts: CreateArchiveOptions, acceptChanged: boole
 function compressorError(cmd: string, code: number | null, stderr: string, dest: string): AutopilotError {
   const said = lastLines(stderr) || 'no message';
   if (isDiskFull(null, stderr))
-    return new AutopilotError('ARCHIVE_FAILED', `${cmd} failed: No space left on device (the disk of ${path.dirname(dest)} is full): ${said}`, {
-      hint: 'free space on that disk (older archives, other files), lower the keep-* retention, or point backup.root at a bigger disk',
-    });
+    return new AutopilotError(
+      'ARCHIVE_FAILED',
+      `${cmd} failed: No space left on device (the disk of ${path.dirname(dest)} is full): ${said}`,
+      {
+        hint: 'free space on that disk (older archives, other files), lower the keep-* retention, or point backup.root at a bigger disk',
+      },
+    );
   return new AutopilotError('ARCHIVE_FAILED', `${cmd} failed (exit ${code}): ${said}`);
 }
 

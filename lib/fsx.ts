@@ -57,7 +57,11 @@ const code = (e: unknown): string | undefined => (e as NodeJS.ErrnoException)?.c
 
 /** Whether an error (or the stderr of a program) says the disk is full. */
 export function isDiskFull(e: unknown, stderr = ''): boolean {
-  return code(e) === 'ENOSPC' || code(e) === 'EDQUOT' || /No space left on device|Disk quota exceeded/i.test(`${stderr} ${(e as Error)?.message ?? ''}`);
+  return (
+    code(e) === 'ENOSPC' ||
+    code(e) === 'EDQUOT' ||
+    /No space left on device|Disk quota exceeded/i.test(`${stderr} ${(e as Error)?.message ?? ''}`)
+  );
 }
 
 /**
@@ -126,9 +130,13 @@ export function isMountPoint(dir: string): boolean {
 /** Refuses a folder set with `require_mount: true` that is not a mounted file system (an unmounted disk). */
 export function assertMounted(dir: string, setting: string): void {
   if (isMountPoint(dir)) return;
-  throw new AutopilotError('ARCHIVE_FAILED', `${dir} is not a mounted file system (require_mount is set for ${setting}): nothing was written`, {
-    hint: `mount the disk at ${dir} (check /etc/fstab and dmesg), or remove require_mount`,
-  });
+  throw new AutopilotError(
+    'ARCHIVE_FAILED',
+    `${dir} is not a mounted file system (require_mount is set for ${setting}): nothing was written`,
+    {
+      hint: `mount the disk at ${dir} (check /etc/fstab and dmesg), or remove require_mount`,
+    },
+  );
 }
 
 /** Whether `file` lies inside `dir` (after resolving both; the folder itself is not inside). */

@@ -142,7 +142,9 @@ export const GUEST_STEPS: GuestStep[] = [
       ctx.result.guest = { node: r.node, storage: r.storage, kind: t.kind, mode: r.mode, rule: t.rule ?? 'default', task: r.task };
       ctx.result.warnings.push(...r.warnings.map((w) => `${r.method ?? 'backup'}: ${w}`));
       if (r.warnings.length) ctx.result.warned = true;
-      return { detail: `${r.id} on ${r.node}${r.warnings.length ? ` (${r.warnings.length} warning${r.warnings.length > 1 ? 's' : ''})` : ''}` };
+      return {
+        detail: `${r.id} on ${r.node}${r.warnings.length ? ` (${r.warnings.length} warning${r.warnings.length > 1 ? 's' : ''})` : ''}`,
+      };
     },
   },
   {

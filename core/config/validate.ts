@@ -148,7 +148,9 @@ function destinationPathErrors(config: AutopilotConfig, locator: Locator): strin
   for (const [at, p] of folders) {
     const pseudo = typeof p === 'string' ? pseudoRootOf(p) : null;
     if (pseudo)
-      out.push(`${formatLocation(locator(at))}: ${at.join('.')}: ${p} is under ${pseudo}, a file system of the kernel; choose a folder on a disk`);
+      out.push(
+        `${formatLocation(locator(at))}: ${at.join('.')}: ${p} is under ${pseudo}, a file system of the kernel; choose a folder on a disk`,
+      );
   }
   const byPath = new Map<string, string>([[root, 'backup.root']]);
   config.backup.destinations.forEach((d, i) => {

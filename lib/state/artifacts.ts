@@ -28,7 +28,10 @@ export interface ArtifactRecord {
   warning: string | null;
 }
 
-export type NewArtifact = Omit<ArtifactRecord, 'id' | 'verifiedAt' | 'verifyStatus' | 'verifyDetail' | 'protected' | 'deletedAt' | 'warning'> &
+export type NewArtifact = Omit<
+  ArtifactRecord,
+  'id' | 'verifiedAt' | 'verifyStatus' | 'verifyDetail' | 'protected' | 'deletedAt' | 'warning'
+> &
   Partial<Pick<ArtifactRecord, 'verifiedAt' | 'verifyStatus' | 'verifyDetail' | 'protected' | 'warning'>>;
 
 export interface ListArtifactsOptions {

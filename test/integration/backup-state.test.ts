@@ -76,7 +76,10 @@ describe('a lost or damaged state database (point 18)', () => {
     fs.truncateSync(db, 0);
     for (const ext of ['-wal', '-shm']) fs.rmSync(db + ext, { force: true });
 
-    for (const args of [['backups', 'list'], ['backup', 'svc']]) {
+    for (const args of [
+      ['backups', 'list'],
+      ['backup', 'svc'],
+    ]) {
       const r = await runCli([...args, '--config', cfg]);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`the state database ${db} is empty (0 bytes)`);
@@ -225,7 +228,13 @@ describe('names, read-only disks and kernel file systems (point 20)', () => {
       ['state_dir', `${dir}/kernel/autopilot/state`],
     ]) {
       const c = path.join(dir, `${key}.yaml`);
-      write(c, basicConfig(dir, { services: '  - name: svc\n    type: files\n    paths: [./src]' }).replace(new RegExp(`${key}: .*`), `${key}: ${value}`));
+      write(
+        c,
+        basicConfig(dir, { services: '  - name: svc\n    type: files\n    paths: [./src]' }).replace(
+          new RegExp(`${key}: .*`),
+          `${key}: ${value}`,
+        ),
+      );
       const r = await runCli(['backup', 'svc', '--config', c], { timeoutMs: 20_000 });
       expect(r.code).toBe(1);
       expect(r.stdout + r.stderr).toMatch(/no such file or directory|cannot create/i);

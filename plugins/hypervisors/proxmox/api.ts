@@ -296,7 +296,8 @@ export class ProxmoxApi {
           const ok = taskSucceeded(exitstatus);
           const warnings = log.filter((l) => /^WARN: /.test(l)).map((l) => l.slice(6));
           // 'WARNINGS: n' with no WARN: line we recognise is still a task that ended with warnings
-          if (ok && exitstatus !== 'OK' && !warnings.length) warnings.push(`the task ended with ${exitstatus} (see the task log of ${upid})`);
+          if (ok && exitstatus !== 'OK' && !warnings.length)
+            warnings.push(`the task ended with ${exitstatus} (see the task log of ${upid})`);
           return {
             upid,
             node: u.node,
