@@ -15,6 +15,7 @@ import History from './commands/history';
 import NotificationsList from './commands/notifications/list';
 import NotifyTest from './commands/notify/test';
 import PluginsList from './commands/plugins/list';
+import StateRebuild from './commands/state/rebuild';
 import Status from './commands/status';
 import Update from './commands/update';
 
@@ -28,6 +29,7 @@ export const COMMANDS = {
   'notifications:list': NotificationsList,
   'notify:test': NotifyTest,
   'plugins:list': PluginsList,
+  'state:rebuild': StateRebuild,
   status: Status,
   update: Update,
 };

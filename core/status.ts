@@ -20,6 +20,8 @@ export interface LastBackup {
   verified: VerifyStatus | 'no';
   /** what verification saw or why it failed */
   detail: string | null;
+  /** the warnings the backup ended with (a vzdump task's 'WARNINGS: n'), or null */
+  warning: string | null;
 }
 
 export interface ServiceStatus {
@@ -51,6 +53,7 @@ function lastBackup(state: StateManager | null, service: string, now: number): L
     size: a.size,
     verified: a.verifyStatus ?? 'no',
     detail: a.verifyDetail,
+    warning: a.warning,
   };
 }
 

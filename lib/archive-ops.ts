@@ -10,12 +10,13 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { compressionOf, decompressArgs, fsyncPath, partialName, STREAM_BUFFER, TAR_CHANGED, tarSelection } from './archive-files';
 import { AutopilotError } from './errors';
+import { makeDir, writeError } from './fsx';
 import { lastLines, track, type Proc } from './spawn';
 
 /** Copies a finished archive to another folder the same careful way: temporary name, fsync, rename. */
 export async function copyArchive(src: string, dest: string, signal?: AbortSignal): Promise<void> {
   if (signal?.aborted) throw new AutopilotError('ABORTED', 'the copy was cancelled');
-  await fsp.mkdir(path.dirname(dest), { recursive: true });
+  await makeDir(path.dirname(dest));
   const tmp = partialName(dest);
   try {
     await pipeline(
@@ -31,6 +32,8 @@ export async function copyArchive(src: string, dest: string, signal?: AbortSigna
     await fsp.rm(tmp, { force: true });
     if (e instanceof AutopilotError) throw e;
     if ((e as Error).name === 'AbortError') throw new AutopilotError('ABORTED', 'the copy was cancelled');
+    const explained = writeError(e, path.dirname(dest));
+    if (explained instanceof AutopilotError) throw explained;
     throw new AutopilotError('ARCHIVE_FAILED', `copying to ${dest} failed: ${(e as Error).message}`, { cause: e });
   }
 }

@@ -23,6 +23,7 @@ import {
   type Compression,
 } from './archive-files';
 import { AutopilotError } from './errors';
+import { isDiskFull, makeDir, writeError } from './fsx';
 import { lastLines, spawnTied, track } from './spawn';
 
 export * from './archive-files';
@@ -82,13 +83,15 @@ async function writeArchiveOnce(opts: CreateArchiveOptions, acceptChanged: boole
   const started = Date.now();
   const level = opts.level ?? DEFAULT_LEVEL[opts.compression];
   const tmp = partialName(opts.dest);
-  await fsp.mkdir(path.dirname(opts.dest), { recursive: true });
+  await makeDir(path.dirname(opts.dest));
   if (opts.signal?.aborted) throw new AutopilotError('ABORTED', 'the backup was cancelled');
 
   let lastReport = 0;
   let lastSync = 0;
   const syncs: Promise<void>[] = [];
-  let fh: fsp.FileHandle | null = await fsp.open(tmp, 'wx', 0o640);
+  let fh: fsp.FileHandle | null = await fsp.open(tmp, 'wx', 0o640).catch((e: unknown) => {
+    throw writeError(e, path.dirname(opts.dest));
+  });
   const file = fh;
   const tar = spawnTied('tar', ['--create', '--file=-', '--sparse', ...tarSelection(opts.sources, opts.exclude ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -131,6 +134,8 @@ async function writeArchiveOnce(opts: CreateArchiveOptions, acceptChanged: boole
     const [tarCode, compCode, { size, sha256 }] = await Promise.all([tar.done, compressed, hashing]);
     if (opts.signal?.aborted) throw new AutopilotError('ABORTED', 'the backup was cancelled');
     const warnings: string[] = [];
+    // the compressor first: when it fails (a full disk), tar only sees its pipe closed ("Connection reset by peer")
+    if (compCode !== 0) throw compressorError(cmd, compCode, comp.stderr, opts.dest);
     if (tarCode === TAR_CHANGED) {
       if (!acceptChanged) throw new FilesChanged(lastLines(tar.stderr, 2));
       warnings.push(
@@ -138,10 +143,10 @@ async function writeArchiveOnce(opts: CreateArchiveOptions, acceptChanged: boole
       );
     } else if (tarCode !== 0)
       throw new AutopilotError('ARCHIVE_FAILED', `tar failed (exit ${tarCode}): ${lastLines(tar.stderr) || 'no message'}`);
-    if (compCode !== 0)
-      throw new AutopilotError('ARCHIVE_FAILED', `${cmd} failed (exit ${compCode}): ${lastLines(comp.stderr) || 'no message'}`);
     await Promise.all(syncs);
-    await fh.sync();
+    await fh.sync().catch((e: unknown) => {
+      throw writeError(e, path.dirname(opts.dest));
+    });
     const st = await fh.stat();
     if (st.size !== size)
       throw new AutopilotError(
@@ -164,10 +169,26 @@ async function writeArchiveOnce(opts: CreateArchiveOptions, acceptChanged: boole
     await fsp.rm(tmp, { force: true });
     if (opts.signal?.aborted) throw new AutopilotError('ABORTED', 'the backup was cancelled');
     if (e instanceof AutopilotError || e instanceof FilesChanged) throw e;
+    if (isDiskFull(e) || ['EROFS', 'EACCES', 'EPERM'].includes(String((e as NodeJS.ErrnoException).code)))
+      throw writeError(e, path.dirname(opts.dest));
     throw new AutopilotError('ARCHIVE_FAILED', `writing ${opts.dest} failed: ${(e as Error).message}`, { cause: e });
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** The compressor's failure in its own words; a full disk with a hint. */
+function compressorError(cmd: string, code: number | null, stderr: string, dest: string): AutopilotError {
+  const said = lastLines(stderr) || 'no message';
+  if (isDiskFull(null, stderr))
+    return new AutopilotError(
+      'ARCHIVE_FAILED',
+      `${cmd} failed: No space left on device (the disk of ${path.dirname(dest)} is full): ${said}`,
+      {
+        hint: 'free space on that disk (older archives, other files), lower the keep-* retention, or point backup.root at a bigger disk',
+      },
+    );
+  return new AutopilotError('ARCHIVE_FAILED', `${cmd} failed (exit ${code}): ${said}`);
 }
 
 /** How long the reader of a growing file waits before it looks again for more. */

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as Winston from 'winston';
 import { mask, maskDeep } from './mask';
+import { makeDirSync } from './fsx';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 export type LogFormat = 'human' | 'json';
@@ -138,7 +139,7 @@ function buildWinston(options: LoggerOptions): { logger: Logger; close(): Promis
   let fileProblem: string | undefined;
   if (options.logDir) {
     try {
-      fs.mkdirSync(options.logDir, { recursive: true });
+      makeDirSync(options.logDir);
       fs.accessSync(options.logDir, fs.constants.W_OK);
       transports.push(
         rotatingFileTransport({

@@ -67,10 +67,17 @@ function location(s: ServiceBackupResult): string {
   return s.error ?? '';
 }
 
+/** ' and verified' only when every backup was; the count of those that ended with warnings. */
+function summaryNotes(r: BackupReport): string {
+  const verified = r.services.every((s) => s.archive?.verified === true);
+  const warned = r.services.filter((s) => s.warned).length;
+  return `${verified ? ' and verified' : ''}${warned ? ` (${warned} with warnings)` : ''}`;
+}
+
 export function renderReport(r: BackupReport): string {
   const rows = r.services.map((s) => [
     s.service,
-    s.status === 'success' ? 'ok' : s.status,
+    s.status === 'success' ? (s.warned ? 'warning' : 'ok') : s.status,
     formatBytes(s.archive?.size),
     formatDuration(s.durationMs),
     location(s),
@@ -91,7 +98,7 @@ export function renderReport(r: BackupReport): string {
       : failed
         ? `${failed} of ${total} service${total > 1 ? 's' : ''} FAILED`
         : total
-          ? `${total} service${total > 1 ? 's' : ''} backed up and verified in ${formatDuration(r.durationMs)}`
+          ? `${total} service${total > 1 ? 's' : ''} backed up${summaryNotes(r)} in ${formatDuration(r.durationMs)}`
           : 'no services to back up (none enabled with backup: true)',
   );
   return lines.join('\n');

@@ -28,8 +28,10 @@ export default class History extends BaseCommand<typeof History> {
           formatDuration(e.durationMs),
         ]);
         for (const c of e.children) {
-          const s = c.summary as { error?: string } | null;
-          rows.push(['', '', '', `└ ${c.target}`, c.status + (s?.error ? `: ${s.error}` : ''), formatDuration(runDurationMs(c))]);
+          const s = c.summary as { error?: string; warned?: boolean } | null;
+          // a success the backup tool ended with warnings about (vzdump's 'WARNINGS: n')
+          const status = c.status === 'success' && s?.warned ? 'warning' : c.status;
+          rows.push(['', '', '', `└ ${c.target}`, status + (s?.error ? `: ${s.error}` : ''), formatDuration(runDurationMs(c))]);
         }
       }
       this.out(table(['RUN', 'STARTED', 'KIND', 'TARGET', 'STATUS', 'DURATION'], rows));

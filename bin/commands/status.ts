@@ -42,7 +42,7 @@ Exit codes: 0 shown, 1 some guest's state could not be read, 2 bad usage or conf
         g?.uptimeSeconds ? formatDuration(g.uptimeSeconds * 1000) : '-',
         g?.ips?.length ? g.ips.join(',') : '-',
         b
-          ? `${formatAge(b.at)}, ${formatBytes(b.size)}, ${b.verified === 'ok' ? 'verified' : b.verified === 'pending' ? 'verification pending' : b.verified === 'failed' ? 'VERIFY FAILED' : 'not verified'}`
+          ? `${formatAge(b.at)}, ${formatBytes(b.size)}, ${b.verified === 'ok' ? 'verified' : b.verified === 'pending' ? 'verification pending' : b.verified === 'failed' ? 'VERIFY FAILED' : 'not verified'}${b.warning ? ', with WARNINGS' : ''}`
           : 'never',
       ];
     });

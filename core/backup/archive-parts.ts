@@ -15,8 +15,9 @@ import { EXTENSION } from '../../lib/archive';
 import { callPlugin } from '../plugins/call';
 import type { BackupPath, BackupSources, OperationContext, ServiceConfig, ServicePlugin } from '../plugins/contract';
 import type { Step, StepScope } from '../steps/runner';
+import { assertMounted } from '../../lib/fsx';
 import { archiveDecisions, type Destination } from './prune';
-import { type RunnerDeps, type ServiceBackupResult, type ServicePlan } from './types';
+import { PRIMARY, type RunnerDeps, type ServiceBackupResult, type ServicePlan } from './types';
 
 export interface Sources {
   present: string[];
@@ -37,6 +38,8 @@ export interface ArchiveCtx {
   hookRan?: boolean;
   src?: Sources;
   archive?: { path: string; size: number; sha256: string };
+  /** the record of the new archive at backup.root */
+  archiveId?: number;
   verify?: { at: string; status: VerifyStatus; detail: string };
 }
 
@@ -68,14 +71,20 @@ export async function setAside(file: string): Promise<string> {
   return target;
 }
 
-/** A free archive name for the service at a time: <root>/<service>/<service>_YYYYMMDD_HHMMSS[-N].<ext> */
+/**
+ * A free archive name for the service at a time: <root>/<service>/<service>_YYYYMMDD_HHMMSS[-N].<ext>,
+ * free at every destination (the hour a clock falls back repeats its names, and a copy must not
+ * meet a file of the same name).
+ */
 export function archivePath(ctx: ArchiveCtx, when: Date): string {
   const dir = path.join(ctx.deps.config.backup.root, ctx.svc.name);
   const base = `${ctx.svc.name}_${stampName(when)}`;
   const ext = EXTENSION[ctx.deps.config.backup.compression];
-  let candidate = path.join(dir, base + ext);
-  for (let n = 2; fs.existsSync(candidate); n++) candidate = path.join(dir, `${base}-${n}${ext}`);
-  return candidate;
+  const dirs = [dir, ...ctx.dest.copies.map((d) => path.join(d.path, ctx.svc.name))];
+  const taken = (name: string): boolean => dirs.some((d) => fs.existsSync(path.join(d, name)));
+  let name = base + ext;
+  for (let n = 2; taken(name); n++) name = `${base}-${n}${ext}`;
+  return path.join(dir, name);
 }
 
 /** What the plugin says to archive, checked: absolute paths, links followed, required ones present. */
@@ -129,9 +138,9 @@ export function record(
   destination: string,
   location: string,
   v?: { at: string; status: VerifyStatus; detail: string },
-): void {
+): number {
   const a = ctx.archive as NonNullable<ArchiveCtx['archive']>;
-  (ctx.deps.state as StateManager).addArtifact({
+  return (ctx.deps.state as StateManager).addArtifact({
     runId: ctx.runId,
     service: ctx.svc.name,
     destination,
@@ -150,10 +159,14 @@ export async function copyTo(ctx: ArchiveCtx, d: Destination, signal: AbortSigna
   const a = ctx.archive as NonNullable<ArchiveCtx['archive']>;
   const target = path.join(d.path, ctx.svc.name, path.basename(a.path));
   try {
+    if (d.requireMount) assertMounted(d.path, `destination '${d.name}'`);
     await cleanStalePartials(path.dirname(target));
     await copyArchive(a.path, target, signal);
+    // recorded at once: a run killed while it verifies leaves a record the next run finishes
+    const pending = record(ctx, d.name, target, PENDING());
     const v = await verifyArchive(target, { size: a.size, sha256: a.sha256 }, { signal });
     if (signal.aborted) throw new AutopilotError('ABORTED', 'the copy was cancelled');
+    if (!v.ok) (ctx.deps.state as StateManager).markArtifactDeleted(pending);
     const location = v.ok ? target : await setAside(target);
     record(ctx, d.name, location, {
       at: new Date().toISOString(),
@@ -170,10 +183,22 @@ export async function copyTo(ctx: ArchiveCtx, d: Destination, signal: AbortSigna
   }
 }
 
-/** Removes what retention no longer keeps at one destination (re-reading `protected` just before). */
+/** The verification of an archive just written, until it ends (a run killed meanwhile leaves it so). */
+export const PENDING = (): { at: string; status: VerifyStatus; detail: string } => ({
+  at: new Date().toISOString(),
+  status: 'pending',
+  detail: 'not verified yet',
+});
+
+/**
+ * Removes what retention no longer keeps at one destination (re-reading `protected` just
+ * before). The archive this run made is never removed; only files in the destination's folder are.
+ */
 export async function pruneAt(ctx: ArchiveCtx, d: Destination): Promise<void> {
   const state = ctx.deps.state as StateManager;
-  for (const p of archiveDecisions(state, ctx.svc, d, ctx.deps.config.backup.verify)) {
+  const made = ctx.archive ? path.join(d.path, ctx.svc.name, path.basename(ctx.archive.path)) : undefined;
+  const justMade = d.name === PRIMARY ? ctx.archive?.path : made;
+  for (const p of archiveDecisions(state, ctx.svc, d, ctx.deps.config.backup.verify, undefined, justMade)) {
     if (p.decision.mark !== 'remove') continue;
     // protected since the decision was taken (backups protect in another shell)?
     if (state.getArtifact(p.artifact.id)?.protected) continue;

@@ -20,6 +20,7 @@ import {
   entries,
   hook,
   op,
+  PENDING,
   pruneAt,
   record,
   setAside,
@@ -29,6 +30,8 @@ import {
   type Plan,
   type Sources,
 } from './archive-parts';
+import { assertMounted } from '../../lib/fsx';
+import { finishLeftovers, recordWarnings } from './archive-checks';
 import { archiveDecisions, destinations } from './prune';
 import {
   emptyResult,
@@ -81,6 +84,9 @@ export const ARCHIVE_STEPS: ArchiveStep[] = [
     async run(ctx, scope) {
       const src = ctx.src as Sources;
       const b = ctx.deps.config.backup;
+      // an unmounted backup disk: nothing goes to the folder it leaves behind on the root disk
+      if (ctx.dest.primary.requireMount) assertMounted(b.root, 'backup.root');
+      await finishLeftovers(ctx, scope.signal);
       ctx.when = ctx.deps.clock.now();
       const dest = archivePath(ctx, ctx.when);
       for (const r of await cleanStalePartials(path.dirname(dest)))
@@ -102,6 +108,8 @@ export const ARCHIVE_STEPS: ArchiveStep[] = [
       for (const w of archive.warnings) ctx.log.warn(w);
       ctx.archive = { path: archive.path, size: archive.size, sha256: archive.sha256 };
       ctx.result.archive = { ...ctx.archive, entries: null, verified: false };
+      // recorded at once: a run killed while it verifies leaves a record the next run finishes
+      ctx.archiveId = record(ctx, PRIMARY, archive.path, ctx.deps.config.backup.verify ? PENDING() : undefined);
       return { detail: `${archive.path}: ${archive.size} bytes` };
     },
   },
@@ -121,6 +129,7 @@ export const ARCHIVE_STEPS: ArchiveStep[] = [
       if (!v.ok) {
         // renamed, so that it neither looks complete nor takes a place in retention
         const failed = await setAside(a.path);
+        if (ctx.archiveId !== undefined) (ctx.deps.state as StateManager).markArtifactDeleted(ctx.archiveId);
         out.path = failed;
         record(ctx, PRIMARY, failed, ctx.verify);
         throw new AutopilotError('VERIFY_FAILED', `the new archive failed verification: ${v.error}`, {
@@ -173,6 +182,10 @@ export const ARCHIVE_STEPS: ArchiveStep[] = [
     },
     // only after a good backup, destination by destination (a destination whose copy failed keeps all it has)
     async run(ctx) {
+      for (const w of recordWarnings(ctx)) {
+        ctx.result.warnings.push(w);
+        ctx.log.warn(w);
+      }
       for (const d of [ctx.dest.primary, ...ctx.dest.copies]) {
         if (d.name === PRIMARY || ctx.result.copies.find((c) => c.destination === d.name)?.ok) await pruneAt(ctx, d);
       }

@@ -8,10 +8,10 @@ export function backupEvent(r: ServiceBackupResult): NotifyEvent {
   if (r.status === 'success') {
     return {
       event: 'backup_success',
-      severity: 'success',
+      severity: r.warned ? 'warning' : 'success',
       subject: r.service,
-      title: `Backup of ${r.service} succeeded`,
-      text: `${r.archive?.path ?? ''}${size}`,
+      title: r.warned ? `Backup of ${r.service} succeeded with warnings` : `Backup of ${r.service} succeeded`,
+      text: `${r.archive?.path ?? ''}${size}${r.warned ? `\n${r.warnings.map((w) => `warning: ${w}`).join('\n')}` : ''}`,
       details: { durationMs: r.durationMs, copies: r.copies.length },
     };
   }

@@ -46,7 +46,11 @@ const op = (ctx: GuestCtx, scope: StepScope, dryRun = false): OperationContext =
 const keepOf = (ctx: GuestCtx): KeepOptions => ctx.svc.retention ?? ctx.deps.config.backup.retention;
 
 /** How a new backup counts: the storage's own verification; pending on a storage that verifies later; else the size and a decompress test. */
-async function verification(ctx: GuestCtx, r: GuestBackupResult, signal: AbortSignal): Promise<{ status: VerifyStatus; detail: string }> {
+async function verification(
+  ctx: GuestCtx,
+  r: GuestBackupResult,
+  signal: AbortSignal,
+): Promise<{ status: VerifyStatus | null; detail: string }> {
   const label = ctx.target.label ?? ctx.target.storage;
   if (r.verification === 'ok') return { status: 'ok', detail: 'verified by the backup server' };
   if (r.verification === 'failed') return { status: 'failed', detail: 'the backup server reports its verification failed' };
@@ -69,9 +73,10 @@ async function verification(ctx: GuestCtx, r: GuestBackupResult, signal: AbortSi
     return { status: 'failed', detail: `decompress test of ${r.localFile}: ${t.error}` };
   }
   if (r.localFile) ctx.result.warnings.push(`${r.file ?? r.id} is not at ${r.localFile}: no decompress test`);
+  // only listed: not verified
   return {
-    status: 'ok',
-    detail: `${r.size} bytes listed by the storage (not readable from this host${r.localFile ? ` at ${r.localFile}` : ''}: no decompress test)`,
+    status: null,
+    detail: `${r.size} bytes listed by the storage; not verified (not readable from this host${r.localFile ? ` at ${r.localFile}` : ''}: no decompress test)`,
   };
 }
 
@@ -136,7 +141,10 @@ export const GUEST_STEPS: GuestStep[] = [
       const r = ctx.backup;
       ctx.result.guest = { node: r.node, storage: r.storage, kind: t.kind, mode: r.mode, rule: t.rule ?? 'default', task: r.task };
       ctx.result.warnings.push(...r.warnings.map((w) => `${r.method ?? 'backup'}: ${w}`));
-      return { detail: `${r.id} on ${r.node}` };
+      if (r.warnings.length) ctx.result.warned = true;
+      return {
+        detail: `${r.id} on ${r.node}${r.warnings.length ? ` (${r.warnings.length} warning${r.warnings.length > 1 ? 's' : ''})` : ''}`,
+      };
     },
   },
   {
@@ -149,7 +157,7 @@ export const GUEST_STEPS: GuestStep[] = [
     async run(ctx, scope) {
       const r = ctx.backup as GuestBackupResult;
       const v = await verification(ctx, r, scope.signal);
-      ctx.result.archive = { path: r.id, size: r.size, sha256: '', entries: null, verified: v.status !== 'failed' };
+      ctx.result.archive = { path: r.id, size: r.size, sha256: '', entries: null, verified: v.status === 'ok' || v.status === 'pending' };
       (ctx.deps.state as StateManager).addArtifact({
         runId: ctx.runId,
         service: ctx.svc.name,
@@ -162,14 +170,15 @@ export const GUEST_STEPS: GuestStep[] = [
         verifyStatus: v.status,
         verifyDetail: v.detail,
         protected: r.protected,
+        warning: r.warnings.length ? mask(r.warnings.map((w) => `${r.method ?? 'backup'}: ${w}`).join('; ')) : null,
       });
       if (v.status === 'failed') {
         throw new AutopilotError('VERIFY_FAILED', `${r.id}: ${v.detail}`, {
           hint: 'the backup is kept for inspection and never pruned by us; check the storage and run the backup again',
         });
       }
-      ctx.log.info(`${r.id}: ${v.status}: ${v.detail}`);
-      return { detail: `${v.status}: ${v.detail}` };
+      ctx.log.info(`${r.id}: ${v.status ?? 'not verified'}: ${v.detail}`);
+      return { detail: `${v.status ?? 'not verified'}: ${v.detail}` };
     },
   },
   {
@@ -360,6 +369,7 @@ export class GuestBackupRunner {
           node: result.guest?.node,
           storage: result.guest?.storage,
           warnings: result.warnings,
+          warned: result.warned === true,
         });
       }
     }

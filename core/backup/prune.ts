@@ -5,6 +5,7 @@
  * (kept aside for inspection), and the newest verified one is always kept.
  */
 import * as path from 'node:path';
+import { isInside } from '../../lib/fsx';
 import { computePrune, keepsSomething, type KeepOptions, type PruneDecision } from '../../lib/retention';
 import type { ArtifactRecord, StateManager } from '../../lib/state';
 import type { AutopilotConfig } from '../config/types';
@@ -15,6 +16,8 @@ export interface Destination {
   name: string;
   path: string;
   retention: KeepOptions;
+  /** refuse to write there unless it is a mounted file system of its own */
+  requireMount?: boolean;
 }
 
 /** backup.root (as PRIMARY) and every enabled destination, each with its retention. */
@@ -24,10 +27,15 @@ export function destinations(
 ): { primary: Destination; copies: Destination[] } {
   const b = config.backup;
   return {
-    primary: { name: PRIMARY, path: b.root, retention: svc.retention ?? b.retention },
+    primary: { name: PRIMARY, path: b.root, retention: svc.retention ?? b.retention, requireMount: b.require_mount === true },
     copies: b.destinations
       .filter((d) => d.enabled !== false)
-      .map((d) => ({ name: d.name, path: d.path, retention: d.retention ?? svc.retention ?? b.retention })),
+      .map((d) => ({
+        name: d.name,
+        path: d.path,
+        retention: d.retention ?? svc.retention ?? b.retention,
+        requireMount: d.require_mount === true,
+      })),
   };
 }
 
@@ -51,8 +59,7 @@ function decide(
   state: StateManager | null,
   keep: KeepOptions,
   list: ArtifactRecord[],
-  pin: ArtifactRecord | undefined,
-  pinReason: string,
+  pins: [ArtifactRecord | undefined, string][],
   extra?: Date,
 ): Decision[] {
   if (!state || !keepsSomething(keep)) return [];
@@ -61,28 +68,46 @@ function decide(
   if (extra) {
     candidates.push({ id: 'new', time: extra, protected: false });
     pinned.set('new', 'newest verified backup');
-  } else if (pin) pinned.set(String(pin.id), pinReason);
+  } else for (const [pin, reason] of pins) if (pin && !pinned.has(String(pin.id))) pinned.set(String(pin.id), reason);
   const byId = new Map(list.map((a) => [String(a.id), a]));
   return computePrune(candidates, keep, pinned)
     .filter((d) => byId.has(d.id))
     .map((d) => ({ artifact: byId.get(d.id) as ArtifactRecord, decision: d }));
 }
 
-/** Our own archives of a service at one of our destinations. */
+/** Whether a recorded archive lies in the destination's folder (a state copied from another host may point elsewhere). */
+export const insideDestination = (a: ArtifactRecord, dest: Destination): boolean => isInside(a.location, dest.path);
+
+/**
+ * Our own archives of a service at one of our destinations. Only records inside the
+ * destination's folder take part; `justMade` (the location of the archive this run wrote) is
+ * always kept, even when older archives are dated later (a clock set back).
+ */
 export function archiveDecisions(
   state: StateManager | null,
   svc: ServiceConfig,
   dest: Destination,
   verifyOn: boolean,
   extra?: Date,
+  justMade?: string,
 ): Decision[] {
   if (!state) return [];
   const list = state
     .listArtifacts({ service: svc.name, destination: dest.name })
-    .filter((a) => isOurArchiveName(svc.name, path.basename(a.location)) && a.verifyStatus !== 'failed');
+    .filter((a) => isOurArchiveName(svc.name, path.basename(a.location)) && a.verifyStatus !== 'failed' && insideDestination(a, dest));
   // the newest verified archive; with verification turned off, the newest archive
   const newest = list.find((a) => a.verifyStatus === 'ok') ?? (verifyOn ? undefined : list[0]);
-  return decide(state, dest.retention, list, newest, newest?.verifyStatus ? 'newest verified backup' : 'newest backup', extra);
+  const made = justMade === undefined ? undefined : list.find((a) => a.location === justMade);
+  return decide(
+    state,
+    dest.retention,
+    list,
+    [
+      [made, 'the backup this run made'],
+      [newest, newest?.verifyStatus ? 'newest verified backup' : 'newest backup'],
+    ],
+    extra,
+  );
 }
 
 /** A hypervisor's backups of a guest that we recorded on one storage (recorded under `destination`). */
@@ -95,6 +120,8 @@ export function guestDecisions(
 ): Decision[] {
   if (!state) return [];
   const list = state.listArtifacts({ service: svc.name, destination }).filter((a) => a.verifyStatus !== 'failed');
-  const newest = list.find((a) => a.verifyStatus === 'ok' || a.verifyStatus === 'pending');
-  return decide(state, keep, list, newest, 'newest verified backup', extra);
+  const verified = list.find((a) => a.verifyStatus === 'ok' || a.verifyStatus === 'pending');
+  // a backup only listed by its storage (not verified) is kept as the newest one when none was verified
+  const newest = verified ?? list[0];
+  return decide(state, keep, list, [[newest, verified ? 'newest verified backup' : 'newest backup']], extra);
 }

@@ -72,6 +72,8 @@ export interface ServiceBackupResult {
   copies: CopyResult[];
   pruned: PruneResult[];
   warnings: string[];
+  /** a success the backup tool itself ended with warnings about (a vzdump task's 'WARNINGS: n'): shown as 'warning' */
+  warned?: boolean;
   durationMs: number;
   plan?: ServicePlan;
   /** a native (hypervisor) backup: the node it ran on, the storage, the mode, the task */

@@ -78,6 +78,11 @@ function backupSection(): JsonSchema {
     ],
     properties: {
       root: { type: 'string', minLength: 1, default: '/var/backups/homelab-autopilot', 'x-path': true },
+      require_mount: {
+        type: 'boolean',
+        default: false,
+        description: 'refuse to write when root is not a mounted file system of its own (an unmounted backup disk)',
+      },
       compression: { enum: ['zstd', 'gzip'], default: 'zstd' },
       compression_level: { type: 'integer', minimum: 1, maximum: 19 },
       compression_threads: { type: 'integer', minimum: 0, maximum: 64, default: 1 },
@@ -139,6 +144,11 @@ function destinationsSection(): JsonSchema {
         path: { type: 'string', minLength: 1, 'x-path': true },
         retention: keepSchema,
         enabled: { type: 'boolean', default: true },
+        require_mount: {
+          type: 'boolean',
+          default: false,
+          description: 'refuse to copy when path is not a mounted file system of its own (an unmounted disk or share)',
+        },
       },
     },
   };

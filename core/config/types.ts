@@ -17,10 +17,14 @@ export interface DestinationConfig {
   path: string;
   retention?: KeepOptions;
   enabled: boolean;
+  /** refuse to copy when path is not a mounted file system of its own */
+  require_mount?: boolean;
 }
 
 export interface BackupConfig {
   root: string;
+  /** refuse to write when root is not a mounted file system of its own */
+  require_mount?: boolean;
   compression: 'zstd' | 'gzip';
   compression_level?: number;
   compression_threads: number;

@@ -17,6 +17,7 @@ import { resolveCollected } from './secrets';
 import { formatLocation } from './source';
 import type { AutopilotConfig } from './types';
 import type { JsonSchema } from '../plugins/contract';
+import { pseudoRootOf } from '../../lib/fsx';
 
 export interface LoadedConfig {
   file: string;
@@ -137,6 +138,20 @@ function semanticErrors(config: AutopilotConfig, locator: Locator): string[] {
 function destinationPathErrors(config: AutopilotConfig, locator: Locator): string[] {
   const out: string[] = [];
   const root = path.resolve(config.backup.root);
+  // under /proc, /sys or /dev nothing can be stored (and Node's mkdir loops there for ever)
+  const folders: [(string | number)[], string | undefined][] = [
+    [['backup', 'root'], config.backup.root],
+    [['global', 'state_dir'], config.global?.state_dir],
+    [['global', 'log_dir'], config.global?.log_dir],
+    ...config.backup.destinations.map((d, i): [(string | number)[], string] => [['backup', 'destinations', i, 'path'], d.path]),
+  ];
+  for (const [at, p] of folders) {
+    const pseudo = typeof p === 'string' ? pseudoRootOf(p) : null;
+    if (pseudo)
+      out.push(
+        `${formatLocation(locator(at))}: ${at.join('.')}: ${p} is under ${pseudo}, a file system of the kernel; choose a folder on a disk`,
+      );
+  }
   const byPath = new Map<string, string>([[root, 'backup.root']]);
   config.backup.destinations.forEach((d, i) => {
     const p = path.resolve(d.path);

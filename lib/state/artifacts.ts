@@ -24,10 +24,15 @@ export interface ArtifactRecord {
   verifyDetail: string | null;
   protected: boolean;
   deletedAt: string | null;
+  /** the warnings the backup ended with (null: none) */
+  warning: string | null;
 }
 
-export type NewArtifact = Omit<ArtifactRecord, 'id' | 'verifiedAt' | 'verifyStatus' | 'verifyDetail' | 'protected' | 'deletedAt'> &
-  Partial<Pick<ArtifactRecord, 'verifiedAt' | 'verifyStatus' | 'verifyDetail' | 'protected'>>;
+export type NewArtifact = Omit<
+  ArtifactRecord,
+  'id' | 'verifiedAt' | 'verifyStatus' | 'verifyDetail' | 'protected' | 'deletedAt' | 'warning'
+> &
+  Partial<Pick<ArtifactRecord, 'verifiedAt' | 'verifyStatus' | 'verifyDetail' | 'protected' | 'warning'>>;
 
 export interface ListArtifactsOptions {
   service?: string;
@@ -46,11 +51,11 @@ export class ArtifactsTable {
   add(a: NewArtifact): number {
     const res = this.db
       .stmt(
-        `INSERT INTO artifacts (run_id, service, destination, location, size, sha256, created_at, verified_at, verify_status, verify_detail, protected)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO artifacts (run_id, service, destination, location, size, sha256, created_at, verified_at, verify_status, verify_detail, protected, warning)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(destination, location) DO UPDATE SET run_id = excluded.run_id, size = excluded.size, sha256 = excluded.sha256,
            created_at = excluded.created_at, verified_at = excluded.verified_at, verify_status = excluded.verify_status,
-           verify_detail = excluded.verify_detail, deleted_at = NULL`,
+           verify_detail = excluded.verify_detail, warning = excluded.warning, deleted_at = NULL`,
       )
       .run(
         a.runId,
@@ -64,6 +69,7 @@ export class ArtifactsTable {
         a.verifyStatus ?? null,
         a.verifyDetail ?? null,
         a.protected ? 1 : 0,
+        a.warning ?? null,
       );
     return Number(res.lastInsertRowid);
   }
@@ -115,5 +121,6 @@ function toArtifact(r: Row): ArtifactRecord {
     verifyDetail: textOrNull(r.verify_detail),
     protected: r.protected === 1,
     deletedAt: textOrNull(r.deleted_at),
+    warning: textOrNull(r.warning),
   };
 }

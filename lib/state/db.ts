@@ -2,6 +2,7 @@
  * The one better-sqlite3 handle every table module shares: opening it (WAL, busy timeout,
  * full sync), the schema version check and the migrations, and a cache of prepared statements.
  */
+import * as fs from 'node:fs';
 import type BetterSqlite3 from 'better-sqlite3';
 import { AutopilotError } from '../errors';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations';
@@ -64,8 +65,54 @@ function driver(): typeof BetterSqlite3 {
   return require('better-sqlite3') as typeof BetterSqlite3;
 }
 
+/** SQLite's answers for a file that is not (or no longer) a sound database. */
+const DAMAGE = /^SQLITE_(CORRUPT|NOTADB)/;
+
+export const isDamage = (e: unknown): boolean => DAMAGE.test(String((e as { code?: string })?.code ?? ''));
+
+/** The state database is empty or damaged: what happened, and the way back. */
+export function damagedError(file: string, why: string, cause?: unknown): AutopilotError {
+  return new AutopilotError('STATE_FAILED', `the state database ${file} ${why}: the records of backups and runs in it cannot be read`, {
+    hint:
+      "run 'homelab-autopilot state rebuild': it keeps the file aside (state.db.damaged-<time>) and rebuilds the records " +
+      'of the archives from backup.root and the destinations (name, size, sha256, verification)',
+    cause,
+  });
+}
+
+/**
+ * Refuses a database file of 0 bytes (SQLite would take it for a new, empty one, and every
+ * recorded archive would drop out of listings and retention) and one that fails SQLite's quick check.
+ */
+export function checkSound(file: string, db?: Db): void {
+  if (!db) {
+    let size: number;
+    try {
+      size = fs.statSync(file).size;
+    } catch {
+      return;
+    }
+    if (size === 0) throw damagedError(file, 'is empty (0 bytes)');
+    return;
+  }
+  let rows: unknown[];
+  try {
+    rows = db.handle.pragma('quick_check') as unknown[];
+  } catch (e) {
+    db.close();
+    if (isDamage(e)) throw damagedError(file, `is damaged (${(e as Error).message})`, e);
+    throw e;
+  }
+  const problems = rows.map((r) => String(Object.values(r as Row)[0])).filter((v) => v !== 'ok');
+  if (problems.length) {
+    db.close();
+    throw damagedError(file, `is damaged (${problems.slice(0, 2).join('; ')})`);
+  }
+}
+
 /** Opens (creating when needed) a database for writing, in WAL mode. */
 export function openWritable(file: string): Db {
+  checkSound(file);
   let handle: BetterSqlite3.Database;
   try {
     handle = new (driver())(file, { timeout: 10_000 });
@@ -83,21 +130,29 @@ export function openWritable(file: string): Db {
     handle.pragma('synchronous = FULL');
     handle.pragma('foreign_keys = ON');
   } catch (e) {
+    if (isDamage(e)) throw damagedError(file, `is damaged (${(e as Error).message})`, e);
     throw new AutopilotError('STATE_FAILED', `cannot open the state database ${file}: ${(e as Error).message}`, {
       hint: 'check that the file is a homelab-autopilot state database and that this user may write it',
       cause: e,
     });
   }
-  return new Db(handle, file);
+  const db = new Db(handle, file);
+  checkSound(file, db);
+  return db;
 }
 
 /** Opens an existing database for reading only: nothing is created. */
 export function openReadOnly(file: string): Db {
+  checkSound(file);
+  let db: Db;
   try {
-    return new Db(new (driver())(file, { readonly: true, fileMustExist: true, timeout: 10_000 }), file);
+    db = new Db(new (driver())(file, { readonly: true, fileMustExist: true, timeout: 10_000 }), file);
   } catch (e) {
+    if (isDamage(e)) throw damagedError(file, `is damaged (${(e as Error).message})`, e);
     throw new AutopilotError('STATE_FAILED', `cannot open the state database ${file}: ${(e as Error).message}`, { cause: e });
   }
+  checkSound(file, db);
+  return db;
 }
 
 /**
@@ -119,7 +174,14 @@ export function checkedVersion(db: Db): number {
 
 /** Brings the schema up to date, one migration per immediate transaction. */
 export function migrate(db: Db): void {
-  for (let v = checkedVersion(db); v < SCHEMA_VERSION; v++) {
+  let v0: number;
+  try {
+    v0 = checkedVersion(db);
+  } catch (e) {
+    if (isDamage(e)) throw damagedError(db.file, `is damaged (${(e as Error).message})`, e);
+    throw e;
+  }
+  for (let v = v0; v < SCHEMA_VERSION; v++) {
     db.immediate(() => {
       // re-read inside the write transaction: another process may have migrated meanwhile
       if (db.schemaVersion !== v) return;

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AutopilotError } from '../errors';
+import { makeDirSync } from '../fsx';
 import { SCHEMA_VERSION } from './migrations';
 import { ArtifactsTable, type ArtifactRecord, type ListArtifactsOptions, type NewArtifact } from './artifacts';
 import { checkedVersion, type Db, migrate, openReadOnly, openWritable } from './db';
@@ -55,10 +56,10 @@ export class StateManager {
   /** Opens (creating when needed) `<stateDir>/state.db` and brings its schema up to date. */
   static open(stateDir: string): StateManager {
     try {
-      fs.mkdirSync(stateDir, { recursive: true, mode: 0o750 });
+      makeDirSync(stateDir, 0o750);
     } catch (e) {
       throw new AutopilotError('STATE_FAILED', `cannot create the state folder ${stateDir}: ${(e as Error).message}`, {
-        hint: 'set global.state_dir to a folder this user can write, or run as root',
+        hint: (e as AutopilotError).hint ?? 'set global.state_dir to a folder this user can write, or run as root',
       });
     }
     const db = openWritable(path.join(stateDir, 'state.db'));
@@ -80,6 +81,20 @@ export class StateManager {
       return null;
     }
     return new StateManager(db);
+  }
+
+  /**
+   * Moves `<stateDir>/state.db` (with its -wal and -shm files) aside as
+   * `state.db.damaged-<stamp>[-wal|-shm]`, so that the next open starts a new one. Returns the new name, or null when there was none.
+   */
+  static setAside(stateDir: string, stamp: string): string | null {
+    const file = path.join(stateDir, 'state.db');
+    if (!fs.existsSync(file)) return null;
+    let target = `${file}.damaged-${stamp}`;
+    for (let n = 2; fs.existsSync(target); n++) target = `${file}.damaged-${stamp}-${n}`;
+    for (const ext of ['-wal', '-shm']) if (fs.existsSync(file + ext)) fs.renameSync(file + ext, target + ext);
+    fs.renameSync(file, target);
+    return target;
   }
 
   get readonly(): boolean {

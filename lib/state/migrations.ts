@@ -107,6 +107,10 @@ export const MIGRATIONS: readonly string[] = [
     WHERE verify_result = 'failed' OR substr(verify_result, 1, 7) = 'failed:';
   UPDATE artifacts SET verify_detail = verify_result WHERE verify_status IS NULL AND verify_result IS NOT NULL;
   `,
+  // 6: the warnings a backup ended with (a vzdump task that ended with 'WARNINGS: n'), so listings show them
+  `
+  ALTER TABLE artifacts ADD COLUMN warning TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

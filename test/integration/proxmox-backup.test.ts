@@ -149,8 +149,34 @@ describe('backup of Proxmox guests', () => {
     const r = await runCli(['backup', 'web', 'dns', '--config', cfg]);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^web\s+failed\s+.*ERROR: Backup of VM 100 failed - mode failure - some volumes do not support snapshots/m);
-    expect(r.stdout).toMatch(/^dns\s+ok\s+/m);
+    // a vzdump that ended with 'WARNINGS: 2' is a warning everywhere, not a plain ok
+    expect(r.stdout).toMatch(/^dns\s+warning\s+/m);
     expect(r.stdout).toMatch(/dns: warning: vzdump: /);
+    const h = await runCli(['history', '--config', cfg]);
+    expect(h.stdout).toMatch(/└ dns\s+warning\s/);
+    const list = await runCli(['backups', 'list', 'dns', '--config', cfg]);
+    expect(list.stdout).toMatch(/pve:nas .* ok, WARNING /);
+    expect(json(await runCli(['backups', 'list', 'dns', '--json', '--config', cfg]))[0].warning).toMatch(/vzdump: simulated warning 1/);
+    const st = await runCli(['status', 'dns', '--config', cfg]);
+    expect(st.stdout).toMatch(/^dns .*verified, with WARNINGS/m);
+  });
+
+  it('a stopped guest is backed up in the mode its dry run shows; a backup only listed by its storage is not verified', async () => {
+    const dir = tmpDir();
+    // no path: this host cannot read the storage, so there is no decompress test
+    const cfg = config(dir, { backup: '  direct_storage:\n    storage: nas', services: '  - name: media\n    type: lxc\n    vmid: 103' });
+    const plan = await runCli(['backup', 'media', '--dry-run', '--config', cfg]);
+    expect(plan.stdout).toMatch(/\(guest stopped\) to nas: mode stop/);
+    sim.resetRequests();
+    const r = await runCli(['backup', 'media', '--config', cfg]);
+    expect(r.code).toBe(0);
+    const sent = sim.requests.find((q: { method: string; path: string }) => q.method === 'POST' && /\/vzdump$/.test(q.path));
+    expect(sent?.params.mode).toBe('stop');
+    expect(r.stdout).toMatch(/^1 service backed up in /m);
+    expect(r.stdout).not.toMatch(/verified/);
+    const [a] = json(await runCli(['backups', 'list', '--json', '--config', cfg]));
+    expect(a.verifyStatus).toBeNull();
+    expect(a.verifyDetail).toMatch(/listed by the storage; not verified/);
   });
 
   it('prunes only its own backups on a file storage, keeping protected and foreign ones', async () => {

@@ -129,3 +129,17 @@ describe('the backup engine with an injected clock', () => {
     }
   });
 });
+
+describe('the alert of a backup that ended with warnings (point 22)', () => {
+  it('is a warning, in the digest too, naming the warnings', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the one function under test
+    const { backupEvent } = require('../../core/backup/events') as typeof import('../../core/backup/events');
+    const base = { service: 'dns', type: 'lxc', status: 'success' as const, copies: [], pruned: [], durationMs: 1 };
+    const archive = { path: 'nas:backup/vzdump-lxc-101.tar.zst', size: 10, sha256: '', entries: null, verified: true };
+    const plain = backupEvent({ ...base, archive, warnings: [] });
+    expect(plain).toMatchObject({ severity: 'success', title: 'Backup of dns succeeded' });
+    const warned = backupEvent({ ...base, archive, warnings: ['vzdump: simulated warning 1'], warned: true });
+    expect(warned).toMatchObject({ event: 'backup_success', severity: 'warning', title: 'Backup of dns succeeded with warnings' });
+    expect(warned.text).toContain('warning: vzdump: simulated warning 1');
+  });
+});

@@ -423,3 +423,58 @@ describe('core/queries', () => {
     s.close();
   });
 });
+
+describe('an empty or damaged database (point 18)', () => {
+  const artifact: NewArtifact = {
+    runId: null,
+    service: 'svc',
+    destination: 'primary',
+    location: '/b/svc/svc_20260101_000000.tar.zst',
+    size: 1,
+    sha256: 'x',
+    createdAt: '2026-01-01T00:00:00.000Z',
+  };
+
+  it('a 0-byte file is refused, not taken for a new database, and left as it is', () => {
+    const dir = tmpDir();
+    fs.writeFileSync(path.join(dir, 'state.db'), '');
+    for (const open of [() => StateManager.open(dir), () => StateManager.openReadOnly(dir)]) {
+      let err: unknown;
+      try {
+        open();
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(AutopilotError);
+      expect((err as AutopilotError).code).toBe('STATE_FAILED');
+      expect((err as AutopilotError).message).toContain('is empty (0 bytes)');
+      expect((err as AutopilotError).hint).toContain('state rebuild');
+    }
+    expect(fs.statSync(path.join(dir, 'state.db')).size).toBe(0);
+  });
+
+  it('a damaged file is refused with a coded error, and setAside moves it and its WAL away', () => {
+    const dir = tmpDir();
+    const s = StateManager.open(dir);
+    for (let i = 0; i < 200; i++) s.addArtifact({ ...artifact, location: `/b/svc/svc_20260101_000000-${i + 2}.tar.zst` });
+    s.close();
+    const file = path.join(dir, 'state.db');
+    const size = fs.statSync(file).size;
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, Buffer.alloc(size - 4096, 0xa5), 0, size - 4096, 4096);
+    fs.closeSync(fd);
+    expect(() => StateManager.open(dir)).toThrow(/the state database .* is damaged \(/);
+    expect(() => StateManager.openReadOnly(dir)).toThrow(/is damaged/);
+    fs.writeFileSync(`${file}-wal`, 'stale');
+    const kept = StateManager.setAside(dir, '20260101_000000');
+    expect(kept).toBe(`${file}.damaged-20260101_000000`);
+    expect(fs.existsSync(`${kept}-wal`)).toBe(true);
+    expect(fs.existsSync(file)).toBe(false);
+    expect(fs.existsSync(`${file}-wal`)).toBe(false);
+    const fresh = StateManager.open(dir);
+    expect(fresh.listArtifacts()).toEqual([]);
+    fresh.addArtifact({ ...artifact, warning: 'vzdump: a warning' });
+    expect(fresh.listArtifacts()[0].warning).toBe('vzdump: a warning');
+    fresh.close();
+  });
+});

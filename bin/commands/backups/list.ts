@@ -38,7 +38,7 @@ export default class BackupsList extends BaseCommand<typeof BackupsList> {
             localTime(a.createdAt),
             formatAge(a.createdAt),
             formatBytes(a.size),
-            a.verifyStatus === 'failed' ? 'FAILED' : (a.verifyStatus ?? 'no'),
+            (a.verifyStatus === 'failed' ? 'FAILED' : (a.verifyStatus ?? 'no')) + (a.warning ? ', WARNING' : ''),
             a.deletedAt ? 'pruned' : a.present ? (a.protected ? 'protected' : 'present') : 'MISSING',
             a.location,
           ]),

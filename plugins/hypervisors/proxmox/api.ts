@@ -294,12 +294,16 @@ export class ProxmoxApi {
           const log = await this.taskLog(upid, wo);
           const exitstatus = st.exitstatus ?? 'unexpected status';
           const ok = taskSucceeded(exitstatus);
+          const warnings = log.filter((l) => /^WARN: /.test(l)).map((l) => l.slice(6));
+          // 'WARNINGS: n' with no WARN: line we recognise is still a task that ended with warnings
+          if (ok && exitstatus !== 'OK' && !warnings.length)
+            warnings.push(`the task ended with ${exitstatus} (see the task log of ${upid})`);
           return {
             upid,
             node: u.node,
             exitstatus,
             ok,
-            warnings: log.filter((l) => /^WARN: /.test(l)).map((l) => l.slice(6)),
+            warnings,
             errors: log.filter((l) => /^(ERROR: |TASK ERROR: )/.test(l) || /(^|\s)ERROR: /.test(l)),
             log,
             durationMs: Date.now() - started,

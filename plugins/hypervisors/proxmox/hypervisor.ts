@@ -234,7 +234,8 @@ export class ProxmoxHypervisor implements HypervisorPlugin {
     const pbs = target.kind === 'pbs';
     const options = {
       storage: target.storage,
-      mode: target.mode,
+      // a stopped guest is backed up in stop mode (what vzdump does anyway, and what planBackup shows)
+      mode: loc.status === 'stopped' ? 'stop' : target.mode,
       compress: pbs || target.compress === 'none' ? '0' : target.compress,
       notesTemplate: target.notesTemplate,
       protected: target.protected,
