@@ -36,6 +36,8 @@ const SYNC_EVERY = 64 * 1024 * 1024;
 export interface CreateArchiveOptions {
   sources: string[];
   exclude?: string[];
+  /** files stored under another absolute name: `path` (inside the sources) is archived as `as` */
+  storeAs?: { path: string; as: string }[];
   compression: Compression;
   level?: number;
   threads?: number;
@@ -90,7 +92,7 @@ async function writeArchiveOnce(opts: CreateArchiveOptions, acceptChanged: boole
   const syncs: Promise<void>[] = [];
   let fh: fsp.FileHandle | null = await fsp.open(tmp, 'wx', 0o640);
   const file = fh;
-  const tar = spawnTied('tar', ['--create', '--file=-', '--sparse', ...tarSelection(opts.sources, opts.exclude ?? [])], {
+  const tar = spawnTied('tar', ['--create', '--file=-', '--sparse', ...tarSelection(opts.sources, opts.exclude ?? [], opts.storeAs)], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const [cmd, args] = compressArgs(opts.compression, level, opts.threads ?? 1);
