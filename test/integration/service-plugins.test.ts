@@ -450,6 +450,23 @@ describe('nginx-proxy-manager under constant writes (a real writer process)', ()
     expect(ok.services[0]).toMatchObject({ status: 'success', archive: { verified: true } });
   });
 
+  it('a copy that fails PRAGMA integrity_check is not archived', async () => {
+    const dir = tmpDir();
+    const live = npmLayout(dir, 2, 'delete');
+    // a damaged page in the middle of the blob table (a bad sector, a torn write): SQLite's backup copies pages as they are
+    const pageSize = 4096;
+    const fd = fs.openSync(live, 'r+');
+    fs.writeSync(fd, crypto.randomBytes(pageSize), 0, pageSize, 200 * pageSize);
+    fs.closeSync(fd);
+    const r = await runCli(['backup', 'npm', '--json', '--config', npmConfig(dir, 60)]);
+    expect(r.code).toBe(1);
+    const svc = json(r).services[0];
+    expect(svc.status).toBe('failed');
+    expect(svc.error).toMatch(/the copy of .*database\.sqlite failed PRAGMA integrity_check: /);
+    expect(svc.archive).toBeUndefined();
+    expect(fs.readdirSync(path.join(dir, 'state/plugins/nginx-proxy-manager/npm'))).toEqual([]);
+  });
+
   it('a second backup of the service is refused while an earlier run still copies its database', async () => {
     const dir = tmpDir();
     npmLayout(dir, 1, 'delete');

@@ -112,7 +112,12 @@ function check(file: string, source: string, Database: DbClass): number {
   if (bytes === 0) throw new Error(`the copy of ${source} came out empty: nothing was archived`);
   const db = new Database(file, { fileMustExist: true });
   try {
-    const problems = db.prepare('PRAGMA integrity_check').pluck().all().map(String);
+    let problems: string[];
+    try {
+      problems = db.prepare('PRAGMA integrity_check').pluck().all().map(String);
+    } catch (e) {
+      problems = [(e as Error).message];
+    }
     if (problems.join() !== 'ok')
       throw new Error(`the copy of ${source} failed PRAGMA integrity_check: ${problems.slice(0, 3).join('; ')}`);
     // a self-contained file: a restored copy needs no -wal beside it
