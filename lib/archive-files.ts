@@ -28,9 +28,14 @@ export function compressionOf(file: string): Compression | null {
 }
 
 /** Member names are stored relative to / (like GNU tar does by default); excludes are matched the same way. */
-export function tarSelection(sources: string[], exclude: string[]): string[] {
+export function tarSelection(sources: string[], exclude: string[], storeAs: { path: string; as: string }[] = []): string[] {
   const args = ['--directory=/'];
   for (const e of exclude) args.push(`--exclude=${e.startsWith('/') ? e.slice(1) : e}`);
+  // one member renamed, matched whole (regular-expression characters and the separator escaped)
+  const rel = (p: string): string => p.replace(/^\/+/, '');
+  const re = (p: string): string => rel(p).replace(/[\\^$.*[\]|]/g, '\\$&');
+  const sub = (p: string): string => rel(p).replace(/[\\&|]/g, '\\$&');
+  for (const r of storeAs) args.push(`--transform=flags=r;s|^${re(r.path)}$|${sub(r.as)}|`);
   args.push('--');
   for (const s of sources) args.push(s === '/' ? '.' : s.replace(/^\/+/, ''));
   return args;

@@ -37,6 +37,8 @@ const SYNC_EVERY = 64 * 1024 * 1024;
 export interface CreateArchiveOptions {
   sources: string[];
   exclude?: string[];
+  /** files stored under another absolute name: `path` (inside the sources) is archived as `as` */
+  storeAs?: { path: string; as: string }[];
   compression: Compression;
   level?: number;
   threads?: number;
@@ -93,7 +95,7 @@ async function writeArchiveOnce(opts: CreateArchiveOptions, acceptChanged: boole
     throw writeError(e, path.dirname(opts.dest));
   });
   const file = fh;
-  const tar = spawnTied('tar', ['--create', '--file=-', '--sparse', ...tarSelection(opts.sources, opts.exclude ?? [])], {
+  const tar = spawnTied('tar', ['--create', '--file=-', '--sparse', ...tarSelection(opts.sources, opts.exclude ?? [], opts.storeAs)], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const [cmd, args] = compressArgs(opts.compression, level, opts.threads ?? 1);

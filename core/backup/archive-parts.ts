@@ -23,6 +23,8 @@ export interface Sources {
   present: string[];
   all: (BackupPath & { present: boolean })[];
   exclude: string[];
+  /** files archived under another name (BackupSources.storeAs) */
+  storeAs: { path: string; as: string }[];
   warnings: string[];
 }
 
@@ -48,12 +50,16 @@ export type ArchiveStep = Step<ArchiveCtx, Plan>;
 
 export const entries = (n: number): string => `${n} ${n === 1 ? 'entry' : 'entries'}`;
 
-export const op = (ctx: ArchiveCtx, scope: StepScope, dryRun = false): OperationContext => ({
-  signal: scope.signal,
-  deadline: scope.deadline,
-  logger: ctx.deps.logger.child(`plugin:${ctx.svc.type}`),
-  dryRun,
-});
+export const op = (ctx: ArchiveCtx, scope: StepScope, dryRun = false): OperationContext => {
+  const logger = ctx.deps.logger.child(`plugin:${ctx.svc.type}`);
+  // a plugin's warning is the result's (its --json and its alert) as well as a log line
+  const warn = (message: string): void => {
+    const w = mask(String(message));
+    if (!ctx.result.warnings.includes(w)) ctx.result.warnings.push(w);
+    logger.warn(w);
+  };
+  return { signal: scope.signal, deadline: scope.deadline, logger, dryRun, warn };
+};
 
 export const hook = (
   ctx: ArchiveCtx,
@@ -130,7 +136,12 @@ export async function sources(ctx: ArchiveCtx, scope: StepScope, dryRun: boolean
   const present = all.filter((p) => p.present).map((p) => p.path);
   if (!present.length && !deferred)
     throw new AutopilotError('SOURCE_MISSING', 'none of the paths to back up exist', { hint: `check the paths of service '${svc.name}'` });
-  return { present, all, exclude: src.exclude ?? [], warnings };
+  const storeAs = (src.storeAs ?? []).map((r) => {
+    if (typeof r?.path !== 'string' || typeof r.as !== 'string' || !path.isAbsolute(r.path) || !path.isAbsolute(r.as))
+      throw new AutopilotError('PLUGIN_OUTPUT', `the ${svc.type} plugin returned a storeAs entry that is not two absolute paths`);
+    return { path: r.path, as: r.as };
+  });
+  return { present, all, exclude: src.exclude ?? [], storeAs, warnings };
 }
 
 export function record(

@@ -96,6 +96,7 @@ export const ARCHIVE_STEPS: ArchiveStep[] = [
       const archive = await createArchive({
         sources: src.present,
         exclude: src.exclude,
+        storeAs: src.storeAs,
         compression: b.compression,
         level: b.compression_level ?? DEFAULT_LEVEL[b.compression],
         threads: b.compression_threads,

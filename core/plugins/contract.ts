@@ -16,7 +16,7 @@
  */
 
 /** The version of this contract. A plugin's `apiVersion` is a semver range that must include it. */
-export const PLUGIN_API_VERSION = '1.4.0';
+export const PLUGIN_API_VERSION = '1.5.0';
 
 export type PluginKind = 'hypervisor' | 'service' | 'notification';
 
@@ -157,6 +157,11 @@ export interface OperationContext {
   deadline?: number;
   /** tells the user how long work is going (shown on a terminal; since 1.3) */
   progress?(message: string): void;
+  /**
+   * Reports a problem that does not stop the operation (since 1.5; call it as `op.warn?.(…)`):
+   * logged, and carried into the result's warnings, its --json and its alert. Backup hooks get it.
+   */
+  warn?(message: string): void;
 }
 
 interface DefinitionBase<K extends PluginKind, I> {
@@ -207,6 +212,12 @@ export interface BackupSources {
   paths: BackupPath[];
   /** GNU tar --exclude patterns */
   exclude?: string[];
+  /**
+   * Files stored in the archive under another absolute name (since 1.5): the file at `path`
+   * (inside one of the paths) is archived as `as`, so that a restore puts it there; for
+   * example a consistent copy of a database, stored where the live one sits.
+   */
+  storeAs?: { path: string; as: string }[];
 }
 
 export interface ServicePlugin extends Disposable {

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { basicConfig, cleanupTmp, json, ROOT, runCli, tmpDir, write } from '../helpers/cli';
+import { PLUGIN_API_VERSION } from '../../core/plugins/contract';
 
 afterAll(cleanupTmp);
 
@@ -79,7 +80,7 @@ describe('plugins.d: bad plugins are reported and skipped, the good ones load an
     expect(by('thrower')).toMatchObject({ status: 'failed', reason: 'create() failed: cannot reach the API' });
     expect(by('future')).toMatchObject({
       status: 'failed',
-      reason: expect.stringContaining('needs plugin API ^2.0.0, but this homelab-autopilot provides 1.4.0'),
+      reason: expect.stringContaining(`needs plugin API ^2.0.0, but this homelab-autopilot provides ${PLUGIN_API_VERSION}`),
     });
     expect(by('files')).toMatchObject({
       status: 'failed',

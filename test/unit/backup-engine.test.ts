@@ -140,6 +140,6 @@ describe('the alert of a backup that ended with warnings (point 22)', () => {
     expect(plain).toMatchObject({ severity: 'success', title: 'Backup of dns succeeded' });
     const warned = backupEvent({ ...base, archive, warnings: ['vzdump: simulated warning 1'], warned: true });
     expect(warned).toMatchObject({ event: 'backup_success', severity: 'warning', title: 'Backup of dns succeeded with warnings' });
-    expect(warned.text).toContain('warning: vzdump: simulated warning 1');
+    expect(warned.text).toContain('\nwarnings:\n- vzdump: simulated warning 1');
   });
 });

@@ -4,9 +4,11 @@
  * - Backup: the folder of the Caddyfile (with what it imports) and Caddy's data folder (its
  *   certificates and keys); before the archive, `caddy validate` checks the config when caddy
  *   is installed here (a config that does not validate is archived all the same, with a warning).
- * - Safe update: snapshot = an archive of the config and data folders; update = the service's
- *   `update.command` (for example upgrading the caddy package), then `caddy validate`, then a
- *   reload; rollback = the folders restored and caddy reloaded.
+ * - Safe update: snapshot = an archive of the config and data folders (never our own state
+ *   folder, wherever it sits); update = the service's `update.command` (for example upgrading
+ *   the caddy package), then `caddy validate`, then a reload; rollback = the snapshot verified,
+ *   every file it recorded written back over what is there (nothing is deleted: the folders may
+ *   hold files that are not caddy's), and caddy reloaded.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -18,7 +20,7 @@ import type {
   ServicePluginDefinition,
 } from '../../../core/plugins/contract';
 
-/** Folders a rollback never empties. */
+/** Folders that are never snapshotted whole (a Caddyfile directly inside one is taken alone). */
 const SYSTEM_ROOTS = new Set([
   '/',
   '/bin',
@@ -110,6 +112,8 @@ const plugin: ServicePluginDefinition = {
         throw new Error(`${argv.join(' ')} exited ${r.code}: ${`${r.stderr}\n${r.stdout}`.trim().split('\n').slice(-2).join(' | ')}`);
     };
     const snapshotDir = path.join(ctx.dataDir, 'snapshots');
+    // <state_dir>/plugins/caddy: the state folder is two levels up
+    const stateDir = path.resolve(ctx.dataDir, '..', '..');
     return {
       backupSources(service) {
         const s = service as CaddyService;
@@ -127,7 +131,11 @@ const plugin: ServicePluginDefinition = {
           return;
         }
         const problem = await validate(s, op);
-        if (problem) op.logger.warn(`${s.caddyfile} does not validate (archived all the same): ${problem}`);
+        if (!problem) return;
+        // a warning of the result (its --json and its alert), not only a log line
+        const message = `${s.caddyfile} does not validate (archived all the same): ${problem}`;
+        if (op.warn) op.warn(message);
+        else op.logger.warn(message);
       },
       updater: {
         async describeUpdate(service) {
@@ -136,14 +144,20 @@ const plugin: ServicePluginDefinition = {
           return {
             snapshot: `archive ${configDir(s)} and ${s.data_dir}`,
             update: `${cmds.length ? `${cmds.join('; ')}; then ` : ''}${s.caddy} validate --config ${s.caddyfile}; then ${(s.reload_command ?? [s.caddy, 'reload', '--config', s.caddyfile]).join(' ')}`,
-            rollback: `restore ${configDir(s)} and ${s.data_dir} from the archive, reload`,
+            rollback: `write back the files of ${configDir(s)} and ${s.data_dir} from the archive (deleting nothing), reload`,
           };
         },
         async snapshot(service, name, op) {
           const s = service as CaddyService;
           fs.mkdirSync(snapshotDir, { recursive: true, mode: 0o700 });
-          const sources = [configDir(s), s.data_dir].filter((p) => fs.existsSync(p));
-          const a = await ctx.archive.create({ sources, dest: path.join(snapshotDir, `${s.name}_${name}.tar.zst`), signal: op.signal });
+          const inside = (p: string, dir: string): boolean => p !== dir && p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+          const wanted = [configDir(s), s.data_dir].map((p) => path.resolve(p)).filter((p) => fs.existsSync(p));
+          // a data folder inside the Caddyfile's folder is archived once, with it
+          const sources = wanted.filter((p, i) => wanted.indexOf(p) === i && !wanted.some((o) => inside(p, o)));
+          // our own state (the database, this snapshot) may sit inside those folders: it is never part of a snapshot
+          const exclude = [stateDir];
+          const dest = path.join(snapshotDir, `${s.name}_${name}.tar.zst`);
+          const a = await ctx.archive.create({ sources, exclude, dest, signal: op.signal });
           return {
             id: name,
             time: new Date().toISOString(),
@@ -172,14 +186,15 @@ const plugin: ServicePluginDefinition = {
         async rollback(service, snap, op) {
           const s = service as CaddyService;
           const d = snap.data as { archive: string; size: number; sha256: string; sources: string[] };
+          // verified before anything is touched: a missing or damaged snapshot changes nothing
+          if (typeof d?.archive !== 'string' || !fs.existsSync(d.archive))
+            throw new Error(`the snapshot archive ${String(d?.archive)} is missing: nothing was restored`);
           const v = await ctx.archive.verify(d.archive, { size: d.size, sha256: d.sha256 }, op.signal);
-          if (!v.ok) throw new Error(`the snapshot archive ${d.archive} is damaged: ${v.error}`);
-          // exactly as they were (a system folder such as /etc is never emptied: its files are only written back)
-          for (const dir of d.sources) {
-            if (SYSTEM_ROOTS.has(path.resolve(dir)) || !fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) continue;
-            for (const n of fs.readdirSync(dir)) fs.rmSync(path.join(dir, n), { recursive: true, force: true });
-          }
+          if (!v.ok) throw new Error(`the snapshot archive ${d.archive} is damaged (${v.error}): nothing was restored`);
+          // only what the snapshot recorded is written back, over what is there; no folder is emptied (the
+          // Caddyfile's folder may hold other files, our own state among them), so files the update added stay
           await ctx.archive.extract(d.archive, op.signal);
+          op.logger.info(`restored ${d.sources.join(' and ')} from ${d.archive} (${v.entries ?? 0} entries)`);
           await reload(s, op);
         },
         async deleteSnapshot(_s, snap) {
@@ -194,7 +209,8 @@ const plugin: ServicePluginDefinition = {
             );
           // caddy's admin endpoint answers while it runs
           try {
-            await ctx.http({ url: `${s.admin_url.replace(/\/$/, '')}/config/`, signal: op.signal, timeoutMs: 5000 });
+            // read with GET: a POST with no body is a config change caddy refuses (400)
+            await ctx.http({ url: `${s.admin_url.replace(/\/$/, '')}/config/`, method: 'GET', signal: op.signal, timeoutMs: 5000 });
             return true;
           } catch {
             return false;
