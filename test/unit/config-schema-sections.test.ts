@@ -38,6 +38,7 @@ describe('config schema sections', () => {
     ]);
     expect(coreBackupKeys()).toEqual([
       'root',
+      'require_mount',
       'compression',
       'compression_level',
       'compression_threads',
