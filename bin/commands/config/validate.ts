@@ -1,4 +1,4 @@
-import { AutopilotError } from '../../../lib/errors';
+import { configInvalid } from '../../../core/config/errors';
 import { BaseCommand } from '../../base';
 
 export interface ValidateResult {
@@ -19,20 +19,24 @@ export default class ConfigValidate extends BaseCommand<typeof ConfigValidate> {
 
   async run(): Promise<ValidateResult> {
     const app = await this.openApp('none');
-    const missing = [
-      ...app.unresolvedServices.map((u) => `${u.location}: services.${u.service}.type: ${u.reason}`),
-      ...app.unresolvedChannels.map((u) => `${u.location}: notifications.channels.${u.channel}.type: ${u.reason}`),
+    const { loaded } = app;
+    // a plugin refused for its options is named by those options' lines (in this list); its users point there
+    const why = (u: { reason: string; failed?: string }): string =>
+      u.failed !== undefined && Object.hasOwn(loaded.pluginFailures, u.failed)
+        ? `${u.reason.replace(/ failed to load: .*$/s, '')} was not loaded: see plugins.${u.failed} in this list`
+        : u.reason;
+    // the problems the run commands set aside (a plugin that cannot load fails alone), with their lines
+    const problems = [
+      ...loaded.pluginProblems,
+      ...app.unresolvedServices.map((u) => `${u.location}: services.${u.service}.type: ${why(u)}`),
+      ...app.unresolvedChannels.map((u) => `${u.location}: notifications.channels.${u.channel}.type: ${why(u)}`),
     ];
-    if (missing.length) {
-      throw new AutopilotError(
-        'PLUGIN_MISSING',
-        `${missing.length} service${missing.length > 1 ? 's or channels have' : ' or channel has'} no usable plugin`,
-        {
-          details: missing,
-          hint: "'homelab-autopilot plugins list' shows every plugin and why one failed",
-        },
+    if (problems.length)
+      throw configInvalid(
+        problems,
+        [loaded.file, ...loaded.extraFiles],
+        "'homelab-autopilot plugins list' shows every plugin and why one failed",
       );
-    }
     const result: ValidateResult = {
       valid: true,
       file: app.loaded.file,
