@@ -74,6 +74,26 @@ describe('bad configs are reported with file, line, column and a clear message',
     expect(r.stderr).toContain('config file /nonexistent/ha.yaml (from --config) does not exist');
   });
 
+  it('config validate warns about a paths entry that does not exist (valid all the same)', async () => {
+    const dir = tmpDir();
+    const cfg = write(
+      path.join(dir, 'ha.yaml'),
+      `global:\n  state_dir: ${dir}/state\nbackup:\n  root: ${dir}/backups\nservices:\n  - name: web\n    type: files\n    paths: [/etc/hostname, ./not-there]\n  - name: host\n    type: host\n    include_defaults: false\n    backup_paths: [${dir}/gone]\n  - name: off\n    type: files\n    enabled: false\n    paths: [./also-not-there]\n`,
+    );
+    const r = await runCli(['config', 'validate', '--config', cfg]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(
+      `ha.yaml:8:27: services[0].paths[1]: ${dir}/not-there does not exist (a backup of 'web' fails until it does)`,
+    );
+    expect(r.stderr).toContain(
+      `ha.yaml:12:20: services[1].backup_paths[0]: ${dir}/gone does not exist (a backup of 'host' fails until it does)`,
+    );
+    expect(r.stderr).not.toContain('also-not-there');
+    const j = json<{ valid: boolean; warnings: string[] }>(await runCli(['config', 'validate', '--json', '--config', cfg]));
+    expect(j.valid).toBe(true);
+    expect(j.warnings.filter((w) => w.includes('does not exist'))).toHaveLength(2);
+  });
+
   describe('a Proxmox plugin that cannot load is named, with its own errors', () => {
     const proxmoxConfig = (dir: string, fingerprint: string): string =>
       write(
