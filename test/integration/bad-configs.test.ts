@@ -83,7 +83,7 @@ describe('bad configs are reported with file, line, column and a clear message',
     const r = await runCli(['config', 'validate', '--config', cfg]);
     expect(r.code).toBe(0);
     expect(r.stderr).toContain(
-      `ha.yaml:8:27: services[0].paths[1]: ${dir}/not-there does not exist (a backup of 'web' fails until it does)`,
+      `ha.yaml:8:28: services[0].paths[1]: ${dir}/not-there does not exist (a backup of 'web' fails until it does)`,
     );
     expect(r.stderr).toContain(
       `ha.yaml:12:20: services[1].backup_paths[0]: ${dir}/gone does not exist (a backup of 'host' fails until it does)`,
