@@ -13,6 +13,11 @@ import { AutopilotError, EXIT, describeError, exitCodeFor } from '../lib/errors'
 import type { CreatedLogger } from '../lib/log';
 import { critical } from '../lib/critical';
 import { mask, maskDeep } from '../lib/mask';
+import { stderrStatus } from '../lib/status-line';
+import { usageError } from './usage';
+
+/** oclif's FlagOutput / ArgOutput (not exported by name) */
+type Parsed = { [name: string]: unknown };
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>;
 
@@ -28,7 +33,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     }),
     'log-level': Flags.option({
       options: ['error', 'warn', 'info', 'debug'] as const,
-      summary: 'Log level on stderr and in the log file (default: global.log_level).',
+      summary:
+        'Log level on stderr and in the log file (default: global.log_level; on a stderr that is not a terminal, such as cron, at most warn).',
       helpGroup: 'GLOBAL',
     })(),
     'log-format': Flags.option({
@@ -65,9 +71,23 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       process.exit(sig === 'SIGINT' ? EXIT.SIGINT : EXIT.SIGTERM);
     }
     this.signalName = sig;
+    stderrStatus.clear();
     process.stderr.write(`\n${sig} received: stopping after cleaning up (send it again to stop at once)\n`);
     this.controller.abort();
   };
+
+  /** Every parse error is a usage error: exit 2, with the whole reason. */
+  protected override async parse<F extends Parsed, B extends Parsed, A extends Parsed>(
+    options?: Interfaces.Input<F, B, A>,
+    argv?: string[],
+  ): Promise<Interfaces.ParserOutput<F, B, A>> {
+    try {
+      return await super.parse(options, argv);
+    } catch (e) {
+      this.parsed = true; // it was parsed: the arguments were wrong (oclif would warn that parse() was never called)
+      throw usageError(e, this.config.bin, this.id);
+    }
+  }
 
   public override async init(): Promise<void> {
     await super.init();
@@ -103,9 +123,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   private makeLogger(g: GlobalConfig): CreatedLogger['logger'] {
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- winston is loaded with the logger, not at start-up
-    const { createLogger } = require('../lib/log') as typeof import('../lib/log');
+    const { createLogger, stderrLevelFor } = require('../lib/log') as typeof import('../lib/log');
+    const explicit = this.flags['log-level'];
     this.createdLogger = createLogger({
-      level: this.flags['log-level'] ?? g.log_level,
+      level: explicit ?? g.log_level,
+      // not on a terminal (cron, a pipe): warnings and errors only, unless --log-level says otherwise
+      stderrLevel: stderrLevelFor(g.log_level, explicit, Boolean(process.stderr.isTTY)),
       format: this.flags['log-format'] ?? g.log_format,
       logDir: this.writesLogFile() ? g.log_dir : undefined,
       maxSize: g.log_max_size_mb * 1024 * 1024,
@@ -160,6 +183,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       };
       if (this.flags?.['log-level'] === 'debug') process.stderr.write(mask(err.stack ?? '') + '\n');
     }
+    stderrStatus.clear(); // a progress line must not run into the error
     if (this.jsonEnabled()) {
       process.stdout.write(JSON.stringify({ error: payload }, null, 2) + '\n');
     } else {

@@ -6,11 +6,14 @@
  * file instead of a few hundred: a cron job starts from a cold page cache.
  */
 export { execute } from '@oclif/core/execute';
+import type { Config } from '@oclif/core/config';
+import { printUsageError, unknownCommand } from './usage';
 import Backup from './commands/backup';
 import BackupsList from './commands/backups/list';
 import BackupsProtect from './commands/backups/protect';
 import ConfigShow from './commands/config/show';
 import ConfigValidate from './commands/config/validate';
+import HelpCommand from './commands/help';
 import History from './commands/history';
 import NotificationsList from './commands/notifications/list';
 import NotifyTest from './commands/notify/test';
@@ -25,6 +28,7 @@ export const COMMANDS = {
   'backups:protect': BackupsProtect,
   'config:show': ConfigShow,
   'config:validate': ConfigValidate,
+  help: HelpCommand,
   history: History,
   'notifications:list': NotificationsList,
   'notify:test': NotifyTest,
@@ -33,3 +37,14 @@ export const COMMANDS = {
   status: Status,
   update: Update,
 };
+
+/**
+ * oclif's command_not_found hook (package.json `oclif.hooks`): a misspelled command gets the
+ * tool's own usage error, with the nearest command, and exit code 2.
+ */
+export async function commandNotFound(opts: { id: string; argv?: string[]; config: Config }): Promise<true> {
+  const words = [...opts.id.split(':'), ...(opts.argv ?? []).filter((a) => !a.startsWith('-'))];
+  printUsageError(unknownCommand(words, opts.config.commandIDs, opts.config.bin), (opts.argv ?? []).includes('--json'));
+  process.exitCode = 2;
+  return Promise.resolve(true);
+}

@@ -63,13 +63,13 @@ export interface App {
   /** problems that are not fatal (secret file permissions, options for plugins that are not installed) */
   warnings: string[];
   /** services whose plugin is missing or failed: `service -> reason` (empty when needs.plugins is false: nothing was created) */
-  unresolvedServices: { service: string; reason: string; location: string }[];
+  unresolvedServices: { service: string; reason: string; location: string; /** the plugin that failed, when one did */ failed?: string }[];
   backupEngine(onEvent?: (e: BackupEvent) => void): BackupEngine;
   updateEngine(onStep?: UpdateEngineDeps['onStep']): UpdateEngine;
   /** the notification engine (one per app) */
   notifier(): NotificationEngine;
   /** channels whose plugin is missing or failed (empty when needs.plugins is false) */
-  unresolvedChannels: { channel: string; reason: string; location: string }[];
+  unresolvedChannels: { channel: string; reason: string; location: string; failed?: string }[];
   /** lets every plugin dispose of what it holds, then closes state */
   close(): Promise<void>;
 }
@@ -93,25 +93,28 @@ function openState(mode: StateMode, dir: string): StateManager | null {
 
 /** Services and channels whose plugin is missing or failed, each with its config line and the reason. */
 function unresolved(loaded: LoadedConfig, registry: PluginRegistry): Pick<App, 'unresolvedServices' | 'unresolvedChannels'> {
-  const why = (kind: 'service' | 'notification', type: string): string => {
-    const failure = registry.failures.find((f) => f.name === type);
-    if (failure) return `the ${kind} plugin '${type}' failed to load: ${failure.reason}`;
+  const why = (kind: 'service' | 'notification', type: string): { reason: string; failed?: string } => {
+    const failure = registry.failureOf(kind, type);
+    if (failure)
+      return { reason: `${PluginRegistry.failedLabel(failure, kind, type)} failed to load: ${failure.reason}`, failed: failure.name };
     const where = kind === 'service' ? `; plugins.d: ${registry.pluginsDir}` : '';
-    return `no ${kind} plugin named '${type}' is installed (installed: ${registry.installed(kind).join(', ') || 'none'}${where})`;
+    return {
+      reason: `no ${kind} plugin named '${type}' is installed (installed: ${registry.installed(kind).join(', ') || 'none'}${where})`,
+    };
   };
   const at = (p: (string | number)[]): string => formatLocation(loaded.locator(p));
   return {
     unresolvedServices: loaded.config.services
       .map((svc, i) => ({ svc, i }))
       .filter(({ svc }) => !registry.handlesServiceType(svc.type))
-      .map(({ svc, i }) => ({ service: svc.name, location: at(['services', i, 'type']), reason: why('service', svc.type) })),
+      .map(({ svc, i }) => ({ service: svc.name, location: at(['services', i, 'type']), ...why('service', svc.type) })),
     unresolvedChannels: loaded.config.notifications.channels
       .map((c, i) => ({ c, i }))
       .filter(({ c }) => !registry.find('notification', c.type))
       .map(({ c, i }) => ({
         channel: c.name,
         location: at(['notifications', 'channels', i, 'type']),
-        reason: why('notification', c.type),
+        ...why('notification', c.type),
       })),
   };
 }

@@ -242,7 +242,10 @@ export interface VerifyResult {
 export async function verifyArchive(
   file: string,
   expect: { size?: number; sha256?: string | null },
-  opts: { signal?: AbortSignal } = {},
+  opts: {
+    signal?: AbortSignal;
+    /** bytes of the file read so far, at most every 500 ms */ onProgress?(bytes: number, total: number): void;
+  } = {},
 ): Promise<VerifyResult> {
   const compression = compressionOf(file);
   let st: fs.Stats;
@@ -271,7 +274,16 @@ export async function verifyArchive(
     for (let i = 0; i < c.length; i++) if (c[i] === 10) entries++;
   });
   try {
-    const [{ sha256 }, decCode, tarCode] = await Promise.all([hashFile(file, { signal: opts.signal }), dec.done, tar.done]);
+    // at once (the phase has changed), then at most every 500 ms
+    opts.onProgress?.(0, st.size);
+    let lastReport = Date.now();
+    const onBytes = (bytes: number): void => {
+      const now = Date.now();
+      if (!opts.onProgress || now - lastReport < 500) return;
+      lastReport = now;
+      opts.onProgress(bytes, st.size);
+    };
+    const [{ sha256 }, decCode, tarCode] = await Promise.all([hashFile(file, { signal: opts.signal, onBytes }), dec.done, tar.done]);
     if (opts.signal?.aborted) throw new AutopilotError('ABORTED', 'verification was cancelled');
     if (decCode !== 0)
       return {

@@ -1,9 +1,12 @@
 /**
  * Logging: winston to stderr (human lines, or JSON for machines) and to a rotated file.
  * Every line passes through the secret mask. Engines and plugins get child loggers
- * whose label prefixes their lines.
+ * whose label prefixes their lines. stderr may have a level of its own (a cron job's stderr
+ * gets warnings and errors only, the file everything), and its lines are written above a
+ * progress line (lib/status-line.ts), never into it.
  */
 import { stampText } from './time';
+import { stderrStatus, type StatusLine } from './status-line';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as Winston from 'winston';
@@ -23,7 +26,10 @@ export interface Logger {
 }
 
 export interface LoggerOptions {
+  /** the level of the log file, and of stderr unless stderrLevel says otherwise */
   level: LogLevel;
+  /** the level of the lines on stderr (default: level) */
+  stderrLevel?: LogLevel;
   format: LogFormat;
   /** folder for homelab-autopilot.log; undefined for no file */
   logDir?: string;
@@ -35,6 +41,25 @@ export interface LoggerOptions {
   color?: boolean;
   /** where stderr lines go (tests) */
   stderr?: NodeJS.WritableStream;
+  /** the status line log lines are written above (default: process.stderr's, when stderr is process.stderr) */
+  status?: StatusLine;
+}
+
+const LEVELS: LogLevel[] = ['error', 'warn', 'info', 'debug'];
+
+/** The quieter of two levels (error is the quietest). */
+export function quieter(a: LogLevel, b: LogLevel): LogLevel {
+  return LEVELS[Math.min(LEVELS.indexOf(a), LEVELS.indexOf(b))];
+}
+
+/**
+ * The level of stderr: an explicit --log-level wins; otherwise the configured level on a
+ * terminal, and at most warnings when stderr is not one (cron mails what a job writes there,
+ * so a good night writes nothing; the log file keeps the configured level).
+ */
+export function stderrLevelFor(configured: LogLevel, explicit: LogLevel | undefined, isTTY: boolean): LogLevel {
+  if (explicit) return explicit;
+  return isTTY ? configured : quieter(configured, 'warn');
 }
 
 const COLORS: Record<string, string> = { error: '\x1b[31m', warn: '\x1b[33m', info: '\x1b[36m', debug: '\x1b[90m' };
@@ -130,9 +155,12 @@ function buildWinston(options: LoggerOptions): { logger: Logger; close(): Promis
       return line;
     });
 
+  const stderrLevel = options.stderrLevel ?? options.level;
   const transports: Winston.transport[] = [
-    new winston.transports.Stream({
+    stderrTransport({
       stream: options.stderr ?? process.stderr,
+      status: options.status ?? (options.stderr ? undefined : stderrStatus),
+      level: stderrLevel,
       format: options.format === 'json' ? format.combine(format.timestamp(), format.json()) : human(color),
     }),
   ];
@@ -146,6 +174,7 @@ function buildWinston(options: LoggerOptions): { logger: Logger; close(): Promis
           file: path.join(options.logDir, 'homelab-autopilot.log'),
           maxSize: options.maxSize ?? 10 * 1024 * 1024,
           maxFiles: options.maxFiles ?? 5,
+          level: options.level,
           format: format.combine(format.timestamp(), format.json()),
         }),
       );
@@ -153,7 +182,9 @@ function buildWinston(options: LoggerOptions): { logger: Logger; close(): Promis
       fileProblem = `cannot write logs to ${options.logDir}: ${(e as Error).message}; logging to stderr only (set global.log_dir to a writable folder)`;
     }
   }
-  const w = winston.createLogger({ level: options.level, format: masking(), transports, exitOnError: false });
+  // the logger passes what the most talkative transport wants; each transport keeps its own level
+  const level = LEVELS[Math.max(LEVELS.indexOf(options.level), LEVELS.indexOf(stderrLevel))];
+  const w = winston.createLogger({ level, format: masking(), transports, exitOnError: false });
   const logger = new WinstonLogger(w);
   if (fileProblem) logger.warn(fileProblem);
   return {
@@ -169,6 +200,26 @@ function buildWinston(options: LoggerOptions): { logger: Logger; close(): Promis
 
 const MESSAGE = Symbol.for('message');
 
+/** stderr lines, written above the status line (a progress line) when there is one. */
+function stderrTransport(opts: {
+  stream: NodeJS.WritableStream;
+  status?: StatusLine;
+  level: LogLevel;
+  format: Winston.Logform.Format;
+}): Winston.transport {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded with winston, on the first line logged
+  const Transport = require('winston-transport') as typeof import('winston-transport');
+  class StderrLines extends Transport {
+    override log(info: Record<string | symbol, unknown>, next: () => void): void {
+      const line = `${String(info[MESSAGE])}\n`;
+      if (opts.status) opts.status.writeAbove(line);
+      else opts.stream.write(line);
+      next();
+    }
+  }
+  return new StderrLines({ level: opts.level, format: opts.format });
+}
+
 /**
  * A winston transport that appends each line synchronously (nothing is lost when the
  * process ends right after a line) and rotates by size the way logrotate names files:
@@ -178,6 +229,7 @@ function rotatingFileTransport(opts: {
   file: string;
   maxSize: number;
   maxFiles: number;
+  level: LogLevel;
   format: Winston.Logform.Format;
 }): Winston.transport {
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded with winston, only when there is a log file
@@ -206,7 +258,7 @@ function rotatingFileTransport(opts: {
       next();
     }
   }
-  return new RotatingFile({ format: opts.format });
+  return new RotatingFile({ level: opts.level, format: opts.format });
 }
 
 /** A logger that drops everything (library use, tests). */

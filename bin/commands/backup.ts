@@ -2,6 +2,7 @@ import * as Args from '@oclif/core/args';
 import * as Flags from '@oclif/core/flags';
 import type { BackupEvent, BackupReport, ServiceBackupResult } from '../../core/backup/engine';
 import { AutopilotError, EXIT } from '../../lib/errors';
+import { stderrStatus } from '../../lib/status-line';
 import { BaseCommand } from '../base';
 import { formatBytes, formatDuration, table } from '../render';
 
@@ -44,20 +45,26 @@ Exit codes: 0 all succeeded, 1 a service failed, 2 bad usage or config, 75 anoth
       dryRun,
       lockWaitMs: flags['lock-wait'] === undefined ? undefined : flags['lock-wait'] * 1000,
     });
+    stderrStatus.clear();
     if (!report.ok) process.exitCode = report.interrupted ? this.interruptedExit : EXIT.JOB_FAILED;
     this.out(dryRun ? renderPlan(report) : renderReport(report));
     return report;
   }
 
+  /** One line redrawn in place on a terminal's stderr; log lines are written above it (lib/status-line.ts). */
   private progressRenderer(): (e: BackupEvent) => void {
     let prefix = '';
     return (e) => {
       if (e.type === 'service-start') prefix = `[${e.index + 1}/${e.total}] ${e.service}`;
       else if (e.type === 'progress') {
-        const rate = e.elapsedMs > 0 ? (e.bytes / e.elapsedMs) * 1000 : 0;
-        process.stderr.write(`\r\x1b[K${prefix}: ${formatBytes(e.bytes)} written (${formatBytes(rate)}/s)`);
-      } else if (e.type === 'status') process.stderr.write(`\r\x1b[K${e.service}: ${e.message}`);
-      else process.stderr.write('\r\x1b[K');
+        const rate = formatBytes(e.elapsedMs > 0 ? (e.bytes / e.elapsedMs) * 1000 : 0);
+        if (e.phase === 'verify' && e.total)
+          stderrStatus.show(
+            `${prefix}: verifying ${formatBytes(e.bytes)} of ${formatBytes(e.total)} (${Math.floor((e.bytes / e.total) * 100)} %, ${rate}/s)`,
+          );
+        else stderrStatus.show(`${prefix}: ${formatBytes(e.bytes)} written (${rate}/s)`);
+      } else if (e.type === 'status') stderrStatus.show(`${e.service}: ${e.message}`);
+      else stderrStatus.clear();
     };
   }
 }

@@ -121,7 +121,16 @@ export const ARCHIVE_STEPS: ArchiveStep[] = [
     describe: () => 'size, sha256, a full decompress and a tar listing',
     async run(ctx, scope) {
       const a = ctx.archive as NonNullable<ArchiveCtx['archive']>;
-      const v = await verifyArchive(a.path, { size: a.size, sha256: a.sha256 }, { signal: scope.signal });
+      const t0 = Date.now();
+      const v = await verifyArchive(
+        a.path,
+        { size: a.size, sha256: a.sha256 },
+        {
+          signal: scope.signal,
+          onProgress: (bytes, total) =>
+            ctx.deps.onEvent?.({ type: 'progress', service: ctx.svc.name, bytes, elapsedMs: Date.now() - t0, phase: 'verify', total }),
+        },
+      );
       if (scope.signal.aborted) throw new AutopilotError('ABORTED', 'verification was cancelled');
       ctx.verify = { at: new Date().toISOString(), status: v.ok ? 'ok' : 'failed', detail: v.ok ? entries(v.entries) : String(v.error) };
       const out = ctx.result.archive as NonNullable<ServiceBackupResult['archive']>;

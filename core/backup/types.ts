@@ -94,7 +94,8 @@ export interface BackupReport {
 
 export type BackupEvent =
   | { type: 'service-start'; service: string; index: number; total: number }
-  | { type: 'progress'; service: string; bytes: number; elapsedMs: number }
+  /** bytes written to the archive; with phase 'verify', bytes of it read back of `total` */
+  | { type: 'progress'; service: string; bytes: number; elapsedMs: number; phase?: 'archive' | 'verify'; total?: number }
   | { type: 'status'; service: string; message: string }
   | { type: 'service-done'; result: ServiceBackupResult };
 

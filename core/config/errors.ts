@@ -2,6 +2,7 @@
  * Turning ajv errors into `file:line:col: path: message` lines a person can act on.
  */
 import type { ErrorObject } from 'ajv';
+import { AutopilotError } from '../../lib/errors';
 import { formatLocation, type Location } from './source';
 
 export type Locator = (path: (string | number)[], key?: string) => Location;
@@ -169,4 +170,39 @@ export function formatAjvErrors(
     }
   }
   return lines;
+}
+
+const AT = /^(.*?):(\d+):(\d+): /;
+
+/**
+ * Problem lines in the order of the files (`files`: the main file, then services.d; any other
+ * file after them) and, within a file, of line and column; lines without a position come
+ * first in their file. Stable: problems at one place keep the order they were found in.
+ */
+export function sortProblems(lines: string[], files: string[]): string[] {
+  const key = (line: string): [number, number, number] => {
+    const m = AT.exec(line);
+    const file = m ? m[1] : files.find((f) => line.startsWith(`${f}:`) || line.startsWith(`${f} `));
+    const i = file === undefined ? -1 : files.indexOf(file);
+    return [i === -1 ? files.length : i, m ? Number(m[2]) : 0, m ? Number(m[3]) : 0];
+  };
+  const keyed = lines.map((line, n) => ({ line, n, k: key(line) }));
+  keyed.sort((a, b) => a.k[0] - b.k[0] || a.k[1] - b.k[1] || a.k[2] - b.k[2] || a.n - b.n);
+  return keyed.map((x) => x.line);
+}
+
+/**
+ * The one CONFIG_INVALID of a config: every problem of every stage, each once, sorted by file
+ * and line. A value whose environment variable is unset is reported for that alone (not
+ * again for the empty string it became).
+ */
+export function configInvalid(lines: string[], files: string[], hint?: string): AutopilotError {
+  const loc = (l: string): string | undefined => AT.exec(l)?.[0];
+  const unset = new Set(lines.filter((l) => / environment variable \S+ is not set/.test(l)).map(loc));
+  const kept = [...new Set(lines)].filter((l) => / environment variable \S+ is not set/.test(l) || !unset.has(loc(l)));
+  const details = sortProblems(kept, files);
+  return new AutopilotError('CONFIG_INVALID', `the configuration has ${details.length} error${details.length > 1 ? 's' : ''}`, {
+    details,
+    hint,
+  });
 }

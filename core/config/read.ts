@@ -1,13 +1,15 @@
 /**
  * Reading the raw config: parses the main file and the services.d/*.yaml files beside it with
  * positions (so that every error names file:line:col), merges their services, reports a
- * service defined twice, interpolates ${ENV}, and migrates an older format in memory. All
- * errors of this stage are reported at once; validate.ts checks the result against the schema.
+ * service defined twice, interpolates ${ENV}, and migrates an older format in memory. Only a
+ * main file that cannot be parsed stops here; the other problems of this stage (services.d
+ * files, duplicates, unset variables) are handed on in `errors`, so that validate.ts reports
+ * them with its own in one list.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AutopilotError } from '../../lib/errors';
-import type { Locator } from './errors';
+import { configInvalid, type Locator } from './errors';
 import { MODULE_NAME, type FoundConfig } from './find';
 import { migrateConfig, type MigrateOptions } from './migrate';
 import { formatLocation, locate, parseSource, type SourceFile } from './source';
@@ -33,6 +35,8 @@ export interface RawConfig {
   fileVersion: number;
   /** how to update a migrated file */
   warnings: string[];
+  /** problems found while reading (`file:line:col: path: message`), reported with validation's */
+  errors: string[];
 }
 
 function readSource(file: string): SourceFile {
@@ -142,8 +146,9 @@ function duplicateServiceErrors(services: unknown, locator: Locator): string[] {
 }
 
 /**
- * Reads the config found: the main file, then services.d, duplicates, ${ENV}; every error of
- * these at once (CONFIG_INVALID). The data comes back in the current format (migrated in memory).
+ * Reads the config found: the main file, then services.d, duplicates, ${ENV}. A main file that
+ * does not parse is refused here (CONFIG_INVALID, with every syntax error); the other problems
+ * come back in `errors`. The data comes back in the current format (migrated in memory).
  */
 export function readRawConfig(found: FoundConfig, env: NodeJS.ProcessEnv = process.env, migrate: MigrateOptions = {}): RawConfig {
   const main = readSource(found.file);
@@ -179,11 +184,8 @@ export function readRawConfig(found: FoundConfig, env: NodeJS.ProcessEnv = proce
     );
   }) as Record<string, unknown>;
 
-  if (errors.length) {
-    throw new AutopilotError('CONFIG_INVALID', `the configuration has ${errors.length} error${errors.length > 1 ? 's' : ''}`, {
-      details: errors,
-    });
-  }
+  // nothing to validate without the main file: stop at its syntax errors
+  if (main.syntaxErrors.length) throw configInvalid(errors, [found.file, ...extraFiles]);
   // before anything reads the data (plugins_dir, validation): the rest of the code knows only the current format
   const migrated = migrateConfig(interpolated, locator, found.file, migrate);
   return {
@@ -197,5 +199,6 @@ export function readRawConfig(found: FoundConfig, env: NodeJS.ProcessEnv = proce
     locator: migrated.locator,
     fileVersion: migrated.from,
     warnings: migrated.warnings,
+    errors,
   };
 }

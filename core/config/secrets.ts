@@ -5,7 +5,6 @@
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { AutopilotError } from '../../lib/errors';
 import { execFile, splitCommandLine } from '../../lib/exec';
 import { registerSecret } from '../../lib/mask';
 import type { Collected } from './schema';
@@ -37,6 +36,8 @@ export interface ResolveResult {
   secretPointers: string[];
   /** problems of secrets that have an owner (see ResolveOptions.owner): owner -> `file:line:col: path: message` lines */
   deferred: Record<string, string[]>;
+  /** secrets without an owner that could not be resolved: `file:line:col: path: message` lines (config errors) */
+  problems: string[];
 }
 
 function stripNewline(s: string): string {
@@ -125,11 +126,5 @@ export async function resolveCollected(collected: Collected, opts: ResolveOption
     if (typeof value === 'string') registerSecret(value);
     secretPointers.add(v.pointer);
   }
-  if (problems.length) {
-    throw new AutopilotError('SECRET_FAILED', `${problems.length} secret${problems.length > 1 ? 's' : ''} could not be resolved`, {
-      details: problems,
-      hint: 'fix the files or commands named above; secrets are read at start so that a run never fails half-way for want of one',
-    });
-  }
-  return { warnings, secretPointers: [...secretPointers], deferred };
+  return { warnings, secretPointers: [...secretPointers], deferred, problems };
 }

@@ -3,12 +3,12 @@
  * hypervisor plugins' backup: keys), each service and channel against its type's entry schema,
  * what a schema cannot say (duplicate names, destination folders, regular expressions), each
  * plugin's options; then defaults applied, paths and secrets resolved in one pass, and a
- * masked copy for display. All errors of a stage are reported at once.
+ * masked copy for display. Every stage runs whatever an earlier one found, and all their
+ * problems (with those of reading) are reported at once, sorted by file and line.
  */
 import * as path from 'node:path';
-import { AutopilotError } from '../../lib/errors';
 import { MASK } from '../../lib/mask';
-import { displayPath, formatAjvErrors, pointerToPath, type Locator } from './errors';
+import { configInvalid, displayPath, formatAjvErrors, pointerToPath, type Locator } from './errors';
 import type { ConfigPlugins } from './plugins';
 import type { RawConfig } from './read';
 import { buildConfigSchema, collect, entrySchema, expandSecrets, type BackupKeys, type Collected, type SchemaPlugin } from './schema';
@@ -44,6 +44,8 @@ export interface LoadedConfig {
    * created (createPlugins records the reason) and the others go on.
    */
   pluginFailures: Record<string, string>;
+  /** the config lines behind pluginFailures (`file:line:col: plugins.<name>.<key>: message`), for `config validate` */
+  pluginProblems: string[];
 }
 
 export interface ValidateOptions {
@@ -83,7 +85,8 @@ function validateEntries(
       const schema = entrySchema(g.kind, g.kind === 'service' ? plugin.serviceSchema : plugin.channelSchema);
       const validate = getValidator(schema);
       if (!validate(item)) lines.push(...formatAjvErrors(validate.errors ?? [], raw.locator, { schema, data: item }, [...g.at, i]));
-      else collected.push(collect(schema, item, `/${g.at.join('/')}/${i}`));
+      // its secrets too, valid or not: a secret that fails is one more problem to report now
+      collected.push(collect(schema, item, `/${g.at.join('/')}/${i}`));
     });
   }
   return { lines, collected };
@@ -103,6 +106,7 @@ function semanticErrors(config: AutopilotConfig, locator: Locator): string[] {
   const dests = config.backup?.destinations ?? [];
   const seen = new Map<string, number>();
   dests.forEach((d, i) => {
+    if (typeof d?.name !== 'string') return; // the schema's error names it
     const at = (key: string): string => `${formatLocation(locator(['backup', 'destinations', i, key]))}: backup.destinations[${i}].${key}`;
     if (d.name === 'primary') out.push(`${at('name')}: 'primary' is the name of backup.root; choose another name`);
     const prev = seen.get(d.name);
@@ -111,6 +115,7 @@ function semanticErrors(config: AutopilotConfig, locator: Locator): string[] {
   });
   const channels = new Map<string, number>();
   (config.notifications?.channels ?? []).forEach((c, i) => {
+    if (typeof c?.name !== 'string') return;
     const prev = channels.get(c.name);
     if (prev !== undefined)
       out.push(
@@ -120,8 +125,9 @@ function semanticErrors(config: AutopilotConfig, locator: Locator): string[] {
   });
   // health checks: a regular expression that does not compile would only fail at update time
   (config.services ?? []).forEach((svc, i) => {
-    ((svc.health_checks as { body_matches?: string }[] | undefined) ?? []).forEach((c, j) => {
-      if (typeof c.body_matches !== 'string') return;
+    const checks = svc?.health_checks as { body_matches?: string }[] | undefined;
+    (Array.isArray(checks) ? checks : []).forEach((c, j) => {
+      if (typeof c?.body_matches !== 'string') return;
       try {
         new RegExp(c.body_matches);
       } catch (e) {
@@ -207,10 +213,11 @@ function validatePluginOptions(
   raw: RawConfig,
   plugins: ConfigPlugins,
   warnings: string[],
-): { options: Record<string, Record<string, unknown>>; failures: Record<string, string>; collected: Collected[] } {
-  const section = (data.plugins ?? {}) as Record<string, Record<string, unknown>>;
+): { options: Record<string, Record<string, unknown>>; failures: Record<string, string>; problems: string[]; collected: Collected[] } {
+  const section = (data.plugins && typeof data.plugins === 'object' ? data.plugins : {}) as Record<string, Record<string, unknown>>;
   const options: Record<string, Record<string, unknown>> = {};
   const failures: Record<string, string> = {};
+  const problems: string[] = [];
   const collected: Collected[] = [];
   for (const name of Object.keys(section)) {
     if (!plugins.names.includes(name))
@@ -224,8 +231,11 @@ function validatePluginOptions(
     const opts = structuredClone(section[p.name] ?? {});
     if (!p.validate(opts)) {
       delete options[p.name];
-      failures[p.name] =
-        `bad options: ${formatAjvErrors(p.validate.errors ?? [], raw.locator, { schema: p.schema, data: opts }, ['plugins', p.name]).join('; ')}`;
+      const lines = formatAjvErrors(p.validate.errors ?? [], raw.locator, { schema: p.schema, data: opts }, ['plugins', p.name]);
+      failures[p.name] = `bad options: ${lines.join('; ')}`;
+      problems.push(...lines);
+      // its secrets are still read: their permissions are checked, and one that fails is reported now
+      if (opts && typeof opts === 'object') collected.push(collect(p.schema, opts, `/plugins/${p.name}`));
       continue;
     }
     options[p.name] = opts;
@@ -234,23 +244,28 @@ function validatePluginOptions(
     // plugin names are plain (letters, digits, '-', '_'): nothing to escape in the pointer
     collected.push(collect(p.schema, opts, `/plugins/${p.name}`));
   }
-  return { options, failures, collected };
+  return { options, failures, problems, collected };
+}
+
+/** A check that assumes the shapes the schema promises: on data the schema refused, one that trips over a wrong shape adds nothing (the schema's error names it). */
+function onShapes(check: () => string[]): string[] {
+  try {
+    return check();
+  } catch {
+    return [];
+  }
 }
 
 export async function validateConfig(raw: RawConfig, plugins: ConfigPlugins, opts: ValidateOptions = {}): Promise<LoadedConfig> {
   const warnings: string[] = [...raw.warnings, ...plugins.problems];
   const { schema, validate } = configValidator(plugins.backup, warnings);
   const data = structuredClone(raw.data);
-  const baseOk = validate(data);
-  const lines = baseOk ? [] : formatAjvErrors(validate.errors ?? [], raw.locator, { schema, data });
+  // every stage runs, whatever an earlier one found: all problems are reported at once
+  const errors: string[] = [...raw.errors];
+  if (!validate(data)) errors.push(...formatAjvErrors(validate.errors ?? [], raw.locator, { schema, data }));
   const entries = validateEntries(data, raw, plugins.service, plugins.channel);
-  lines.push(...entries.lines.filter((l) => !lines.includes(l)));
-  if (!lines.length) lines.push(...semanticErrors(data as unknown as AutopilotConfig, raw.locator));
-  if (lines.length) {
-    throw new AutopilotError('CONFIG_INVALID', `the configuration has ${lines.length} error${lines.length > 1 ? 's' : ''}`, {
-      details: lines,
-    });
-  }
+  errors.push(...entries.lines);
+  errors.push(...onShapes(() => semanticErrors(data as unknown as AutopilotConfig, raw.locator)));
   const pluginOptions = validatePluginOptions(data, raw, plugins, warnings);
   const where = (pointer: string): string => {
     const p = pointerToPath(pointer);
@@ -267,16 +282,25 @@ export async function validateConfig(raw: RawConfig, plugins: ConfigPlugins, opt
     owner: (pointer) => /^\/plugins\/([^/]+)\//.exec(pointer)?.[1],
   });
   warnings.push(...res.warnings);
+  errors.push(...res.problems);
   for (const [name, problems] of Object.entries(res.deferred)) {
     delete pluginOptions.options[name];
-    pluginOptions.failures[name] = `a secret of its options could not be resolved: ${problems.join('; ')}`;
+    const why = `a secret of its options could not be resolved: ${problems.join('; ')}`;
+    pluginOptions.failures[name] = pluginOptions.failures[name] ? `${pluginOptions.failures[name]}; ${why}` : why;
+    pluginOptions.problems.push(...problems);
   }
   const config = data as unknown as AutopilotConfig;
-  const pathErrors = destinationPathErrors(config, raw.locator);
-  if (pathErrors.length)
-    throw new AutopilotError('CONFIG_INVALID', `the configuration has ${pathErrors.length} error${pathErrors.length > 1 ? 's' : ''}`, {
-      details: pathErrors,
-    });
+  errors.push(...onShapes(() => destinationPathErrors(config, raw.locator)));
+  if (errors.length) {
+    // a plugin's bad options are errors of the same file: named with the rest
+    throw configInvalid(
+      [...errors, ...pluginOptions.problems],
+      [raw.file, ...raw.extraFiles],
+      res.problems.length
+        ? 'secrets are read at start so that a run never fails half-way for want of one: fix the files or commands named above'
+        : undefined,
+    );
+  }
   const masked = structuredClone(config);
   for (const ptr of res.secretPointers) setAtPointer(masked, ptr, MASK);
   return {
@@ -291,5 +315,6 @@ export async function validateConfig(raw: RawConfig, plugins: ConfigPlugins, opt
     secretsResolved: secrets,
     pluginOptions: pluginOptions.options,
     pluginFailures: pluginOptions.failures,
+    pluginProblems: pluginOptions.problems,
   };
 }

@@ -59,7 +59,26 @@ export class PluginRegistry {
     /** `plugins:` entries naming no plugin */
     readonly warnings: string[] = [],
     private readonly logger?: Logger,
+    /** guest types of hypervisor plugins that failed: type -> plugin name */
+    private readonly failedGuestTypes: Record<string, string> = {},
   ) {}
+
+  /**
+   * Why no plugin handles what `name` names: the failure of the plugin of that name, or, for a
+   * service type, of the hypervisor plugin whose guest type it is. undefined: none is installed.
+   */
+  failureOf(kind: PluginKind, name: string): PluginRecord | undefined {
+    const own = this.failures.find((f) => f.name === name);
+    if (own || kind !== 'service' || !Object.hasOwn(this.failedGuestTypes, name)) return own;
+    return this.failures.find((f) => f.name === this.failedGuestTypes[name]);
+  }
+
+  /** The plugin that failed for `name`: "the service plugin 'x'", or "the hypervisor plugin 'proxmox' (for type 'lxc')". */
+  static failedLabel(failure: PluginRecord, kind: PluginKind, name: string): string {
+    return failure.name === name
+      ? `the ${kind} plugin '${name}'`
+      : `the ${failure.kind ?? kind} plugin '${failure.name}' (for type '${name}')`;
+  }
 
   /** Whether a loaded plugin can do something (one of its capabilities). */
   can(name: string, capability: string): boolean {
@@ -120,12 +139,17 @@ export class PluginRegistry {
   require<T extends Instance>(kind: PluginKind, name: string, neededBy: string): T {
     const found = this.find<T>(kind, name);
     if (found) return found;
-    const failure = this.failures.find((f) => f.name === name);
+    const failure = this.failureOf(kind, name);
     const installed = this.installed(kind);
     if (failure) {
-      throw new AutopilotError('PLUGIN_FAILED', `${neededBy} needs the ${kind} plugin '${name}', which failed to load: ${failure.reason}`, {
-        hint: `fix ${failure.file}; 'homelab-autopilot plugins list' shows every plugin and why it failed`,
-      });
+      const fromConfig = /^(bad options|a secret of its options)/.test(failure.reason ?? '');
+      throw new AutopilotError(
+        'PLUGIN_FAILED',
+        `${neededBy} needs ${PluginRegistry.failedLabel(failure, kind, name)}, which failed to load: ${failure.reason}`,
+        {
+          hint: `${fromConfig ? `fix plugins.${failure.name} in the config` : `fix ${failure.file}`}; 'homelab-autopilot plugins list' shows every plugin and why it failed`,
+        },
+      );
     }
     throw new AutopilotError('PLUGIN_MISSING', `${neededBy} needs the ${kind} plugin '${name}', which is not installed`, {
       hint: `installed ${kind} plugins: ${installed.join(', ') || 'none'}; put a plugin into ${this.pluginsDir} or fix the type`,
@@ -160,12 +184,17 @@ function instanceProblem(def: PluginDefinition, instance: Instance, declared: st
 export async function createPlugins(found: Discovered, opts: CreateOptions): Promise<PluginRegistry> {
   const loaded: LoadedPlugin[] = [];
   const failures = [...found.failures];
+  const failedGuestTypes: Record<string, string> = {};
+  const failed = (d: (typeof found.definitions)[number], reason: string): void => {
+    failures.push({ ...d.record, status: 'failed', reason });
+    if (d.def.kind === 'hypervisor') for (const t of Object.keys(d.def.guestTypes ?? {})) failedGuestTypes[t] ??= d.def.name;
+  };
   const limitMs = opts.createTimeoutMs ?? 10_000;
   for (const d of found.definitions) {
     const { def } = d;
     const refused = opts.optionFailures?.[def.name];
     if (refused !== undefined) {
-      failures.push({ ...d.record, status: 'failed', reason: refused });
+      failed(d, refused);
       continue;
     }
     const ctx = pluginContext({ ...opts, name: def.name, options: structuredClone(opts.options[def.name] ?? {}) });
@@ -181,8 +210,8 @@ export async function createPlugins(found: Discovered, opts: CreateOptions): Pro
       const capabilities = d.record.capabilities.length ? d.record.capabilities : capabilitiesOf(def.kind, instance);
       loaded.push({ def, record: { ...d.record, capabilities }, instance });
     } catch (e) {
-      failures.push({ ...d.record, status: 'failed', reason: `create() failed: ${describeError(e)}` });
+      failed(d, `create() failed: ${describeError(e)}`);
     }
   }
-  return new PluginRegistry(loaded, failures, found.pluginsDir, [], opts.logger);
+  return new PluginRegistry(loaded, failures, found.pluginsDir, [], opts.logger, failedGuestTypes);
 }

@@ -79,7 +79,7 @@ describe('output and exit codes', () => {
   it('--json prints exactly the command result on stdout and logs on stderr', async () => {
     const dir = tmpDir();
     write(path.join(dir, 'ha.yaml'), basicConfig(dir, { services: '  - name: h\n    type: files\n    paths: [/etc/hostname]' }));
-    const r = await runCli(['backup', '--all', '--json', '--config', path.join(dir, 'ha.yaml')]);
+    const r = await runCli(['backup', '--all', '--json', '--log-level', 'info', '--config', path.join(dir, 'ha.yaml')]);
     expect(r.code).toBe(0);
     const report = json(r);
     expect(Object.keys(report).sort()).toEqual([
@@ -101,7 +101,7 @@ describe('output and exit codes', () => {
   it('--log-format json writes machine-readable log lines', async () => {
     const dir = tmpDir();
     write(path.join(dir, 'ha.yaml'), basicConfig(dir, { services: '  - name: h\n    type: files\n    paths: [/etc/hostname]' }));
-    const r = await runCli(['backup', '--all', '--log-format', 'json', '--config', path.join(dir, 'ha.yaml')]);
+    const r = await runCli(['backup', '--all', '--log-format', 'json', '--log-level', 'info', '--config', path.join(dir, 'ha.yaml')]);
     const lines = r.stderr
       .trim()
       .split('\n')
@@ -132,6 +132,32 @@ describe('output and exit codes', () => {
     });
     expect(tty.status).toBe(0);
     expect(tty.stdout).toMatch(/\r\x1b\[K\[1\/1\] p: [\d.]+ (KiB|MiB) written \([\d.]+ (B|KiB|MiB)\/s\)/);
+    // verification has its progress too
+    expect(tty.stdout).toMatch(/\r\x1b\[K\[1\/1\] p: verifying [\d.]+ (B|KiB|MiB) of [\d.]+ MiB \(\d+ %, [\d.]+ (B|KiB|MiB|GiB)\/s\)/);
+    // a log line starts on a line of its own: the progress line is erased before it
+    const logLines = [...tty.stdout.matchAll(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S*(info|warn|error)/g)];
+    expect(logLines.some((m) => m[0].includes('info'))).toBe(true); // on a terminal, info lines are shown
+    for (const m of logLines) expect(tty.stdout.slice(Math.max(0, (m.index ?? 0) - 3), m.index)).toMatch(/(\x1b\[K|\n)$|^$/);
+    expect(tty.stdout).toMatch(/\r\x1b\[K\d{4}-[^\n]*\[backup:p\] verified /);
+  });
+
+  it('cron: when stderr is not a terminal only warnings and errors go there, the log file keeps everything, --log-level wins', async () => {
+    const dir = tmpDir();
+    const cfg = write(
+      path.join(dir, 'ha.yaml'),
+      basicConfig(dir, { services: '  - name: h\n    type: files\n    paths: [/etc/hostname]' }) + 'plugins:\n  nope:\n    x: 1\n',
+    );
+    const quiet = await runCli(['backup', '--all', '--config', cfg]);
+    expect(quiet.code).toBe(0);
+    expect(quiet.stderr).toMatch(
+      /^\S+ \S+ warn  \S+ha\.yaml:\d+:\d+: plugins\.nope: no plugin named 'nope' is installed; these options are ignored\n$/,
+    );
+    const log = fs.readFileSync(path.join(dir, 'logs/homelab-autopilot.log'), 'utf8');
+    expect(log).toContain('archiving /etc/hostname');
+    const loud = await runCli(['backup', '--all', '--log-level', 'info', '--config', cfg]);
+    expect(loud.stderr).toContain('[backup:h] archiving /etc/hostname');
+    const cron = fs.readFileSync(path.join(ROOT, 'templates/cron/homelab-autopilot'), 'utf8');
+    expect(cron).toMatch(/not a terminal/);
   });
 
   it('SIGTERM in the middle of an archive stops cleanly: no partial file, the run recorded as interrupted, exit 143', async () => {
@@ -170,5 +196,65 @@ describe('output and exit codes', () => {
     expect(r.stdout).toContain('$ homelab-autopilot backup --all --dry-run');
     const v = await runCli(['--version']);
     expect(v.stdout).toMatch(/^homelab-autopilot\/\d+\.\d+\.\d+ /);
+  });
+});
+
+describe('usage errors', () => {
+  it('exit 2 with the whole reason, never "this is a bug"', async () => {
+    const dir = tmpDir();
+    const cfg = write(
+      path.join(dir, 'ha.yaml'),
+      basicConfig(dir, { services: '  - name: h\n    type: files\n    paths: [/etc/hostname]' }),
+    );
+    const protect = await runCli(['backups', 'protect', 'abc', '--config', cfg]);
+    expect({ code: protect.code, stderr: protect.stderr }).toEqual({
+      code: 2,
+      stderr: 'error: expected an integer but received: abc\nhint: see homelab-autopilot backups protect --help\n',
+    });
+    const asJson = json(await runCli(['backups', 'protect', 'abc', '--json', '--config', cfg]));
+    expect(asJson.error).toMatchObject({ code: 'USAGE', message: 'expected an integer but received: abc' });
+    const limit = await runCli(['history', '--limit', 'abc', '--config', cfg]);
+    expect(limit.code).toBe(2);
+    expect(limit.stderr).toBe('error: --limit: expected an integer but received: abc\nhint: see homelab-autopilot history --help\n');
+    const missing = await runCli(['backups', 'protect', '--config', cfg]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('error: missing 1 required arg: id (the archive id (from backups list --json))');
+  });
+
+  it('a misspelled command gets "did you mean", in the tool\'s own style', async () => {
+    for (const [typed, shown, meant] of [
+      [['histroy'], 'histroy', 'history'],
+      [['confg', 'validate'], 'confg validate', 'config validate'],
+      [['backups', 'lst'], 'backups lst', 'backups list'],
+      [['bakup', 'web', '--all'], 'bakup', 'backup'],
+    ] as const) {
+      const r = await runCli([...typed]);
+      expect({ typed, code: r.code, stderr: r.stderr }).toEqual({
+        typed,
+        code: 2,
+        stderr: `error: '${shown}' is not a homelab-autopilot command (did you mean '${meant}'?)\nhint: 'homelab-autopilot help' lists the commands\n`,
+      });
+    }
+    const far = await runCli(['frobnicate']);
+    expect(far.code).toBe(2);
+    expect(far.stderr).toBe("error: 'frobnicate' is not a homelab-autopilot command\nhint: 'homelab-autopilot help' lists the commands\n");
+    const j = await runCli(['histroy', '--json']);
+    expect(json(j).error).toMatchObject({
+      code: 'USAGE',
+      message: "'histroy' is not a homelab-autopilot command (did you mean 'history'?)",
+    });
+  });
+
+  it("has a help command: the commands, or one command's help", async () => {
+    const all = await runCli(['help']);
+    expect(all.code).toBe(0);
+    expect(all.stdout).toMatch(/^ {2}backup +Back up services/m);
+    expect(all.stdout).toMatch(/^ {2}help +Show the commands/m);
+    const one = await runCli(['help', 'backups', 'list']);
+    expect(one.code).toBe(0);
+    expect(one.stdout).toBe((await runCli(['backups', 'list', '--help'])).stdout);
+    const bad = await runCli(['help', 'histroy']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("error: 'histroy' is not a homelab-autopilot command (did you mean 'history'?)");
   });
 });

@@ -1,6 +1,6 @@
 'use strict';
 // Proxmox VE REST API simulator for tests: an HTTPS server speaking /api2/json like
-// pveproxy does (see /work/shared/pve-api-notes.md). No dependencies beyond Node
+// pveproxy does (see ../shared/pve-api-notes.md, beside the repository). No dependencies beyond Node
 // built-ins and the openssl / tar / zstd / gzip CLIs.
 //
 //   const { startSimulator } = require('./test/pve-sim');

@@ -9,13 +9,14 @@
 const fs = require('fs');
 const path = require('path');
 
-const DEFAULT_FILE = '/work/shared/pve-apidata.json';
+// ../shared beside the repository (test/pve-sim is two levels below its root); no fixed absolute path
+const DEFAULT_FILE = path.resolve(__dirname, '..', '..', '..', 'shared', 'pve-apidata.json');
 const cache = new Map(); // file -> loaded schema (the file is ~2 MB: load once per process)
 
 function candidateFiles(explicit) {
   if (explicit) return [explicit];
   if (process.env.PVE_APIDATA) return [process.env.PVE_APIDATA];
-  return [DEFAULT_FILE, path.resolve(__dirname, '../../../shared/pve-apidata.json')];
+  return [DEFAULT_FILE];
 }
 
 /** Load (cached) and index the schema. Never throws: a missing file gives {ok:false, note}. */

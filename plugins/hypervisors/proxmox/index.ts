@@ -149,11 +149,17 @@ const plugin: HypervisorPluginDefinition = {
       { not: { required: ['token_id', 'username'] }, 'x-doc': 'token_id or username, not both' },
       {
         if: { required: ['token_id'] },
-        then: { anyOf: [{ required: ['token_secret'] }, { required: ['token_secret_file'] }, { required: ['token_secret_command'] }] },
+        then: {
+          anyOf: [{ required: ['token_secret'] }, { required: ['token_secret_file'] }, { required: ['token_secret_command'] }],
+          'x-doc': 'required:token_secret,token_secret_file,token_secret_command',
+        },
       },
       {
         if: { required: ['username'] },
-        then: { anyOf: [{ required: ['password'] }, { required: ['password_file'] }, { required: ['password_command'] }] },
+        then: {
+          anyOf: [{ required: ['password'] }, { required: ['password_file'] }, { required: ['password_command'] }],
+          'x-doc': 'required:password,password_file,password_command',
+        },
       },
     ],
   },
