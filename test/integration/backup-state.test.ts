@@ -180,7 +180,8 @@ describe('a full disk and a run killed while it verifies (point 19)', () => {
     const left = archivesIn(path.join(dir, 'backups/svc'));
     expect(left).toHaveLength(1);
 
-    const r = await runCli(['backup', 'svc', '--config', cfg], { clockOffsetMs: 2000 });
+    // an info line: shown on a piped stderr only with --log-level info
+    const r = await runCli(['backup', 'svc', '--log-level', 'info', '--config', cfg], { clockOffsetMs: 2000 });
     expect(r.code).toBe(0);
     expect(r.stderr).toContain(`verified ${path.join(dir, 'backups/svc', left[0])}, left unverified by an earlier run that was stopped`);
     const list = json(await runCli(['backups', 'list', '--json', '--config', cfg]));
