@@ -15,6 +15,7 @@ import History from './commands/history';
 import NotificationsList from './commands/notifications/list';
 import NotifyTest from './commands/notify/test';
 import PluginsList from './commands/plugins/list';
+import Rollback from './commands/rollback';
 import Status from './commands/status';
 import Update from './commands/update';
 
@@ -28,6 +29,7 @@ export const COMMANDS = {
   'notifications:list': NotificationsList,
   'notify:test': NotifyTest,
   'plugins:list': PluginsList,
+  rollback: Rollback,
   status: Status,
   update: Update,
 };
