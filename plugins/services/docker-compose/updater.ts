@@ -128,7 +128,7 @@ export class ComposeUpdater implements ServiceUpdater {
       changed: changed.length > 0,
       summary: changed.length
         ? `pulled: new images for ${changed.join(', ')}`
-        : `up to date: the pulled ${plural(running.length, 'image')} are those that run`,
+        : `up to date: ${running.length === 1 ? 'the image pulled is the one that runs' : `the ${running.length} images pulled are those that run`}`,
     };
   }
 
