@@ -59,7 +59,9 @@ async function choose(ctx: UpdateCtx, state: StateManager | null, wanted: string
   }
   const unfinished = unfinishedUpdate(state, name);
   if (unfinished && !unfinished.snapshot)
-    throw new AutopilotError('USAGE', unfinished.summary, { hint: `name the snapshot with --snapshot ID (its autopilot snapshots: ${ids})` });
+    throw new AutopilotError('USAGE', unfinished.summary, {
+      hint: `name the snapshot with --snapshot ID (its autopilot snapshots: ${ids})`,
+    });
   if (unfinished) {
     const snap = all.find((x) => x.id === unfinished.snapshot);
     if (!snap)

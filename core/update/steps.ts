@@ -116,9 +116,17 @@ export async function validate(ctx: UpdateCtx, op: OperationContext): Promise<Ou
           extra: { checks: r.results },
         };
     } else if (since !== null) {
-      return { ok: false, detail: `unhealthy again ${secs(t - since)} after it was first healthy: ${bad(r)}`, extra: { checks: r.results } };
+      return {
+        ok: false,
+        detail: `unhealthy again ${secs(t - since)} after it was first healthy: ${bad(r)}`,
+        extra: { checks: r.results },
+      };
     } else if (t + s.intervalMs > start + s.settleMs || op.signal.aborted) {
-      return { ok: false, detail: `still unhealthy after ${rounds(round)} (${s.settleMs / 1000}s): ${bad(r)}`, extra: { checks: r.results } };
+      return {
+        ok: false,
+        detail: `still unhealthy after ${rounds(round)} (${s.settleMs / 1000}s): ${bad(r)}`,
+        extra: { checks: r.results },
+      };
     }
     if (since !== null && t - since >= s.settleMs) {
       return {
@@ -192,10 +200,12 @@ export const UPDATE_STEPS: UpdateStep[] = [
     title: 'fetch the new version and compare it with what runs',
     // it changes nothing the service uses (images are pulled, nothing is recreated)
     readOnly: true,
-    applies: (ctx) => Boolean(ctx.driver.prepare),
-    describe: (ctx) => `${ctx.svc.type}: fetch the new version (nothing is stopped); when it is what runs already: up to date, and nothing else is done`,
+    applies: (ctx) => ctx.driver.prepare !== undefined,
+    describe: (ctx) =>
+      `${ctx.svc.type}: fetch the new version (nothing is stopped); when it is what runs already: up to date, and nothing else is done`,
     async run(ctx, scope) {
-      const v = await (ctx.driver.prepare as NonNullable<Driver['prepare']>)(ctx.op(scope));
+      const driver = ctx.driver;
+      const v = await (driver.prepare as NonNullable<Driver['prepare']>).call(driver, ctx.op(scope));
       if (!v.changed) Object.assign(ctx, { upToDate: true, changed: false });
       return { detail: v.summary };
     },

@@ -47,7 +47,9 @@ export function buildImage(tag: string, version: string, broken = false, o: { la
     execFileSync('tar', ['-C', root, '-cf', tarFile, '.']);
     try {
       const label = o.label ? ['-c', `LABEL autopilot-test=${o.label}`] : [];
-      execFileSync('docker', ['import', '-c', 'CMD ["/bin/sh","/start.sh"]', ...label, tarFile, tag], { stdio: ['ignore', 'ignore', 'pipe'] });
+      execFileSync('docker', ['import', '-c', 'CMD ["/bin/sh","/start.sh"]', ...label, tarFile, tag], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
     } finally {
       fs.rmSync(tarFile, { force: true });
     }

@@ -79,7 +79,7 @@ describe('plugins.d: bad plugins are reported and skipped, the good ones load an
     expect(by('thrower')).toMatchObject({ status: 'failed', reason: 'create() failed: cannot reach the API' });
     expect(by('future')).toMatchObject({
       status: 'failed',
-      reason: expect.stringContaining('needs plugin API ^2.0.0, but this homelab-autopilot provides 1.4.0'),
+      reason: expect.stringContaining('needs plugin API ^2.0.0, but this homelab-autopilot provides 1.5.0'),
     });
     expect(by('files')).toMatchObject({
       status: 'failed',

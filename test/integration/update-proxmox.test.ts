@@ -304,7 +304,9 @@ describe('update of a Proxmox guest', () => {
       .map((l) => JSON.parse(l));
     expect(calls[0].slice(0, -1)).toEqual(['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', 'admin@10.0.0.100', '--']);
     // first a marker that says the command started, then the command, quoted for the remote shell
-    expect(calls[0].at(-1)).toMatch(/^printf '%s\\n' homelab-autopilot-started-[0-9a-f]{12} >&2 && sh -c 'echo "it'\\''s done" > \S+\/out'$/);
+    expect(calls[0].at(-1)).toMatch(
+      /^printf '%s\\n' homelab-autopilot-started-[0-9a-f]{12} >&2 && sh -c 'echo "it'\\''s done" > \S+\/out'$/,
+    );
     expect(fs.readFileSync(path.join(dir, 'out'), 'utf8')).toBe("it's done\n");
   });
 
@@ -353,7 +355,9 @@ describe('update of a Proxmox guest', () => {
     const s = setup({ exec: `      via: ssh\n      ssh: ${ssh}` });
     fs.writeFileSync(
       s.cfg,
-      fs.readFileSync(s.cfg, 'utf8').replace('    vmid: 100\n', `    vmid: 100\n    update:\n      command:\n        - [sh, -c, 'echo broken >&2; exit 255']\n`),
+      fs
+        .readFileSync(s.cfg, 'utf8')
+        .replace('    vmid: 100\n', `    vmid: 100\n    update:\n      command:\n        - [sh, -c, 'echo broken >&2; exit 255']\n`),
     );
     const rollbacks = tasksOf('vzrollback', '100').length;
     const rep = json(await runCli(['update', 'web', '--yes', '--json', '--config', s.cfg]));
@@ -368,9 +372,16 @@ describe('update of a Proxmox guest', () => {
       s.cfg,
       fs
         .readFileSync(s.cfg, 'utf8')
-        .replace('    vmid: 100\n', `    vmid: 100\n    update:\n      command:\n        - apt-get update\n        - "apt-get -y upgrade; reboot"\n`),
+        .replace(
+          '    vmid: 100\n',
+          `    vmid: 100\n    update:\n      command:\n        - apt-get update\n        - "apt-get -y upgrade; reboot"\n`,
+        ),
     );
-    const line = fs.readFileSync(s.cfg, 'utf8').split('\n').findIndex((l) => l.includes('reboot')) + 1;
+    const line =
+      fs
+        .readFileSync(s.cfg, 'utf8')
+        .split('\n')
+        .findIndex((l) => l.includes('reboot')) + 1;
     const r = await runCli(['config', 'validate', '--config', s.cfg]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(

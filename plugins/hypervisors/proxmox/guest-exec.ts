@@ -30,7 +30,6 @@ const HINT = 'nothing was changed; check how commands reach the guest (plugins.p
 const notReached = (message: string, cause?: unknown): Error =>
   Object.assign(new Error(message, { cause }), { changed: false, hint: HINT });
 
-
 async function run(
   ctx: PluginContext,
   label: string,

@@ -176,7 +176,9 @@ export class ComposeUpdater implements ServiceUpdater {
           `${data.archive ? 'the volumes were restored, but ' : ''}the previous images could not be brought back: ${imageError.message}; the project is left stopped`,
           { cause: imageError },
         ),
-        { hint: `pull the image by the digest recorded in the snapshot, tag it as the compose file names it, then run: docker compose up -d` },
+        {
+          hint: `pull the image by the digest recorded in the snapshot, tag it as the compose file names it, then run: docker compose up -d`,
+        },
       );
     }
     await this.compose.run(svc, ['up', '-d', '--force-recreate', '--remove-orphans'], op);
@@ -188,7 +190,11 @@ export class ComposeUpdater implements ServiceUpdater {
     const d = await this.compose.engine();
     for (const i of data?.images ?? []) {
       // the tag only (an image that still runs stays, untagged by us)
-      if (i.keepTag) await d.getImage(i.keepTag).remove({ force: true, noprune: false }).catch(() => undefined);
+      if (i.keepTag)
+        await d
+          .getImage(i.keepTag)
+          .remove({ force: true, noprune: false })
+          .catch(() => undefined);
     }
   }
 
