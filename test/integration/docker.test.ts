@@ -286,4 +286,16 @@ describe('docker-compose services against a real Docker engine', () => {
     expect(await httpText(`http://127.0.0.1:${port}/`)).toBe('v2');
     expect(fs.readFileSync(path.join(volume, 'important'), 'utf8')).toBe(important);
   });
+
+  it('rollback by hand goes back to the newest autopilot snapshot: its data and its image', async () => {
+    const snaps = json(await runCli(['history', '--kind', 'update', '--limit', '1', '--json', '--config', cfg]))[0].children[0].summary;
+    fs.writeFileSync(path.join(volume, 'written-after'), 'x');
+    const r = await runCli(['rollback', 'app', '--yes', '--json', '--config', cfg], { timeoutMs: 180_000 });
+    expect(r.code).toBe(0);
+    expect(json(r)).toMatchObject({ status: 'success', reason: 'the newest autopilot snapshot', snapshot: { id: snaps.snapshot } });
+    expect(fs.existsSync(path.join(volume, 'written-after'))).toBe(false);
+    expect(await httpText(`http://127.0.0.1:${port}/`)).toBe('v2');
+    const h = json(await runCli(['history', '--limit', '1', '--json', '--config', cfg]));
+    expect(h[0]).toMatchObject({ kind: 'rollback', target: 'app', status: 'success' });
+  });
 });

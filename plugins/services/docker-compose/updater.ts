@@ -93,7 +93,19 @@ export class ComposeUpdater implements ServiceUpdater {
       await d.getImage(i.imageId).tag({ repo: KEEP_REPO, tag: i.keepTag.slice(KEEP_REPO.length + 1) });
     }
     const vols = await this.compose.mounts(svc);
-    const archive = vols.length ? await this.archiveVolumes(svc, vols, name, op) : null;
+    let archive: VolumeArchive | null;
+    try {
+      archive = vols.length ? await this.archiveVolumes(svc, vols, name, op) : null;
+    } catch (e) {
+      // no snapshot: its tags go too
+      for (const i of imgs)
+        if (i.keepTag)
+          await d
+            .getImage(i.keepTag)
+            .remove({ force: true })
+            .catch(() => undefined);
+      throw e;
+    }
     const data: SnapshotData = {
       images: imgs,
       volumes: vols,
