@@ -18,6 +18,7 @@ import History from './commands/history';
 import NotificationsList from './commands/notifications/list';
 import NotifyTest from './commands/notify/test';
 import PluginsList from './commands/plugins/list';
+import Rollback from './commands/rollback';
 import StateRebuild from './commands/state/rebuild';
 import Status from './commands/status';
 import Update from './commands/update';
@@ -33,6 +34,7 @@ export const COMMANDS = {
   'notifications:list': NotificationsList,
   'notify:test': NotifyTest,
   'plugins:list': PluginsList,
+  rollback: Rollback,
   'state:rebuild': StateRebuild,
   status: Status,
   update: Update,

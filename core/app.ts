@@ -15,6 +15,7 @@ import { formatLocation } from './config/source';
 import type { GlobalConfig } from './config/types';
 import { createPlugins, discoverPlugins, PluginRegistry } from './plugins/host';
 import { CODE_ROOT } from './paths';
+import { unfinishedUpdates } from './update/unfinished';
 
 export const BUILTIN_PLUGINS = path.join(CODE_ROOT, 'plugins');
 
@@ -176,6 +177,8 @@ export async function openApp(opts: AppOptions): Promise<App> {
   const logger = opts.makeLogger(loaded.config.global);
   const warnings = [...loaded.warnings];
   const state = openState(opts.state, loaded.config.global.state_dir);
+  // an update whose process died left its service half done: every command says so
+  for (const u of unfinishedUpdates(state)) logger.warn(u.summary);
 
   const registry = needs.plugins
     ? await createPlugins(discovered, {

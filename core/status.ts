@@ -10,6 +10,7 @@ import type { AutopilotConfig } from './config/types';
 import type { ClusterStatus, GuestStatus, ServiceConfig } from './plugins/contract';
 import type { PluginRegistry } from './plugins/host';
 import type { GuestProvider } from './plugins/guests';
+import { unfinishedUpdate, type UnfinishedUpdate } from './update/unfinished';
 
 export interface LastBackup {
   at: string;
@@ -33,6 +34,8 @@ export interface ServiceStatus {
   /** why the live state could not be read */
   error: string | null;
   lastBackup: LastBackup | null;
+  /** an update whose process died before it finished (the service may be half updated) */
+  unfinishedUpdate: Pick<UnfinishedUpdate, 'runId' | 'startedAt' | 'step' | 'snapshot' | 'summary'> | null;
 }
 
 export interface StatusReport {
@@ -57,6 +60,11 @@ function lastBackup(state: StateManager | null, service: string, now: number): L
   };
 }
 
+function unfinished(state: StateManager | null, service: string): ServiceStatus['unfinishedUpdate'] {
+  const u = unfinishedUpdate(state, service);
+  return u && { runId: u.runId, startedAt: u.startedAt, step: u.step, snapshot: u.snapshot, summary: u.summary };
+}
+
 export async function serviceStatus(
   deps: { config: AutopilotConfig; registry: PluginRegistry; state: StateManager | null; logger: Logger; signal: AbortSignal },
   names: string[],
@@ -71,6 +79,7 @@ export async function serviceStatus(
     guest: null,
     error: null,
     lastBackup: lastBackup(deps.state, s.name, now),
+    unfinishedUpdate: unfinished(deps.state, s.name),
   }));
   const clusters: StatusReport['clusters'] = [];
   const groups = new Map<GuestProvider, ServiceConfig[]>();

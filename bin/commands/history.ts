@@ -3,6 +3,8 @@ import { type HistoryEntry, listHistory, runDurationMs } from '../../core/querie
 import { BaseCommand } from '../base';
 import { formatDuration, localTime, table } from '../render';
 
+const UPDATE_STATUS: Record<string, string> = { rolled_back: 'rolled back', rollback_failed: 'ROLLBACK FAILED' };
+
 export default class History extends BaseCommand<typeof History> {
   static override summary = 'Show recorded runs, newest first, with the services each one covered.';
   static override examples = ['<%= config.bin %> history', '<%= config.bin %> history --kind backup --limit 5 --json'];
@@ -28,9 +30,15 @@ export default class History extends BaseCommand<typeof History> {
           formatDuration(e.durationMs),
         ]);
         for (const c of e.children) {
-          const s = c.summary as { error?: string; warned?: boolean } | null;
-          // a success the backup tool ended with warnings about (vzdump's 'WARNINGS: n')
-          const status = c.status === 'success' && s?.warned ? 'warning' : c.status;
+          const s = c.summary as { error?: string; warned?: boolean; status?: string } | null;
+          // an update's own outcome says more than the run's status (failed) when it was rolled back;
+          // a success the backup tool ended with warnings about (vzdump's 'WARNINGS: n') says so
+          const status =
+            c.kind === 'update' && s?.status
+              ? (UPDATE_STATUS[s.status] ?? c.status)
+              : c.status === 'success' && s?.warned
+                ? 'warning'
+                : c.status;
           rows.push(['', '', '', `└ ${c.target}`, status + (s?.error ? `: ${s.error}` : ''), formatDuration(runDurationMs(c))]);
         }
       }

@@ -6,7 +6,7 @@ import { formatAge, formatBytes, formatDuration, table } from '../render';
 
 export default class Status extends BaseCommand<typeof Status> {
   static override summary = 'Show each service: where its guest runs, its state, uptime, IPs, and the last backup.';
-  static override description = `Guests (lxc, vm) are asked live from the hypervisor: the node they run on now, state, uptime and IP addresses; every service shows its last recorded backup with its age, size and verification. The cluster's quorum and offline nodes are shown above.
+  static override description = `Guests (lxc, vm) are asked live from the hypervisor: the node they run on now, state, uptime and IP addresses; every service shows its last recorded backup with its age, size and verification. The cluster's quorum and offline nodes are shown above; an update whose process died before it finished is shown below, with the snapshot it holds.
 
 Exit codes: 0 shown, 1 some guest's state could not be read, 2 bad usage or config.`;
   static override examples = ['<%= config.bin %> status', '<%= config.bin %> status web dns --json'];
@@ -48,6 +48,7 @@ Exit codes: 0 shown, 1 some guest's state could not be read, 2 bad usage or conf
     });
     lines.push(table(['SERVICE', 'TYPE', 'NODE', 'STATE', 'UPTIME', 'IPS', 'LAST BACKUP'], rows));
     for (const s of report.services) if (s.error) lines.push(`  ${s.service}: ${s.error}`);
+    for (const s of report.services) if (s.unfinishedUpdate) lines.push(`  ${s.service}: UNFINISHED UPDATE: ${s.unfinishedUpdate.summary}`);
     this.out(lines.join('\n'));
     if (report.services.some((s) => s.error)) process.exitCode = EXIT.JOB_FAILED;
     return report;

@@ -13,7 +13,7 @@ export default class Update extends BaseCommand<typeof Update> {
 
 Guests (lxc, vm) run their update commands inside the guest (default: apt-get update, then a non-interactive dist-upgrade); docker-compose services pull and recreate.
 
-Exit codes: 0 all updated (or nothing to update), 1 a service failed or was rolled back, 2 bad usage or config, 130/143 interrupted.`;
+Exit codes: 0 all updated (or nothing to update), 1 a service failed or was rolled back, 2 bad usage or config, 75 another update of the service holds its lock (try again later, or give --lock-wait), 130/143 interrupted.`;
   static override examples = [
     { description: 'Show the plan, changing nothing', command: '<%= config.bin %> update nextcloud --dry-run' },
     { description: 'Update one service, asking first', command: '<%= config.bin %> update nextcloud' },
@@ -26,6 +26,11 @@ Exit codes: 0 all updated (or nothing to update), 1 a service failed or was roll
     'dry-run': Flags.boolean({ char: 'n', summary: 'Print the plan (and run the read-only pre-checks); change nothing.' }),
     yes: Flags.boolean({ char: 'y', summary: 'Do not ask for confirmation (needed when stdin is not a terminal).' }),
     parallel: Flags.integer({ min: 1, max: 16, summary: 'Services updated at once (default updates.parallel: 1, one after the other).' }),
+    'lock-wait': Flags.integer({
+      min: 0,
+      helpValue: 'SECONDS',
+      summary: 'How long to wait when another update of the same service holds its lock (default updates.lock_wait: 0).',
+    }),
   };
 
   async run(): Promise<UpdateReport> {
@@ -54,8 +59,18 @@ Exit codes: 0 all updated (or nothing to update), 1 a service failed or was roll
       rl.close();
       if (!/^y(es)?$/i.test(answer.trim())) throw new AutopilotError('USAGE', 'not confirmed: nothing was changed');
     }
-    const report = await engine.run({ services, all: Boolean(flags.all), dryRun, parallel: flags.parallel });
-    if (!report.ok) process.exitCode = report.interrupted ? this.interruptedExit : EXIT.JOB_FAILED;
+    const lockWait = flags['lock-wait'];
+    const report = await engine.run({
+      services,
+      all: Boolean(flags.all),
+      dryRun,
+      parallel: flags.parallel,
+      lockWaitMs: lockWait === undefined ? undefined : lockWait * 1000,
+    });
+    const bad = report.services.filter((s) => !['success', 'unchanged', 'planned'].includes(s.status));
+    // only lock conflicts: nothing was tried, try again later (75, as a backup's lock)
+    const locked = bad.length > 0 && bad.every((s) => s.code === 'LOCKED');
+    if (!report.ok) process.exitCode = report.interrupted ? this.interruptedExit : locked ? EXIT.LOCKED : EXIT.JOB_FAILED;
     this.out(dryRun ? renderPlan(report) : renderReport(report));
     return report;
   }
@@ -88,10 +103,11 @@ export function renderReport(r: UpdateReport): string {
     STATUS[s.status] ?? s.status,
     s.snapshot?.id ?? '-',
     formatDuration(s.durationMs),
-    s.error ?? s.steps.find((x) => x.step === 'update')?.detail ?? '',
+    s.error ?? (s.steps.find((x) => x.step === 'update') ?? s.steps.find((x) => x.step === 'prepare'))?.detail ?? '',
   ]);
   const lines = [table(['SERVICE', 'RESULT', 'SNAPSHOT', 'DURATION', 'DETAIL'], rows)];
   for (const s of r.services) {
+    if (s.unfinished) lines.push(`  ${s.service}: EARLIER: ${s.unfinished}`);
     if (s.hint) lines.push(`  ${s.service}: hint: ${s.hint}`);
     if (s.manual) lines.push(`  ${s.service}: BY HAND: ${s.manual}`);
   }
@@ -103,7 +119,9 @@ export function renderReport(r: UpdateReport): string {
       : bad
         ? `${bad} of ${r.services.length} not updated`
         : r.services.length
-          ? `${r.services.length} updated and validated`
+          ? r.services.every((s) => s.status === 'unchanged')
+            ? `${r.services.length} up to date: nothing was changed`
+            : `${r.services.length} updated and validated`
           : 'no services to update',
   );
   return lines.join('\n');

@@ -7,6 +7,7 @@
  * problems (with those of reading) are reported at once, sorted by file and line.
  */
 import * as path from 'node:path';
+import { splitCommandLine } from '../../lib/exec';
 import { MASK } from '../../lib/mask';
 import { configInvalid, displayPath, formatAjvErrors, pointerToPath, type Locator } from './errors';
 import type { ConfigPlugins } from './plugins';
@@ -136,8 +137,25 @@ function semanticErrors(config: AutopilotConfig, locator: Locator): string[] {
         );
       }
     });
+    out.push(...updateCommandErrors(svc, i, locator));
   });
   return out;
+}
+
+/** update.command strings are split like a shell would, but run without one: `;`, `|`, `&&`, redirections and bad quotes are refused now. */
+function updateCommandErrors(svc: AutopilotConfig['services'][number], i: number, locator: Locator): string[] {
+  const commands = (svc.update as { command?: unknown[] } | undefined)?.command ?? [];
+  return commands.flatMap((c, j) => {
+    if (typeof c !== 'string') return [];
+    try {
+      splitCommandLine(c);
+      return [];
+    } catch (e) {
+      return [
+        `${formatLocation(locator(['services', i, 'update', 'command', j]))}: services[${i}].update.command[${j}]: ${(e as Error).message} (or give it as a list: [sh, -c, '…'])`,
+      ];
+    }
+  });
 }
 
 /** Destination folders must differ from backup.root and from each other once resolved (checked after paths are made absolute). */

@@ -95,7 +95,7 @@ export interface PluginErrorFields {
 
 /** The host that runs the plugin (since 1.4). */
 export interface HostInfo {
-  /** the version of this contract the host implements, e.g. '1.4.0' */
+  /** the version of this contract the host implements, e.g. '1.5.0' */
   apiVersion: string;
   /** homelab-autopilot's own version */
   version: string;
@@ -264,6 +264,28 @@ export interface ServiceUpdater {
   deleteSnapshot?(service: ServiceConfig, snapshot: SnapshotInfo, op: OperationContext): Promise<void>;
   /** whether the service's containers or processes run (the `running` health check) */
   isRunning?(service: ServiceConfig, op: OperationContext): Promise<boolean>;
+  /**
+   * since 1.5: fetches the new version without touching the service (pulls images) and says
+   * whether there is anything new. Called after the pre-checks, before the snapshot;
+   * `changed: false` ends the update as "up to date" (no snapshot, nothing stopped), and
+   * update() is only called after a `changed: true`.
+   */
+  prepare?(service: ServiceConfig, op: OperationContext): Promise<UpdateResult>;
+  /**
+   * since 1.5: when each of the service's containers or processes last started, so that
+   * validation fails when one restarts within the settle window
+   */
+  starts?(service: ServiceConfig, op: OperationContext): Promise<ServiceStart[]>;
+}
+
+/** One container or process of a service, as ServiceUpdater.starts() reports it (since 1.5). */
+export interface ServiceStart {
+  /** the container's or process's id */
+  id: string;
+  /** when it last started (ISO time, or any text that changes on a restart) */
+  startedAt: string;
+  /** how often it was restarted, when known */
+  restarts?: number;
 }
 
 export interface ServicePluginDefinition extends DefinitionBase<'service', ServicePlugin> {

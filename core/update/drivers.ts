@@ -144,6 +144,8 @@ export function serviceDriver(svc: ServiceConfig, plugin: ServicePlugin, state: 
     running: u.isRunning
       ? (op) => call('isRunning', op, () => (u.isRunning as NonNullable<ServiceUpdater['isRunning']>)(svc, op))
       : undefined,
+    prepare: u.prepare ? (op) => call('prepare', op, () => (u.prepare as NonNullable<ServiceUpdater['prepare']>)(svc, op)) : undefined,
+    starts: u.starts ? (op) => call('starts', op, () => (u.starts as NonNullable<ServiceUpdater['starts']>)(svc, op)) : undefined,
     manual: (snap) =>
       `see docs/updates.md: restore ${svc.name} from snapshot ${snap.id}${snap.data?.archive ? ` (its data: ${JSON.stringify(snap.data.archive)})` : ''}`,
   };

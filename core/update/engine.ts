@@ -17,10 +17,13 @@ import { planSteps, runSteps, type RunResult } from '../steps/runner';
 import { guestDriver, serviceDriver } from './drivers';
 import { updateEvent } from './events';
 import { UPDATE_STEPS, type UpdateCtx } from './steps';
+import { clearInflight, unfinishedUpdate } from './unfinished';
+import { rollbackService, type RollbackReport, type RollbackRequest } from './rollback';
 import type { Driver, ServiceUpdateResult, StepResult, UpdateEngineDeps, UpdateReport, UpdateRequest, UpdateSettings } from './types';
 
 export * from './types';
 export { UPDATE_STEPS } from './steps';
+export type { RollbackReport, RollbackRequest } from './rollback';
 
 type UpdateSection = Partial<{
   enabled: boolean;
@@ -151,7 +154,7 @@ export class UpdateEngine {
             });
             continue;
           }
-          const r = req.dryRun ? await this.plan(svc) : await this.updateOne(svc, report.runId);
+          const r = req.dryRun ? await this.plan(svc) : await this.updateOne(svc, report.runId, req.lockWaitMs);
           if (r.status === 'interrupted') report.interrupted = true;
           report.services.push(r);
           const ev = req.dryRun ? null : updateEvent(r);
@@ -175,6 +178,13 @@ export class UpdateEngine {
     return report;
   }
 
+  /** `rollback SERVICE [--snapshot ID]`: back to an autopilot snapshot by hand (./rollback.ts). */
+  rollback(req: RollbackRequest): Promise<RollbackReport> {
+    const [svc] = namedServices(this.deps.config.services, [req.service]);
+    this.driver(svc); // a clear error for a type that cannot be updated (nor rolled back)
+    return rollbackService(this.deps, this.context(svc), this.log.child(svc.name), req);
+  }
+
   /** --dry-run: the same table, each step with what it would do; the pre-checks run (they only read). */
   private async plan(svc: ServiceConfig): Promise<ServiceUpdateResult> {
     const started = Date.now();
@@ -190,7 +200,7 @@ export class UpdateEngine {
     return result;
   }
 
-  private async updateOne(svc: ServiceConfig, jobRunId: number | null): Promise<ServiceUpdateResult> {
+  private async updateOne(svc: ServiceConfig, jobRunId: number | null, lockWaitMs?: number): Promise<ServiceUpdateResult> {
     const state = this.deps.state as StateManager;
     const started = Date.now();
     const result: ServiceUpdateResult = { service: svc.name, type: svc.type, status: 'success', steps: [], durationMs: 0 };
@@ -199,12 +209,16 @@ export class UpdateEngine {
     let lock: { release(): void } | null = null;
     let ctx: UpdateCtx | null = null;
     try {
-      ctx = this.context(svc);
+      ctx = Object.assign(this.context(svc), { runId });
       lock = await state.acquireLock(`update.${svc.name}`, {
-        waitMs: this.deps.config.updates.lock_wait * 1000,
+        waitMs: lockWaitMs ?? this.deps.config.updates.lock_wait * 1000,
         signal: this.deps.signal,
         command: `update ${svc.name}`,
       });
+      // an earlier update that its process never finished: said before anything else happens
+      const earlier = unfinishedUpdate(state, svc.name);
+      // (the app has logged it already)
+      if (earlier) result.unfinished = earlier.summary;
       const run = await runSteps(UPDATE_STEPS, ctx, {
         signal: this.deps.signal,
         ownTimeoutMs: ctx.settings.timeoutMs,
@@ -224,8 +238,10 @@ export class UpdateEngine {
         status: aborted ? 'interrupted' : 'failed',
         error: mask(this.deps.signal.aborted ? 'cancelled before anything was changed' : describeError(e)),
         hint: (e as { hint?: string })?.hint,
+        code: e instanceof AutopilotError ? e.code : undefined,
       });
     } finally {
+      clearInflight(state, svc.name, runId);
       lock?.release();
       result.durationMs = Date.now() - started;
       const status =

@@ -35,9 +35,10 @@ export function updateEvent(r: ServiceUpdateResult): NotifyEvent | null {
       };
     case 'failed':
     case 'interrupted':
+      // critical, as docs/notifications.md says of update_failed: the service was not updated and may need a look
       return {
         event: 'update_failed',
-        severity: 'warning',
+        severity: 'critical',
         subject: r.service,
         title: `Update of ${r.service} was not done`,
         text: `${r.error ?? ''}${r.hint ? `\nhint: ${r.hint}` : ''}`,

@@ -14,6 +14,7 @@ import { describeCheck, runChecks, type CheckResult, type HealthCheck } from '..
 import type { OperationContext, ServiceConfig, SnapshotInfo } from '../plugins/contract';
 import type { Step, StepOutcome, StepScope } from '../steps/runner';
 import { SNAP_PREFIX, type Driver, type UpdateSettings } from './types';
+import { markInflight } from './unfinished';
 
 export interface UpdateCtx {
   svc: ServiceConfig;
@@ -29,6 +30,10 @@ export interface UpdateCtx {
   snapshot?: SnapshotInfo;
   /** set by the update step: false when there was nothing to update */
   changed?: boolean;
+  /** set by the prepare step: nothing new, so nothing else runs */
+  upToDate?: boolean;
+  /** the service's run in state (the marker of an update under way names it) */
+  runId?: number | null;
 }
 
 type Outcome = StepOutcome<{ checks: CheckResult[] }>;
@@ -61,41 +66,82 @@ export async function prechecks(ctx: UpdateCtx, op: OperationContext): Promise<{
   return { list, checks: health.results };
 }
 
-/** Health checks, again and again, until they pass twice in a row or the settle window is over. */
+/** The containers or processes of the service and when each started ("" when the driver cannot tell). */
+async function startsOf(ctx: UpdateCtx, op: OperationContext): Promise<Map<string, string> | null> {
+  if (!ctx.driver.starts) return null;
+  const list = await ctx.driver.starts(op);
+  return new Map(list.map((x) => [x.id, `${x.startedAt}#${x.restarts ?? 0}`]));
+}
+
+/** What restarted (or appeared, or went) between two looks, or null. */
+function restarted(before: Map<string, string> | null, now: Map<string, string> | null): string | null {
+  if (!before || !now) return null;
+  const changed = [...new Set([...before.keys(), ...now.keys()])].filter((id) => before.get(id) !== now.get(id));
+  return changed.length ? changed.map((id) => id.slice(0, 12)).join(', ') : null;
+}
+
+/**
+ * Health checks, every check_interval, on the injected clock. The service has up to
+ * settle_seconds to become healthy; from its first passing round it must then stay healthy for
+ * the whole settle_seconds, every round passing and no container or process restarting (when
+ * the driver can tell), so that a release that crashes a few seconds after it started fails.
+ */
 export async function validate(ctx: UpdateCtx, op: OperationContext): Promise<Outcome> {
   const checks = checksOf(ctx);
   const s = ctx.settings;
   if (!checks.length) return { detail: 'no health checks configured', extra: { checks: [] } };
   const now = (): number => ctx.clock.now().getTime();
-  const until = now() + s.settleMs;
+  const start = now();
   const rounds = (n: number): string => `${n} round${n > 1 ? 's' : ''}`;
-  let passes = 0;
+  const secs = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
+  const bad = (r: { results: CheckResult[] }): string =>
+    r.results
+      .filter((x) => !x.ok)
+      .map((x) => `${x.check}: ${x.detail}`)
+      .join('; ');
+  let since: number | null = null;
+  let baseline: Map<string, string> | null = null;
   for (let round = 1; ; round++) {
     const r = await runChecks(checks, { signal: op.signal, running: runningOf(ctx, op) });
-    passes = r.ok ? passes + 1 : 0;
-    // healthy twice in a row (one interval apart), so that a service that starts and then crashes does not pass;
-    // once, when the settle window leaves no time for a second round
-    if (passes >= 2 || (passes === 1 && now() + s.intervalMs > until)) {
-      return {
-        detail: `healthy after ${rounds(round)}: ${r.results.map((x) => `${x.check}: ${x.detail}`).join(', ')}`,
-        extra: { checks: r.results },
-      };
-    }
-    if (!r.ok && (now() + s.intervalMs > until || op.signal.aborted)) {
-      const bad = r.results.filter((x) => !x.ok);
+    const t = now();
+    if (r.ok && since === null) {
+      since = t;
+      baseline = await startsOf(ctx, op);
+    } else if (r.ok && since !== null) {
+      const which = restarted(baseline, await startsOf(ctx, op));
+      if (which)
+        return {
+          ok: false,
+          detail: `restarted within the settle window (${which}), ${secs(t - since)} after it was first healthy`,
+          extra: { checks: r.results },
+        };
+    } else if (since !== null) {
       return {
         ok: false,
-        detail: `still unhealthy after ${rounds(round)} (${s.settleMs / 1000}s): ${bad.map((x) => `${x.check}: ${x.detail}`).join('; ')}`,
+        detail: `unhealthy again ${secs(t - since)} after it was first healthy: ${bad(r)}`,
+        extra: { checks: r.results },
+      };
+    } else if (t + s.intervalMs > start + s.settleMs || op.signal.aborted) {
+      return {
+        ok: false,
+        detail: `still unhealthy after ${rounds(round)} (${s.settleMs / 1000}s): ${bad(r)}`,
         extra: { checks: r.results },
       };
     }
-    await ctx.clock.sleep(s.intervalMs, op.signal);
+    if (since !== null && t - since >= s.settleMs) {
+      return {
+        detail: `healthy for ${s.settleMs / 1000}s (${rounds(round)}): ${r.results.map((x) => `${x.check}: ${x.detail}`).join(', ')}`,
+        extra: { checks: r.results },
+      };
+    }
+    // the last round falls on the end of the window
+    await ctx.clock.sleep(since === null ? s.intervalMs : Math.min(s.intervalMs, since + s.settleMs - t), op.signal);
   }
 }
 
 const timeout = (ctx: UpdateCtx): number => ctx.settings.timeoutMs;
 
-const rollback: UpdateStep = {
+export const rollback: UpdateStep = {
   id: 'rollback',
   title: 'rollback',
   signal: 'own',
@@ -109,7 +155,7 @@ const rollback: UpdateStep = {
   },
 };
 
-const revalidate: UpdateStep = {
+export const revalidate: UpdateStep = {
   id: 'revalidate',
   title: 'validation after the rollback',
   readOnly: true,
@@ -150,8 +196,24 @@ export const UPDATE_STEPS: UpdateStep[] = [
     },
   },
   {
+    id: 'prepare',
+    title: 'fetch the new version and compare it with what runs',
+    // it changes nothing the service uses (images are pulled, nothing is recreated)
+    readOnly: true,
+    applies: (ctx) => ctx.driver.prepare !== undefined,
+    describe: (ctx) =>
+      `${ctx.svc.type}: fetch the new version (nothing is stopped); when it is what runs already: up to date, and nothing else is done`,
+    async run(ctx, scope) {
+      const driver = ctx.driver;
+      const v = await (driver.prepare as NonNullable<Driver['prepare']>).call(driver, ctx.op(scope));
+      if (!v.changed) Object.assign(ctx, { upToDate: true, changed: false });
+      return { detail: v.summary };
+    },
+  },
+  {
     id: 'snapshot',
     title: 'snapshot',
+    applies: (ctx) => !ctx.upToDate,
     // not cut short by a SIGINT (a half-made snapshot, a project left stopped): a time-out of its own
     signal: 'own',
     critical: true,
@@ -163,8 +225,11 @@ export const UPDATE_STEPS: UpdateStep[] = [
       const taken = new Set((await ctx.driver.snapshots(ctx.op(scope)).catch(() => [] as SnapshotInfo[])).map((x) => x.id));
       let name = base;
       for (let n = 2; taken.has(name); n++) name = `${base}_${n}`;
+      // from here on the service may be changed: a process that dies leaves a marker the next run finds
+      markInflight(ctx.state, ctx.svc.name, ctx.runId ?? null, null);
       const v = await ctx.driver.snapshot(name, ctx.op(scope));
       ctx.snapshot = v;
+      markInflight(ctx.state, ctx.svc.name, ctx.runId ?? null, v.id);
       // the snapshot is kept after a rollback (and removed by later cleanups), so it has no undo
       return { detail: `${v.id}${v.description ? ` (${v.description})` : ''}` };
     },
@@ -172,6 +237,7 @@ export const UPDATE_STEPS: UpdateStep[] = [
   {
     id: 'update',
     title: 'update',
+    applies: (ctx) => !ctx.upToDate,
     timeoutMs: timeout,
     describe: async (ctx) => (await ctx.describe()).update,
     async run(ctx, scope) {
@@ -189,14 +255,15 @@ export const UPDATE_STEPS: UpdateStep[] = [
   },
   {
     id: 'validate',
-    title: 'validate: health checks, retried over the settle window',
+    title: 'validate: healthy over the whole settle window',
     readOnly: true,
+    applies: (ctx) => !ctx.upToDate,
     failMessage: (detail) => `validation failed: ${detail}`,
     describe(ctx) {
       const checks = checksOf(ctx);
       const s = ctx.settings;
       return checks.length
-        ? `${checks.map(describeCheck).join(', ')}: every ${s.intervalMs / 1000}s for up to ${s.settleMs / 1000}s`
+        ? `${checks.map(describeCheck).join(', ')}: every ${s.intervalMs / 1000}s; healthy within ${s.settleMs / 1000}s, then for ${s.settleMs / 1000}s without a failure${ctx.driver.starts ? ' or a restart' : ''}`
         : 'no health checks configured: the update counts as good when it finishes';
     },
     run: (ctx, scope) => validate(ctx, ctx.op(scope)),
@@ -206,6 +273,7 @@ export const UPDATE_STEPS: UpdateStep[] = [
     title: 'remove older autopilot snapshots',
     // best effort: the update is good whatever happens here
     optional: true,
+    applies: (ctx) => !ctx.upToDate,
     signal: 'own',
     timeoutMs: timeout,
     async describe(ctx, scope) {

@@ -5,7 +5,7 @@ import type { StateManager } from '../../lib/state';
 import type { AutopilotConfig } from '../config/types';
 import type { CheckResult } from '../health/checks';
 import type { DeliveryReport, NotificationEngine } from '../notify/engine';
-import type { OperationContext, SnapshotInfo, UpdateResult } from '../plugins/contract';
+import type { OperationContext, ServiceStart, SnapshotInfo, UpdateResult } from '../plugins/contract';
 import type { PluginRegistry } from '../plugins/host';
 import type { StepReport } from '../steps/runner';
 
@@ -26,6 +26,10 @@ export interface ServiceUpdateResult {
   durationMs: number;
   /** what to do by hand when the rollback failed */
   manual?: string;
+  /** the error's code when it failed before anything ran (LOCKED: another run holds its lock) */
+  code?: string;
+  /** an earlier update of it that did not finish (its process died), found before this one began */
+  unfinished?: string;
 }
 
 export interface UpdateReport {
@@ -45,6 +49,8 @@ export interface UpdateRequest {
   dryRun: boolean;
   /** services updated at once (default updates.parallel, 1: one after the other) */
   parallel?: number;
+  /** ms to wait for another update of the same service (default updates.lock_wait) */
+  lockWaitMs?: number;
 }
 
 export interface UpdateEngineDeps {
@@ -81,6 +87,10 @@ export interface Driver {
   snapshots(op: OperationContext): Promise<SnapshotInfo[]>;
   deleteSnapshot(snap: SnapshotInfo, op: OperationContext): Promise<void>;
   running?(op: OperationContext): Promise<boolean>;
+  /** fetches the new version without touching the service; changed: false = up to date (docker-compose: pull) */
+  prepare?(op: OperationContext): Promise<UpdateResult>;
+  /** when each container or process last started (a restart within the settle window fails validation) */
+  starts?(op: OperationContext): Promise<ServiceStart[]>;
   /** the command to roll back by hand */
   manual(snap: SnapshotInfo): string;
 }

@@ -18,8 +18,13 @@ export function sh(cmd: string, args: string[], opts: { cwd?: string; input?: st
   return execFileSync(cmd, args, { cwd: opts.cwd, input: opts.input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
-/** An image whose start script writes to /data and serves /www on 8080; a broken one damages /data and exits. */
-export function buildImage(tag: string, version: string, broken = false): void {
+/**
+ * An image whose start script writes to /data and serves /www on 8080; a broken one damages
+ * /data and exits; one with `crashAfterSeconds` serves, then exits 1 that many seconds after
+ * it started. `label` marks the image (LABEL autopilot-test=…), so that a test can prune its own
+ * images only, on an engine others use too.
+ */
+export function buildImage(tag: string, version: string, broken = false, o: { label?: string; crashAfterSeconds?: number } = {}): void {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ha-img-'));
   try {
     fs.mkdirSync(path.join(root, 'bin'));
@@ -34,12 +39,17 @@ export function buildImage(tag: string, version: string, broken = false): void {
       path.join(root, 'start.sh'),
       broken
         ? `#!/bin/sh\necho "${version} corrupted it" > /data/important\necho "${version} was here" > /data/${version}-junk\nexit 1\n`
-        : `#!/bin/sh\necho "written by ${version}" >> /data/history\n[ -f /data/important ] || echo "precious data" > /data/important\nexec httpd -f -p 8080 -h /www\n`,
+        : o.crashAfterSeconds
+          ? `#!/bin/sh\necho "written by ${version}" >> /data/history\nhttpd -p 8080 -h /www\nsleep ${o.crashAfterSeconds}\nexit 1\n`
+          : `#!/bin/sh\necho "written by ${version}" >> /data/history\n[ -f /data/important ] || echo "precious data" > /data/important\nexec httpd -f -p 8080 -h /www\n`,
     );
     const tarFile = `${root}.tar`;
     execFileSync('tar', ['-C', root, '-cf', tarFile, '.']);
     try {
-      execFileSync('docker', ['import', '-c', 'CMD ["/bin/sh","/start.sh"]', tarFile, tag], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const label = o.label ? ['-c', `LABEL autopilot-test=${o.label}`] : [];
+      execFileSync('docker', ['import', '-c', 'CMD ["/bin/sh","/start.sh"]', ...label, tarFile, tag], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
     } finally {
       fs.rmSync(tarFile, { force: true });
     }

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cleanupTmp, json, runCli, tmpDir, write } from '../helpers/cli';
+import { cleanupTmp, collect, json, runCli, startCli, tmpDir, write } from '../helpers/cli';
 import { buildImage, freePort, httpText, publish, REGISTRY, sh, startDocker, waitFor } from '../helpers/docker';
 import { Recorder, webhookNotifications } from '../helpers/recorder';
 
@@ -32,8 +32,10 @@ beforeAll(async () => {
   hook = await new Recorder().start();
   dir = tmpDir();
   port = await freePort();
-  for (const v of ['v1', 'v2']) buildImage(LOCAL(v), v);
-  buildImage(LOCAL('v3'), 'v3', true);
+  for (const v of ['v1', 'v2']) buildImage(LOCAL(v), v, false, { label: suffix });
+  buildImage(LOCAL('v3'), 'v3', true, { label: suffix });
+  // serves, then crashes 3 s after it started: inside the 6 s settle window
+  buildImage(LOCAL('v4'), 'v4', false, { label: suffix, crashAfterSeconds: 3 });
   publish(LOCAL('v1'), REF);
   write(
     path.join(dir, 'app', 'docker-compose.yml'),
@@ -90,7 +92,10 @@ afterAll(async () => {
   } catch {
     /* already gone */
   }
-  for (const t of [LOCAL('v1'), LOCAL('v2'), LOCAL('v3'), REF]) {
+  const keep = sh('docker', ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}', 'homelab-autopilot/rollback'])
+    .split('\n')
+    .filter((t) => t.includes(PROJECT));
+  for (const t of [LOCAL('v1'), LOCAL('v2'), LOCAL('v3'), LOCAL('v4'), REF, ...keep]) {
     try {
       sh('docker', ['rmi', '-f', t]);
     } catch {
@@ -159,9 +164,12 @@ describe('docker-compose services against a real Docker engine', () => {
     const r = await runCli(['update', 'app', '--dry-run', '--config', cfg]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/1\. precheck +would pass now/);
-    expect(r.stdout).toMatch(/2\. snapshot +record the image of each container of project .*archive its volumes \(.*_appdata\/_data.*\)/);
-    expect(r.stdout).toMatch(/3\. update +docker-compose pull, then docker-compose up -d/);
-    expect(r.stdout).toMatch(/4\. validate +http http:\/\/127\.0\.0\.1:\d+\/, running: every 1s for up to 6s/);
+    expect(r.stdout).toMatch(/2\. prepare +docker-compose: fetch the new version \(nothing is stopped\)/);
+    expect(r.stdout).toMatch(/3\. snapshot +record the image of each container of project .*archive its volumes \(.*_appdata\/_data.*\)/);
+    expect(r.stdout).toMatch(/4\. update +docker-compose up -d/);
+    expect(r.stdout).toMatch(
+      /5\. validate +http http:\/\/127\.0\.0\.1:\d+\/, running: every 1s; healthy within 6s, then for 6s without a failure or a restart/,
+    );
     expect(world()).toBe(before);
     expect(await httpText(`http://127.0.0.1:${port}/`)).toBe('v1');
   });
@@ -175,6 +183,27 @@ describe('docker-compose services against a real Docker engine', () => {
     expect(await httpText(`http://127.0.0.1:${port}/`)).toBe('v2');
     expect(fs.readFileSync(path.join(volume, 'history'), 'utf8')).toMatch(/written by v1\n(written by v1\n)*written by v2/);
     expect(hook.requests.map((q) => JSON.parse(q.body).event)).toContain('update_success');
+    // the image that ran before is kept by a tag of ours until its snapshot is removed
+    const snap = rep.services[0].snapshot.id as string;
+    expect(sh('docker', ['image', 'inspect', '--format', '{{.Id}}', `homelab-autopilot/rollback:${PROJECT}_${snap}_web`]).trim()).toBe(
+      sh('docker', ['image', 'inspect', '--format', '{{.Id}}', LOCAL('v1')]).trim(),
+    );
+  });
+
+  it('with nothing new in the registry: "up to date", nothing stopped, no snapshot', async () => {
+    const container = (): string =>
+      sh('docker', ['ps', '-a', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--format', '{{.ID}}']).trim();
+    const before = { id: container(), started: sh('docker', ['inspect', '--format', '{{.State.StartedAt}}', container()]).trim() };
+    const snaps = fs.readdirSync(path.join(dir, 'state', 'plugins', 'docker-compose', 'snapshots')).sort();
+    const r = await runCli(['update', 'app', '--yes', '--config', cfg], { timeoutMs: 180_000 });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^app +up to date +- +\S+ +up to date: the image pulled is the one that runs$/m);
+    expect(r.stdout).toMatch(/1 up to date: nothing was changed/);
+    // the same container, never stopped, and no new snapshot
+    expect(container()).toBe(before.id);
+    expect(sh('docker', ['inspect', '--format', '{{.State.StartedAt}}', before.id]).trim()).toBe(before.started);
+    expect(fs.readdirSync(path.join(dir, 'state', 'plugins', 'docker-compose', 'snapshots')).sort()).toEqual(snaps);
+    expect(r.stderr).not.toMatch(/docker-compose .* (stop|up)\b/);
   });
 
   it('an update to a broken v3 is rolled back to v2 with its data intact, and alerted', async () => {
@@ -191,6 +220,7 @@ describe('docker-compose services against a real Docker engine', () => {
     );
     expect(rep.services[0].steps.map((s: { step: string; status: string }) => `${s.step}:${s.status}`)).toEqual([
       'precheck:success',
+      'prepare:success',
       'snapshot:success',
       'update:success',
       'validate:failed',
@@ -209,5 +239,63 @@ describe('docker-compose services against a real Docker engine', () => {
     const alert = hook.requests.map((q) => JSON.parse(q.body));
     expect(alert).toHaveLength(1);
     expect(alert[0]).toMatchObject({ event: 'rollback_executed', severity: 'warning', title: 'Update of app failed and was ROLLED BACK' });
+  });
+
+  it('a release that crashes a few seconds after it started is rolled back (healthy for the whole settle window)', async () => {
+    publish(LOCAL('v4'), REF);
+    const r = await runCli(['update', 'app', '--yes', '--json', '--config', cfg], { timeoutMs: 180_000 });
+    const rep = json(r);
+    expect(rep.services[0].status).toBe('rolled_back');
+    expect(rep.services[0].error).toMatch(/^validation failed: unhealthy again \S+s after it was first healthy: /);
+    expect(await httpText(`http://127.0.0.1:${port}/`)).toBe('v2');
+  });
+
+  /** An update to the broken v3, with `docker image prune` (of this test's images only) run while it validates. */
+  async function updateWhilePruning(pruneArgs: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const child = startCli(['update', 'app', '--yes', '--config', cfg]);
+    let err = '';
+    child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+    const done = collect(child, 180_000);
+    // the update step is over: the new release runs, the old image is used by no container
+    await waitFor(() => (/^app: update ok/m.test(err) ? true : null), 120_000);
+    sh('docker', ['image', 'prune', '--force', ...pruneArgs, '--filter', `label=autopilot-test=${suffix}`]);
+    return done;
+  }
+
+  it('a `docker image prune` during the settle window does not take the image the rollback needs', async () => {
+    publish(LOCAL('v3'), REF);
+    // the image that runs (v2) is tagged only by the compose file's reference, which the update moves to v3
+    sh('docker', ['rmi', LOCAL('v2')]);
+    const important = fs.readFileSync(path.join(volume, 'important'), 'utf8');
+    const r = await updateWhilePruning([]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^app +ROLLED BACK +autopilot_/m);
+    expect(await httpText(`http://127.0.0.1:${port}/`)).toBe('v2');
+    expect(fs.readFileSync(path.join(volume, 'important'), 'utf8')).toBe(important);
+    expect(fs.existsSync(path.join(volume, 'v3-junk'))).toBe(false);
+    // human history says what happened
+    expect((await runCli(['history', '--kind', 'update', '--limit', '1', '--config', cfg])).stdout).toMatch(/└ app +rolled back: /);
+  });
+
+  it('when the old image is gone all the same (prune --all), the rollback pulls it again by its digest', async () => {
+    const important = fs.readFileSync(path.join(volume, 'important'), 'utf8');
+    const r = await updateWhilePruning(['--all']);
+    expect(r.stdout).toMatch(/^app +ROLLED BACK +autopilot_/m);
+    expect(r.stderr).toMatch(/pulling 127\.0\.0\.1:5000\/autopilot-test\/app\d+@sha256:/);
+    expect(r.code).toBe(1);
+    expect(await httpText(`http://127.0.0.1:${port}/`)).toBe('v2');
+    expect(fs.readFileSync(path.join(volume, 'important'), 'utf8')).toBe(important);
+  });
+
+  it('rollback by hand goes back to the newest autopilot snapshot: its data and its image', async () => {
+    const snaps = json(await runCli(['history', '--kind', 'update', '--limit', '1', '--json', '--config', cfg]))[0].children[0].summary;
+    fs.writeFileSync(path.join(volume, 'written-after'), 'x');
+    const r = await runCli(['rollback', 'app', '--yes', '--json', '--config', cfg], { timeoutMs: 180_000 });
+    expect(r.code).toBe(0);
+    expect(json(r)).toMatchObject({ status: 'success', reason: 'the newest autopilot snapshot', snapshot: { id: snaps.snapshot } });
+    expect(fs.existsSync(path.join(volume, 'written-after'))).toBe(false);
+    expect(await httpText(`http://127.0.0.1:${port}/`)).toBe('v2');
+    const h = json(await runCli(['history', '--limit', '1', '--json', '--config', cfg]));
+    expect(h[0]).toMatchObject({ kind: 'rollback', target: 'app', status: 'success' });
   });
 });

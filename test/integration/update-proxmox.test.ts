@@ -107,7 +107,7 @@ describe('update of a Proxmox guest', () => {
     expect(r.stdout).toMatch(
       /^ {2}3\. update +run in CT 100: apt-get update; then run in CT 100: env DEBIAN_FRONTEND=noninteractive apt-get -y .* dist-upgrade$/m,
     );
-    expect(r.stdout).toMatch(/^ {2}4\. validate +running: every 1s for up to 2s$/m);
+    expect(r.stdout).toMatch(/^ {2}4\. validate +running: every 1s; healthy within 2s, then for 2s without a failure$/m);
     expect(r.stdout).toMatch(/^ {2}6\. rollback +roll CT 100 back to that snapshot/m);
     expect(JSON.stringify(sim.guest(100).snapshots ?? {})).toBe(snaps);
     expect(sim.tasks.length).toBe(tasks);
@@ -181,6 +181,9 @@ describe('update of a Proxmox guest', () => {
     expect(a).toHaveLength(1);
     expect(a[0]).toMatchObject({ event: 'rollback_executed', severity: 'warning' });
     expect(a[0].title).toBe('Update of web failed and was ROLLED BACK');
+    // human history says what happened to the service, not only that the run failed
+    const h = await runCli(['history', '--kind', 'update', '--config', s.cfg]);
+    expect(h.stdout).toMatch(/└ web +rolled back: 'env .*dist-upgrade' in CT 100 exited 100/);
   });
 
   it('when the rollback does not bring it back, a critical alert says what to do by hand', async () => {
@@ -224,11 +227,19 @@ describe('update of a Proxmox guest', () => {
     // a backup of it meanwhile is refused: its data may be half-restored
     const b = json(await runCli(['backup', 'web', '--json', '--config', s.cfg]));
     expect(b.services[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/^an update of web is running \(pid \d+ on /) });
+    // a second update of it: the lock is held, exit 75 (try again later), and --lock-wait exists
+    const second = await runCli(['update', 'web', '--yes', '--lock-wait', '1', '--config', s.cfg]);
+    expect(second.code).toBe(75);
+    expect(second.stdout).toMatch(/^web +FAILED .*another run holds the 'update\.web' lock/m);
+    expect(second.stdout).toMatch(/hint: wait for it to finish, or give --lock-wait SECONDS/);
     child.kill('SIGTERM');
     const r = await collect(child, 60_000);
     expect(r.code).toBe(143);
     expect(tasksOf('vzrollback', '100').length).toBe(before + 1);
-    const h = json(await runCli(['history', '--kind', 'update', '--json', '--config', s.cfg]));
+    // newest first: the second update (refused by the lock), then this one
+    const [refused, h0] = json(await runCli(['history', '--kind', 'update', '--json', '--config', s.cfg]));
+    expect(refused.children[0].summary.error).toMatch(/lock/);
+    const h = [h0];
     expect(h[0].status).toBe('interrupted');
     // the alert still goes out after the signal
     expect(alerts().at(-1)).toMatchObject({ event: 'rollback_executed', severity: 'warning' });
@@ -271,9 +282,10 @@ describe('update of a Proxmox guest', () => {
     const dir = tmpDir();
     const ssh = path.join(dir, 'ssh');
     const rec = path.join(dir, 'ssh-calls.jsonl');
+    // records what it was asked, then runs the remote command line with a real shell, as sshd would
     write(
       ssh,
-      `#!/usr/bin/env node\nrequire('fs').appendFileSync(${JSON.stringify(rec)}, JSON.stringify(process.argv.slice(2)) + '\\n');\n`,
+      `#!/usr/bin/env node\nconst argv = process.argv.slice(2);\nrequire('fs').appendFileSync(${JSON.stringify(rec)}, JSON.stringify(argv) + '\\n');\nprocess.exit(require('child_process').spawnSync('sh', ['-c', argv.at(-1)], { stdio: 'inherit' }).status);\n`,
     );
     fs.chmodSync(ssh, 0o755);
     const s = setup({ exec: `      via: ssh\n      ssh: ${ssh}\n      ssh_user: admin` });
@@ -281,7 +293,7 @@ describe('update of a Proxmox guest', () => {
       s.cfg,
       fs
         .readFileSync(s.cfg, 'utf8')
-        .replace('    vmid: 100\n', `    vmid: 100\n    update:\n      command:\n        - [sh, -c, 'echo "it''s done" > /tmp/x']\n`),
+        .replace('    vmid: 100\n', `    vmid: 100\n    update:\n      command:\n        - [sh, -c, 'echo "it''s done" > ${dir}/out']\n`),
     );
     const r = await runCli(['update', 'web', '--yes', '--json', '--config', s.cfg]);
     expect(json(r).services[0].status).toBe('success');
@@ -290,15 +302,12 @@ describe('update of a Proxmox guest', () => {
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l));
-    expect(calls[0]).toEqual([
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      'ConnectTimeout=10',
-      'admin@10.0.0.100',
-      '--',
-      `sh -c 'echo "it'\\''s done" > /tmp/x'`,
-    ]);
+    expect(calls[0].slice(0, -1)).toEqual(['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', 'admin@10.0.0.100', '--']);
+    // first a marker that says the command started, then the command, quoted for the remote shell
+    expect(calls[0].at(-1)).toMatch(
+      /^printf '%s\\n' homelab-autopilot-started-[0-9a-f]{12} >&2 && sh -c 'echo "it'\\''s done" > \S+\/out'$/,
+    );
+    expect(fs.readFileSync(path.join(dir, 'out'), 'utf8')).toBe("it's done\n");
   });
 
   it('when the commands cannot reach the guest at all, nothing is rolled back and the snapshot is removed', async () => {
@@ -318,6 +327,123 @@ describe('update of a Proxmox guest', () => {
     );
     expect(tasksOf('vzrollback', '100').length).toBe(rollbacks);
     expect(autopilotSnaps(100).length).toBe(snaps);
+  });
+
+  it('a login refused as "user@host: Permission denied (publickey)." did not reach the guest: nothing is rolled back', async () => {
+    const dir = tmpDir();
+    const ssh = path.join(dir, 'ssh');
+    // OpenSSH's words with the "user@host: " prefix it puts on them
+    write(ssh, '#!/bin/sh\necho "root@10.0.0.100: Permission denied (publickey)." >&2\nexit 255\n');
+    fs.chmodSync(ssh, 0o755);
+    const s = setup({ exec: `      via: ssh\n      ssh: ${ssh}` });
+    const rollbacks = tasksOf('vzrollback', '100').length;
+    const snaps = autopilotSnaps(100).length;
+    const r = await runCli(['update', 'web', '--yes', '--json', '--config', s.cfg]);
+    expect(r.code).toBe(1);
+    const rep = json(r);
+    expect(rep.services[0]).toMatchObject({ status: 'failed', hint: expect.stringMatching(/^nothing was changed/) });
+    expect(rep.services[0].error).toBe('cannot reach CT 100 to run commands in it: root@10.0.0.100: Permission denied (publickey).');
+    expect(tasksOf('vzrollback', '100').length).toBe(rollbacks);
+    expect(autopilotSnaps(100).length).toBe(snaps);
+  });
+
+  it('a command exiting 255 after it started is a failed update (rolled back), not an unreachable guest', async () => {
+    const dir = tmpDir();
+    const ssh = path.join(dir, 'ssh');
+    write(ssh, `#!/bin/sh\nfor last; do :; done\nexec sh -c "$last"\n`);
+    fs.chmodSync(ssh, 0o755);
+    const s = setup({ exec: `      via: ssh\n      ssh: ${ssh}` });
+    fs.writeFileSync(
+      s.cfg,
+      fs
+        .readFileSync(s.cfg, 'utf8')
+        .replace('    vmid: 100\n', `    vmid: 100\n    update:\n      command:\n        - [sh, -c, 'echo broken >&2; exit 255']\n`),
+    );
+    const rollbacks = tasksOf('vzrollback', '100').length;
+    const rep = json(await runCli(['update', 'web', '--yes', '--json', '--config', s.cfg]));
+    expect(rep.services[0].status).toBe('rolled_back');
+    expect(rep.services[0].error).toMatch(/in CT 100 exited 255: broken$/);
+    expect(tasksOf('vzrollback', '100').length).toBe(rollbacks + 1);
+  });
+
+  it('config validate refuses an update.command string with a shell operator, with file and line', async () => {
+    const s = setup();
+    fs.writeFileSync(
+      s.cfg,
+      fs
+        .readFileSync(s.cfg, 'utf8')
+        .replace(
+          '    vmid: 100\n',
+          `    vmid: 100\n    update:\n      command:\n        - apt-get update\n        - "apt-get -y upgrade; reboot"\n`,
+        ),
+    );
+    const line =
+      fs
+        .readFileSync(s.cfg, 'utf8')
+        .split('\n')
+        .findIndex((l) => l.includes('reboot')) + 1;
+    const r = await runCli(['config', 'validate', '--config', s.cfg]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(
+      `${s.cfg}:${line}:11: services[0].update.command[1]: shell operator ';' is not supported: commands run without a shell`,
+    );
+    // and nothing reaches the guest
+    const u = await runCli(['update', 'web', '--yes', '--config', s.cfg]);
+    expect(u.code).toBe(2);
+    expect(s.calls()).toEqual([]);
+  });
+
+  it('after the tool is killed mid-update (SIGKILL): status shows it, rollback goes back to its snapshot, the next update names it', async () => {
+    const s = setup();
+    s.failOn('sleep');
+    const killMidUpdate = async (): Promise<void> => {
+      const n = s.calls().filter((c) => c.includes('dist-upgrade')).length;
+      const child = startCli(['update', 'web', '--yes', '--config', s.cfg]);
+      const deadline = Date.now() + 15_000;
+      while (s.calls().filter((c) => c.includes('dist-upgrade')).length === n && Date.now() < deadline) await sleep(100);
+      child.kill('SIGKILL');
+      await collect(child, 10_000);
+    };
+    await killMidUpdate();
+    s.failOn(null);
+    const st = json(await runCli(['status', 'web', '--json', '--config', s.cfg]));
+    const u = st.services[0].unfinishedUpdate;
+    expect(u).toMatchObject({ step: 'update', snapshot: expect.stringMatching(/^autopilot_\d{8}_\d{6}/) });
+    expect(autopilotSnaps(100)).toContain(u.snapshot);
+    const human = await runCli(['status', 'web', '--config', s.cfg]);
+    expect(human.stdout).toContain(`web: UNFINISHED UPDATE: an update of web did not finish: its process (pid`);
+    expect(human.stdout).toContain(`ended during its update step`);
+    expect(human.stdout).toContain(`snapshot ${u.snapshot} holds web as it was before: go back with 'homelab-autopilot rollback web'`);
+    const dry = await runCli(['rollback', 'web', '--dry-run', '--config', s.cfg]);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain(`web (lxc): back to ${u.snapshot}`);
+    expect(dry.stdout).toMatch(/the snapshot of the update that did not finish/);
+    const rollbacks = tasksOf('vzrollback', '100').length;
+    const rb = await runCli(['rollback', 'web', '--yes', '--json', '--config', s.cfg]);
+    expect(rb.code).toBe(0);
+    expect(json(rb)).toMatchObject({ status: 'success', snapshot: { id: u.snapshot } });
+    expect(tasksOf('vzrollback', '100').length).toBe(rollbacks + 1);
+    expect(json(await runCli(['status', 'web', '--json', '--config', s.cfg])).services[0].unfinishedUpdate).toBeNull();
+    // and history no longer says "running" for the killed update
+    const h = json(await runCli(['history', '--json', '--config', s.cfg]));
+    expect(h[0]).toMatchObject({ kind: 'rollback', target: 'web', status: 'success' });
+    expect(h.find((e: { kind: string }) => e.kind === 'update').children[0].status).toBe('interrupted');
+
+    // killed again: the next update says what happened and names the snapshot it holds
+    s.failOn('sleep');
+    await killMidUpdate();
+    s.failOn(null);
+    const held = json(await runCli(['status', 'web', '--json', '--config', s.cfg])).services[0].unfinishedUpdate.snapshot;
+    const next = await runCli(['update', 'web', '--yes', '--config', s.cfg]);
+    expect(next.stdout).toContain(`web: EARLIER: an update of web did not finish`);
+    expect(next.stdout).toContain(`snapshot ${held} holds web as it was before`);
+  });
+
+  it('rollback names the snapshots there are when the one asked for does not exist', async () => {
+    const s = setup();
+    const r = await runCli(['rollback', 'web', '--snapshot', 'autopilot_19990101_000000', '--yes', '--config', s.cfg]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/error: web has no autopilot snapshot named autopilot_19990101_000000\nhint: its autopilot snapshots: /);
   });
 
   it('asks before changing anything, and refuses without a terminal unless --yes', async () => {

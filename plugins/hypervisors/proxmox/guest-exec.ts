@@ -3,8 +3,11 @@
  * QEMU guest agent) for a VM when the guest runs on this very node, else ssh to an address the
  * guest reported. A failure before the command reached the guest (the runner missing, ssh
  * unable to connect or log in) is reported with `changed: false`: nothing ran, so the update
- * engine rolls nothing back.
+ * engine rolls nothing back. Over ssh, whether the command started is not guessed from ssh's
+ * messages (they differ by version, and carry a "user@host: " prefix or not): the remote
+ * command first writes a marker of ours to stderr; without the marker, nothing ran.
  */
+import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import type { ExecResult, OperationContext, PluginContext } from '../../../core/plugins/contract';
@@ -17,6 +20,8 @@ export interface GuestExecOptions {
   ssh: string;
   ssh_user: string;
   ssh_key?: string;
+  /** the known_hosts file the guests' host keys are checked against (strictly) */
+  ssh_known_hosts?: string;
 }
 
 const HINT = 'nothing was changed; check how commands reach the guest (plugins.proxmox.guest_exec)';
@@ -24,9 +29,6 @@ const HINT = 'nothing was changed; check how commands reach the guest (plugins.p
 /** An error that says the command never reached the guest. */
 const notReached = (message: string, cause?: unknown): Error =>
   Object.assign(new Error(message, { cause }), { changed: false, hint: HINT });
-
-// ssh's own failures (it exits 255): the connection, the host key, the login
-const SSH_OWN_FAILURE = /^(Permission denied|ssh: |Host key verification failed|Connection (refused|timed out|closed))/m;
 
 async function run(
   ctx: PluginContext,
@@ -79,10 +81,18 @@ export async function execInGuest(
   }
   const quote = (x: string): string => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(x) ? x : `'${x.replace(/'/g, `'\\''`)}'`);
   const keyArgs = g.ssh_key ? ['-i', g.ssh_key] : [];
-  const args = ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', ...keyArgs, `${g.ssh_user}@${host}`, '--', argv.map(quote).join(' ')];
+  const hostKeys = g.ssh_known_hosts ? ['-o', `UserKnownHostsFile=${g.ssh_known_hosts}`, '-o', 'StrictHostKeyChecking=yes'] : [];
+  const marker = `homelab-autopilot-started-${randomBytes(6).toString('hex')}`;
+  const remote = `printf '%s\\n' ${marker} >&2 && ${argv.map(quote).join(' ')}`;
+  const args = ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', ...keyArgs, ...hostKeys, `${g.ssh_user}@${host}`, '--', remote];
   const r = await run(ctx, label, g.ssh, args, { signal: op.signal, timeoutMs });
-  if (r.code === 255 && SSH_OWN_FAILURE.test(r.stderr)) {
-    throw notReached(`cannot reach ${label} to run commands in it: ${r.stderr.trim().split('\n').slice(-1)[0]}`);
+  const lines = r.stderr.split('\n');
+  const at = lines.indexOf(marker);
+  if (at < 0) {
+    // the remote command never started: ssh could not connect, verify the host, or log in (whatever its words)
+    const said = lines.map((l) => l.trim()).filter(Boolean);
+    throw notReached(`cannot reach ${label} to run commands in it: ${said.at(-1) ?? `ssh exited ${r.code ?? r.signal} and said nothing`}`);
   }
-  return r;
+  // what ssh said before the command started (a warning about a new host key) stays; the marker goes
+  return { ...r, stderr: [...lines.slice(0, at), ...lines.slice(at + 1)].join('\n') };
 }

@@ -142,6 +142,12 @@ const plugin: HypervisorPluginDefinition = {
           ssh: { type: 'string', minLength: 1, default: 'ssh' },
           ssh_user: { type: 'string', pattern: '^[a-z_][a-z0-9_-]*$', default: 'root' },
           ssh_key: { type: 'string', minLength: 1, 'x-path': true },
+          ssh_known_hosts: {
+            type: 'string',
+            minLength: 1,
+            'x-path': true,
+            description: "the guests' host keys (a known_hosts file), checked strictly; default: ssh's own files of the user running it",
+          },
         },
       },
     },

@@ -35,6 +35,8 @@ export interface ImageRecord {
   /** sha256:… */
   imageId: string;
   repoDigests: string[];
+  /** the tag that keeps the image until its snapshot is removed (homelab-autopilot/rollback:…); absent in older snapshots */
+  keepTag?: string;
 }
 
 const DEFAULT_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml'];

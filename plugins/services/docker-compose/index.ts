@@ -4,10 +4,11 @@
  * - Backup: the compose files, .env, and every bind mount and named volume of its containers.
  * - Snapshot (before an update): the image of each container (id, reference, repo digests),
  *   and an archive of its bind mounts and named volumes, made while the project is stopped.
- * - Update: pull, then recreate (`docker compose up -d`, or `docker-compose` where that is
- *   what is installed).
- * - Rollback: the previous images tagged back to the references the compose file names, the
- *   volumes restored from the archive, the containers recreated.
+ * - Update: pull first (nothing new: "up to date", nothing stopped), then recreate
+ *   (`docker compose up -d`, or `docker-compose` where that is what is installed).
+ * - Rollback: the volumes restored from the archive, the previous images (kept by a tag of
+ *   ours, or pulled again by digest) tagged back to the references the compose file names,
+ *   the containers recreated.
  * The Engine API is reached through dockerode; compose itself through its command line
  * (./compose.ts). The plugin is ./service.ts, its updater ./updater.ts.
  */
@@ -18,7 +19,7 @@ const plugin: ServicePluginDefinition = {
   name: 'docker-compose',
   kind: 'service',
   version: '1.0.0',
-  apiVersion: '^1.3.0',
+  apiVersion: '^1.5.0',
   description: 'A Docker Compose project: backups of its files and volumes, safe updates (pull, recreate, roll back images and volumes)',
   serviceSchema: {
     properties: {

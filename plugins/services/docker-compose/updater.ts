@@ -1,10 +1,15 @@
 /**
  * Safe updates of a Docker Compose project (the plugin's `updater`):
- * - snapshot: the image of each container (id, reference, repo digests), and an archive of
- *   its bind mounts and named volumes, made while the project is stopped;
- * - update: pull, then recreate what changed;
- * - rollback: the previous images tagged back to the references the compose file names, the
- *   volumes restored from the archive, the containers recreated.
+ * - prepare: pull, and compare the image each reference now names with the one its container
+ *   runs: nothing new is "up to date", and nothing is stopped or snapshotted;
+ * - snapshot: the image of each container (id, reference, repo digests), kept by a tag of our
+ *   own (homelab-autopilot/rollback:…) until the snapshot is removed, so that a `docker image
+ *   prune` cannot take it; and an archive of its bind mounts and named volumes, made while the
+ *   project is stopped;
+ * - update: recreate what changed;
+ * - rollback: the volumes restored from the archive, and the previous images tagged back to
+ *   the references the compose file names (pulled again by their digest when they are gone);
+ *   the containers recreated. The data is restored even when the images cannot be.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -13,6 +18,7 @@ import type {
   OperationContext,
   PluginContext,
   ServiceConfig,
+  ServiceStart,
   ServiceUpdater,
   SnapshotInfo,
   UpdateResult,
@@ -36,6 +42,8 @@ const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' 
 export class ComposeUpdater implements ServiceUpdater {
   /** where the volume archives of snapshots go */
   private readonly snapshotDir: string;
+  /** projects pulled by prepare() in this run (update() does not pull again) */
+  private readonly pulled = new Set<string>();
 
   constructor(
     private readonly ctx: PluginContext,
@@ -56,8 +64,9 @@ export class ComposeUpdater implements ServiceUpdater {
     }
     return {
       snapshot: `record the image of each container of project ${projectName(svc)}; stop it, archive its volumes (${vols || 'none'}), start it`,
-      update: `${c} pull, then ${c} up -d (recreate what changed)`,
-      rollback: 'tag the recorded images back, stop the project, restore its volumes from the archive, recreate the containers',
+      update: `${c} up -d (recreate what changed; the images were pulled before the snapshot)`,
+      rollback:
+        'stop the project, restore its volumes from the archive, tag the recorded images back (pulled by digest when gone), recreate the containers',
     };
   }
 
@@ -77,8 +86,26 @@ export class ComposeUpdater implements ServiceUpdater {
   async snapshot(service: ServiceConfig, name: string, op: OperationContext): Promise<SnapshotInfo> {
     const svc = service as ComposeConfig;
     const imgs = await this.compose.images(svc);
+    // each image kept by a tag of ours until the snapshot goes: a `docker image prune` leaves it alone
+    const d = await this.compose.engine();
+    for (const i of imgs) {
+      i.keepTag = keepTag(projectName(svc), name, i.service);
+      await d.getImage(i.imageId).tag({ repo: KEEP_REPO, tag: i.keepTag.slice(KEEP_REPO.length + 1) });
+    }
     const vols = await this.compose.mounts(svc);
-    const archive = vols.length ? await this.archiveVolumes(svc, vols, name, op) : null;
+    let archive: VolumeArchive | null;
+    try {
+      archive = vols.length ? await this.archiveVolumes(svc, vols, name, op) : null;
+    } catch (e) {
+      // no snapshot: its tags go too
+      for (const i of imgs)
+        if (i.keepTag)
+          await d
+            .getImage(i.keepTag)
+            .remove({ force: true })
+            .catch(() => undefined);
+      throw e;
+    }
     const data: SnapshotData = {
       images: imgs,
       volumes: vols,
@@ -94,10 +121,33 @@ export class ComposeUpdater implements ServiceUpdater {
     };
   }
 
+  async prepare(service: ServiceConfig, op: OperationContext): Promise<UpdateResult> {
+    const svc = service as ComposeConfig;
+    const running = await this.compose.images(svc);
+    await this.compose.run(svc, ['pull'], op);
+    this.pulled.add(projectName(svc));
+    const d = await this.compose.engine();
+    const changed: string[] = [];
+    for (const i of running) {
+      const now = await d
+        .getImage(i.ref)
+        .inspect()
+        .then((x) => x.Id)
+        .catch(() => null);
+      if (now !== i.imageId) changed.push(`${i.service} (${i.ref})`);
+    }
+    return {
+      changed: changed.length > 0,
+      summary: changed.length
+        ? `pulled: new images for ${changed.join(', ')}`
+        : `up to date: ${running.length === 1 ? 'the image pulled is the one that runs' : `the ${running.length} images pulled are those that run`}`,
+    };
+  }
+
   async update(service: ServiceConfig, op: OperationContext): Promise<UpdateResult> {
     const svc = service as ComposeConfig;
     const before = new Map((await this.compose.images(svc)).map((i) => [i.service, i.imageId]));
-    await this.compose.run(svc, ['pull'], op);
+    if (!this.pulled.delete(projectName(svc))) await this.compose.run(svc, ['pull'], op);
     await this.compose.run(svc, ['up', '-d', '--remove-orphans'], op);
     const after = await this.compose.images(svc);
     const changed = after.filter((i) => before.get(i.service) !== i.imageId);
@@ -118,19 +168,51 @@ export class ComposeUpdater implements ServiceUpdater {
       const v = await this.ctx.archive.verify(data.archive, { size: data.size, sha256: data.sha256 ?? undefined }, op.signal);
       if (!v.ok) throw new Error(`the snapshot archive ${data.archive} is damaged: ${v.error}; nothing was rolled back`);
     }
-    await tagBack(d, data.images);
+    // the images; a failure here does not stop the data from being restored
+    let imageError: Error | null = null;
+    try {
+      await restoreImages(d, data.images, op);
+    } catch (e) {
+      imageError = e as Error;
+    }
     await this.compose.run(svc, ['stop'], op);
     if (data.archive) {
       // exactly as they were: what the failed update added goes too
       emptyVolumes(data.volumes);
       await this.ctx.archive.extract(data.archive, op.signal);
     }
+    if (imageError) {
+      // the new images would run on the restored data: the project stays stopped
+      throw Object.assign(
+        new Error(
+          `${data.archive ? 'the volumes were restored, but ' : ''}the previous images could not be brought back: ${imageError.message}; the project is left stopped`,
+          { cause: imageError },
+        ),
+        {
+          hint: `pull the image by the digest recorded in the snapshot, tag it as the compose file names it, then run: docker compose up -d`,
+        },
+      );
+    }
     await this.compose.run(svc, ['up', '-d', '--force-recreate', '--remove-orphans'], op);
   }
 
   async deleteSnapshot(_service: ServiceConfig, snap: SnapshotInfo): Promise<void> {
-    const a = (snap.data as { archive?: string | null } | undefined)?.archive;
-    if (a) fs.rmSync(a, { force: true });
+    const data = snap.data as Partial<SnapshotData> | undefined;
+    if (data?.archive) fs.rmSync(data.archive, { force: true });
+    const d = await this.compose.engine();
+    for (const i of data?.images ?? []) {
+      // the tag only (an image that still runs stays, untagged by us)
+      if (i.keepTag)
+        await d
+          .getImage(i.keepTag)
+          .remove({ force: true, noprune: false })
+          .catch(() => undefined);
+    }
+  }
+
+  async starts(service: ServiceConfig): Promise<ServiceStart[]> {
+    const cs = await this.compose.containers(service as ComposeConfig);
+    return cs.map((c) => ({ id: c.Id, startedAt: c.State.StartedAt, restarts: c.RestartCount }));
   }
 
   async isRunning(service: ServiceConfig): Promise<boolean> {
@@ -190,14 +272,58 @@ export class ComposeUpdater implements ServiceUpdater {
   }
 }
 
-/** The references in the compose file point at the recorded images again (a reference pinned by digest already does). */
-async function tagBack(d: Docker, images: ImageRecord[]): Promise<void> {
+const KEEP_REPO = 'homelab-autopilot/rollback';
+
+/** The tag that keeps one image of a snapshot: homelab-autopilot/rollback:<project>_<snapshot>_<service>. */
+function keepTag(project: string, snapshot: string, service: string): string {
+  return `${KEEP_REPO}:${`${project}_${snapshot}_${service}`.replace(/[^\w.-]/g, '_').slice(0, 128)}`;
+}
+
+/** Pulls an image by a reference (a digest), waiting for the pull to end. */
+async function pull(d: Docker, ref: string, op: OperationContext): Promise<void> {
+  op.logger.info(`pulling ${ref}`);
+  const stream = await d.pull(ref);
+  await new Promise<void>((resolve, reject) =>
+    d.modem.followProgress(stream, (err: Error | null, out: { error?: string }[]) => {
+      const failed = err ?? out.find((x) => x.error);
+      if (failed) reject(err ?? new Error(String((failed as { error?: string }).error)));
+      else resolve();
+    }),
+  );
+}
+
+/**
+ * The references in the compose file point at the recorded images again (a reference pinned by
+ * digest already does). An image that is gone (pruned, removed) is pulled again by its digest.
+ */
+async function restoreImages(d: Docker, images: ImageRecord[], op: OperationContext): Promise<void> {
+  const exists = (id: string): Promise<string | null> =>
+    d
+      .getImage(id)
+      .inspect()
+      .then((x) => x.Id)
+      .catch(() => null);
   for (const i of images) {
+    let id = await exists(i.imageId);
+    for (const digest of id ? [] : i.repoDigests) {
+      try {
+        await pull(d, digest, op);
+        id = await exists(digest);
+        if (id) break;
+      } catch (e) {
+        op.logger.warn(`could not pull ${digest}: ${(e as Error).message}`);
+      }
+    }
+    if (!id) {
+      throw new Error(
+        `the image ${i.imageId.slice(0, 19)} of ${i.service} (${i.ref}) is gone${i.repoDigests.length ? ` and could not be pulled again (${i.repoDigests.join(', ')})` : ', and it has no digest to pull it by'}`,
+      );
+    }
     if (i.ref.includes('@')) continue;
     const at = i.ref.lastIndexOf(':');
     const slash = i.ref.lastIndexOf('/');
     const [repo, tag] = at > slash ? [i.ref.slice(0, at), i.ref.slice(at + 1)] : [i.ref, 'latest'];
-    await d.getImage(i.imageId).tag({ repo, tag });
+    await d.getImage(id).tag({ repo, tag });
   }
 }
 
