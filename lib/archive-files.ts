@@ -31,20 +31,24 @@ export function compressionOf(file: string): Compression | null {
 export function tarSelection(sources: string[], exclude: string[], storeAs: { path: string; as: string }[] = []): string[] {
   const args = ['--directory=/'];
   for (const e of exclude) args.push(`--exclude=${e.startsWith('/') ? e.slice(1) : e}`);
-  // one member renamed, matched whole (regular-expression characters and the separator escaped)
+  // one member renamed, matched whole: the separator is a character neither name contains (in
+  // tar's basic regular expressions an escaped | would mean "or"), the special ones escaped
   const rel = (p: string): string => p.replace(/^\/+/, '');
-  const re = (p: string): string => rel(p).replace(/[\\^$.*[\]|]/g, '\\$&');
-  const sub = (p: string): string => rel(p).replace(/[\\&|]/g, '\\$&');
-  for (const r of storeAs) args.push(`--transform=flags=r;s|^${re(r.path)}$|${sub(r.as)}|`);
+  const re = (p: string): string => rel(p).replace(/[\\^$.*[\]]/g, '\\$&');
+  const sub = (p: string): string => rel(p).replace(/[\\&]/g, '\\$&');
+  for (const r of storeAs) {
+    const sep = ['|', '#', ',', '%', '@', '!', '\x01'].find((c) => !r.path.includes(c) && !r.as.includes(c)) ?? '\x01';
+    args.push(`--transform=flags=r;s${sep}^${re(r.path)}$${sep}${sub(r.as)}${sep}`);
+  }
   args.push('--');
   for (const s of sources) args.push(s === '/' ? '.' : s.replace(/^\/+/, ''));
   return args;
 }
 
-/** Buffer sizes for the streams that carry archive data: big enough that writes are few. */
 /** tar's exit status 1 means "some files changed while being read": the archive is complete but not a consistent snapshot. */
 export const TAR_CHANGED = 1;
 
+/** Buffer sizes for the streams that carry archive data: big enough that writes are few. */
 export const STREAM_BUFFER = 1024 * 1024;
 
 /** The temporary name of an archive being written: hidden, and naming this host and process. */

@@ -39,9 +39,11 @@ export function urlSecretParts(value: string): string[] {
     }
   };
   if (url.password) add(url.password);
-  if (url.username && (url.password || url.username.length >= 8)) add(url.username);
+  // a short user name (admin, user, backup) is a common word: masking it would hide it everywhere
+  if (url.username.length >= 8) add(url.username);
+  // a token-like path segment: letters and digits mixed (not a plain word such as /Nextcloud), or long
   for (const segment of url.pathname.split('/'))
-    if ((segment.length >= 8 && /[0-9A-Z]/.test(segment)) || segment.length >= 20) add(segment);
+    if ((segment.length >= 8 && /[0-9]/.test(segment) && /[A-Za-z]/.test(segment)) || segment.length >= 20) add(segment);
   for (const [key, v] of url.searchParams) if (v && (SECRET_QUERY_KEY.test(key) || v.length >= 16)) parts.push(v);
   if (url.hash.length > 1) add(url.hash.slice(1));
   return parts;

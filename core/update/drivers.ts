@@ -60,9 +60,12 @@ export function guestDriver(svc: ServiceConfig, provider: GuestProvider): Driver
       try {
         r = await call('execInGuest', op, (exec) => exec(ref, argv, { ...op, timeoutMs: s.timeoutMs }));
       } catch (e) {
-        if (!first || op.signal.aborted) throw Object.assign(e instanceof Error ? e : new Error(String(e)), { changed: true });
-        // the plugin says the command never reached the guest; or (older plugins) the runner itself could not start
+        // nothing ran only when the plugin says so, or (older plugins) the runner itself could not be
+        // started; a time-out or any other error may have ended a command that had begun: roll back
         const said = (e as { changed?: boolean }).changed === false;
+        const notStarted = said || (e as { code?: string }).code === 'EXEC_FAILED';
+        if (!first || op.signal.aborted || !notStarted)
+          throw Object.assign(e instanceof Error ? e : new Error(String(e)), { changed: true });
         throw unchanged(
           said ? describeError(e) : `cannot run commands in ${label}: ${describeError(e)}`,
           (e as { hint?: string }).hint ?? 'nothing was changed; check how commands reach the guest',

@@ -28,6 +28,8 @@ export function updateEvent(r: ServiceUpdateResult): NotifyEvent | null {
       return {
         event: 'update_failed',
         severity: 'critical',
+        // its own incident: an earlier update that was simply not done never holds it back
+        cause: 'rollback_failed',
         subject: r.service,
         title: `Update of ${r.service} failed and the ROLLBACK FAILED too: act now`,
         text: `${r.error ?? ''}\nWhat to do by hand: ${r.manual ?? 'restore the service from its last backup'}`,
@@ -39,6 +41,7 @@ export function updateEvent(r: ServiceUpdateResult): NotifyEvent | null {
       return {
         event: 'update_failed',
         severity: 'critical',
+        cause: 'not_done',
         subject: r.service,
         title: `Update of ${r.service} was not done`,
         text: `${r.error ?? ''}${r.hint ? `\nhint: ${r.hint}` : ''}`,

@@ -206,6 +206,29 @@ describe('docker-compose services against a real Docker engine', () => {
     expect(r.stderr).not.toMatch(/docker-compose .* (stop|up)\b/);
   });
 
+  it('an image reference edited in the compose file is applied, though every running image is the newest of its tag', async () => {
+    const file = path.join(dir, 'app', 'docker-compose.yml');
+    const original = fs.readFileSync(file, 'utf8');
+    const edited = `${REGISTRY}/autopilot-test/app${suffix}:edited`;
+    publish(LOCAL('v1'), edited);
+    try {
+      fs.writeFileSync(file, original.replace(`image: ${REF}`, `image: ${edited}`));
+      const r = await runCli(['update', 'app', '--yes', '--json', '--config', cfg], { timeoutMs: 180_000 });
+      expect(r.code).toBe(0);
+      expect(json(r).services[0]).toMatchObject({ status: 'success' });
+      expect(json(r).services[0].steps.find((x: { step: string }) => x.step === 'prepare').detail).toMatch(
+        /web \(\S+:latest -> \S+:edited\)/,
+      );
+      expect(await httpText(`http://127.0.0.1:${port}/`)).toBe('v1');
+    } finally {
+      // back to the reference the next tests expect (v2 at :latest)
+      fs.writeFileSync(file, original);
+      await runCli(['update', 'app', '--yes', '--config', cfg], { timeoutMs: 180_000 });
+      sh('docker', ['rmi', edited]);
+    }
+    expect(await httpText(`http://127.0.0.1:${port}/`)).toBe('v2');
+  });
+
   it('an update to a broken v3 is rolled back to v2 with its data intact, and alerted', async () => {
     publish(LOCAL('v3'), REF);
     const important = fs.readFileSync(path.join(volume, 'important'), 'utf8');
@@ -252,7 +275,7 @@ describe('docker-compose services against a real Docker engine', () => {
 
   /** An update to the broken v3, with `docker image prune` (of this test's images only) run while it validates. */
   async function updateWhilePruning(pruneArgs: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    const child = startCli(['update', 'app', '--yes', '--config', cfg]);
+    const child = startCli(['update', 'app', '--yes', '--log-level', 'info', '--config', cfg]);
     let err = '';
     child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
     const done = collect(child, 180_000);

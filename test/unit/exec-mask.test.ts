@@ -38,6 +38,11 @@ describe('command lines without a shell', () => {
 
 describe('secret masking', () => {
   afterEach(clearSecrets);
+
+  it('masks the password of a URL but not a short user name or a plain word of its path', () => {
+    registerSecret('https://user:Pw9x2kQ7@files.lan/Nextcloud/remote.php');
+    expect(mask('user admin uploads to /Nextcloud with Pw9x2kQ7')).toBe('user admin uploads to /Nextcloud with ********');
+  });
   it('masks every registered secret, longest first, in text and nested values', () => {
     registerSecret('s3cr3t-token');
     registerSecret('s3cr3t');

@@ -239,6 +239,14 @@ describe('the update engine with an injected clock', () => {
     expect(second.services[0].status).toBe('success');
   });
 
+  it('"rollback failed" and "not done" are incidents of their own causes, so one never holds the other back', () => {
+    const base = { service: 'web', type: 'toy', steps: [], durationMs: 1 };
+    const notDone = updateEvent({ ...base, status: 'failed', error: 'pre-checks failed' });
+    const rollbackFailed = updateEvent({ ...base, status: 'rollback_failed', error: 'broken' });
+    expect(notDone).toMatchObject({ event: 'update_failed', severity: 'critical', cause: 'not_done' });
+    expect(rollbackFailed).toMatchObject({ event: 'update_failed', severity: 'critical', cause: 'rollback_failed' });
+  });
+
   it('--dry-run walks the same table and changes nothing', async () => {
     const app = new App();
     const r = await engine(app, fakeClock(), state).run({ services: ['web'], all: false, dryRun: true });

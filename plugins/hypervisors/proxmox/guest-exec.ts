@@ -40,7 +40,9 @@ async function run(
   try {
     return await ctx.exec(command, args, o);
   } catch (e) {
-    if (o.signal.aborted) throw e;
+    // only a runner that could not be started (missing, not executable) means nothing ran; a
+    // time-out or a cancel ended a command that had started, which may have changed the guest
+    if (o.signal.aborted || (e as { code?: string }).code !== 'EXEC_FAILED') throw e;
     throw notReached(`cannot run commands in ${label}: ${(e as Error).message}`, e);
   }
 }
@@ -87,12 +89,14 @@ export async function execInGuest(
   const args = ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', ...keyArgs, ...hostKeys, `${g.ssh_user}@${host}`, '--', remote];
   const r = await run(ctx, label, g.ssh, args, { signal: op.signal, timeoutMs });
   const lines = r.stderr.split('\n');
-  const at = lines.indexOf(marker);
+  // a shell start-up file may write before it without a newline, a forced tty adds \r after it
+  const at = lines.findIndex((l) => l.replace(/\r$/, '').endsWith(marker));
   if (at < 0) {
     // the remote command never started: ssh could not connect, verify the host, or log in (whatever its words)
     const said = lines.map((l) => l.trim()).filter(Boolean);
     throw notReached(`cannot reach ${label} to run commands in it: ${said.at(-1) ?? `ssh exited ${r.code ?? r.signal} and said nothing`}`);
   }
   // what ssh said before the command started (a warning about a new host key) stays; the marker goes
-  return { ...r, stderr: [...lines.slice(0, at), ...lines.slice(at + 1)].join('\n') };
+  const before = lines[at].replace(/\r$/, '').slice(0, -marker.length);
+  return { ...r, stderr: [...lines.slice(0, at), ...(before ? [before] : []), ...lines.slice(at + 1)].join('\n') };
 }

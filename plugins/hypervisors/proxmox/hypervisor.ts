@@ -320,7 +320,13 @@ export class ProxmoxHypervisor implements HypervisorPlugin {
   async execInGuest(guest: GuestRef, argv: string[], op: OperationContext & { timeoutMs?: number }): Promise<ExecResult> {
     const a = this.api();
     const vmid = this.vmid(guest);
-    const loc = await a.guest(vmid, { signal: op.signal });
+    let loc: GuestLocation;
+    try {
+      loc = await a.guest(vmid, { signal: op.signal });
+    } catch (e) {
+      // the guest could not even be looked up: nothing was started in it
+      throw Object.assign(e as Error, { changed: false });
+    }
     return execInGuest(this.ctx, a, this.o.guest_exec, { vmid, label: this.describeGuest(guest), loc }, argv, op);
   }
 

@@ -14,6 +14,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type Docker from 'dockerode';
+import { load as loadYaml } from 'js-yaml';
 import type {
   OperationContext,
   PluginContext,
@@ -128,6 +129,13 @@ export class ComposeUpdater implements ServiceUpdater {
     this.pulled.add(projectName(svc));
     const d = await this.compose.engine();
     const changed: string[] = [];
+    // what the compose files ask for now: a service whose image reference was edited, or that
+    // has no container yet, is a change even when every image that runs is the newest of its tag
+    for (const [service, image] of Object.entries(await this.wanted(svc, op))) {
+      const now = running.find((i) => i.service === service);
+      if (!now) changed.push(`${service} (new)`);
+      else if (image && image !== now.ref) changed.push(`${service} (${now.ref} -> ${image})`);
+    }
     for (const i of running) {
       const now = await d
         .getImage(i.ref)
@@ -142,6 +150,15 @@ export class ComposeUpdater implements ServiceUpdater {
         ? `pulled: new images for ${changed.join(', ')}`
         : `up to date: ${running.length === 1 ? 'the image pulled is the one that runs' : `the ${running.length} images pulled are those that run`}`,
     };
+  }
+
+  /** The services of the compose files as they are now, each with the image it names (none when it is built). */
+  private async wanted(svc: ComposeConfig, op: OperationContext): Promise<Record<string, string | null>> {
+    const r = await this.compose.run(svc, ['config'], op);
+    const doc = loadYaml(r.stdout) as { services?: Record<string, { image?: unknown }> } | undefined;
+    const out: Record<string, string | null> = {};
+    for (const [name, def] of Object.entries(doc?.services ?? {})) out[name] = typeof def?.image === 'string' ? def.image : null;
+    return out;
   }
 
   async update(service: ServiceConfig, op: OperationContext): Promise<UpdateResult> {
