@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { verifyArchive } from '../../lib/archive';
 import { AutopilotError } from '../../lib/errors';
 import type { Logger } from '../../lib/log';
-import { StateManager, type VerifyStatus } from '../../lib/state';
+import { isDamagedState, StateManager, type VerifyStatus } from '../../lib/state';
 import { stampName } from '../../lib/time';
 import type { AutopilotConfig } from '../config/types';
 import { destinations, isOurArchiveName } from './prune';
@@ -49,7 +49,8 @@ function problem(stateDir: string): string | null {
     StateManager.openReadOnly(stateDir)?.close();
     return null;
   } catch (e) {
-    if (e instanceof AutopilotError && e.code === 'STATE_FAILED') return e.message;
+    // only an empty or damaged file is set aside: one this user cannot read, or a busy one, is not
+    if (isDamagedState(e)) return (e as Error).message;
     throw e;
   }
 }

@@ -71,13 +71,24 @@ const DAMAGE = /^SQLITE_(CORRUPT|NOTADB)/;
 export const isDamage = (e: unknown): boolean => DAMAGE.test(String((e as { code?: string })?.code ?? ''));
 
 /** The state database is empty or damaged: what happened, and the way back. */
+const DAMAGED = new WeakSet<AutopilotError>();
+
+/** Whether an error says the database is empty or damaged (not: unreadable for this user, busy, missing). */
+export const isDamagedState = (e: unknown): boolean => e instanceof AutopilotError && DAMAGED.has(e);
+
 export function damagedError(file: string, why: string, cause?: unknown): AutopilotError {
-  return new AutopilotError('STATE_FAILED', `the state database ${file} ${why}: the records of backups and runs in it cannot be read`, {
-    hint:
-      "run 'homelab-autopilot state rebuild': it keeps the file aside (state.db.damaged-<time>) and rebuilds the records " +
-      'of the archives from backup.root and the destinations (name, size, sha256, verification)',
-    cause,
-  });
+  const err = new AutopilotError(
+    'STATE_FAILED',
+    `the state database ${file} ${why}: the records of backups and runs in it cannot be read`,
+    {
+      hint:
+        "run 'homelab-autopilot state rebuild': it keeps the file aside (state.db.damaged-<time>) and rebuilds the records " +
+        'of the archives from backup.root and the destinations (name, size, sha256, verification)',
+      cause,
+    },
+  );
+  DAMAGED.add(err);
+  return err;
 }
 
 /**

@@ -26,6 +26,7 @@ export type { NotificationRecord } from './notifications';
 export type { ListRunsOptions, RunRecord, RunStatus, StepRecord } from './runs';
 // kept here for callers from before lib/proc.ts (lib/archive.ts)
 export { processAlive, processStartTime } from '../proc';
+export { isDamagedState } from './db';
 
 export class StateManager {
   readonly file: string;
