@@ -52,10 +52,11 @@ export const entries = (n: number): string => `${n} ${n === 1 ? 'entry' : 'entri
 
 export const op = (ctx: ArchiveCtx, scope: StepScope, dryRun = false): OperationContext => {
   const logger = ctx.deps.logger.child(`plugin:${ctx.svc.type}`);
-  // a plugin's warning is the result's (its --json and its alert) as well as a log line
+  // a plugin's warning is the result's (its --json, a `warning` status, a warning-level alert) as well as a log line
   const warn = (message: string): void => {
     const w = mask(String(message));
     if (!ctx.result.warnings.includes(w)) ctx.result.warnings.push(w);
+    if (!dryRun) ctx.result.warned = true;
     logger.warn(w);
   };
   return { signal: scope.signal, deadline: scope.deadline, logger, dryRun, warn };

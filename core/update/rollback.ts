@@ -108,6 +108,10 @@ export async function rollbackService(deps: UpdateEngineDeps, ctx: UpdateCtx, lo
       signal: deps.signal,
       command: `rollback ${ctx.svc.name}`,
     });
+    // chosen again under the lock: an update that held it may have removed or added snapshots meanwhile
+    const chosen = await choose(ctx, state, req.snapshot, deps.signal);
+    Object.assign(report, { snapshot: chosen.snap, reason: chosen.reason });
+    ctx.snapshot = chosen.snap;
     const run = await runSteps(ROLLBACK_STEPS, ctx, {
       signal: deps.signal,
       ownTimeoutMs: ctx.settings.timeoutMs,
@@ -123,7 +127,7 @@ export async function rollbackService(deps: UpdateEngineDeps, ctx: UpdateCtx, lo
         status: 'failed',
         error: mask(describeError(run.failure.error)),
         hint: (run.failure.error as { hint?: string }).hint,
-        manual: ctx.driver.manual(snap),
+        manual: ctx.driver.manual(ctx.snapshot ?? snap),
       });
     } else forgetUnfinished(state, ctx.svc.name);
   } catch (e) {
@@ -139,7 +143,7 @@ export async function rollbackService(deps: UpdateEngineDeps, ctx: UpdateCtx, lo
     report.durationMs = Date.now() - started;
     state.finishRun(runId, report.status === 'success' ? 'success' : report.status === 'interrupted' ? 'interrupted' : 'failed', {
       status: report.status,
-      snapshot: snap.id,
+      snapshot: (ctx.snapshot ?? snap).id,
       error: report.error,
       steps: report.steps.map((x) => ({ step: x.step, status: x.status, durationMs: x.durationMs })),
     });

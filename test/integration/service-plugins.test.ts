@@ -88,10 +88,15 @@ describe('caddy', () => {
     const rep = json(r);
     expect(rep.services[0].status).toBe('success');
     expect(rep.services[0].warnings).toEqual([expect.stringMatching(invalid)]);
-    const sent = rec.to('/hook').map((q) => JSON.parse(q.body) as { event: string; text: string });
+    const sent = rec.to('/hook').map((q) => JSON.parse(q.body) as { event: string; severity: string; text: string });
     expect(sent).toHaveLength(2);
     expect(sent[0].text).not.toMatch(/warning/);
-    expect(sent[1]).toMatchObject({ event: 'backup_success', text: expect.stringMatching(/\nwarnings:\n- .*Caddyfile does not validate/) });
+    expect(sent[1]).toMatchObject({
+      event: 'backup_success',
+      severity: 'warning',
+      text: expect.stringMatching(/\nwarnings:\n- .*Caddyfile does not validate/),
+    });
+    expect(rep.services[0].warned).toBe(true);
     // and in the human output
     fs.appendFileSync(path.join(dir, 'etc/caddy/Caddyfile'), '# still broken\n');
     const human = await runCli(['backup', 'proxy', '--config', cfg], { clockOffsetMs: 4 * day });
