@@ -21,7 +21,7 @@ export interface LastBackup {
   verified: VerifyStatus | 'no';
   /** what verification saw or why it failed */
   detail: string | null;
-  /** the warnings the backup ended with (a vzdump task's 'WARNINGS: n'), or null */
+  /** the warnings the backup ended with (for example a hypervisor task that ended with warnings), or null */
   warning: string | null;
 }
 

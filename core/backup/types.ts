@@ -72,7 +72,7 @@ export interface ServiceBackupResult {
   copies: CopyResult[];
   pruned: PruneResult[];
   warnings: string[];
-  /** a success the backup tool itself ended with warnings about (a vzdump task's 'WARNINGS: n'): shown as 'warning' */
+  /** a success the backup tool itself ended with warnings about (for example a hypervisor task that ended with warnings): shown as 'warning' */
   warned?: boolean;
   durationMs: number;
   plan?: ServicePlan;

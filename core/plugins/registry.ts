@@ -73,7 +73,7 @@ export class PluginRegistry {
     return this.failures.find((f) => f.name === this.failedGuestTypes[name]);
   }
 
-  /** The plugin that failed for `name`: "the service plugin 'x'", or "the hypervisor plugin 'proxmox' (for type 'lxc')". */
+  /** The plugin that failed for `name`: "the service plugin 'x'", or "the hypervisor plugin 'x' (for type 'y')". */
   static failedLabel(failure: PluginRecord, kind: PluginKind, name: string): string {
     return failure.name === name
       ? `the ${kind} plugin '${name}'`
