@@ -248,12 +248,16 @@ describe('edge cases a homelab meets', () => {
 
   it('a file that changes while it is read makes tar try again, then it is kept with a warning', async () => {
     const dir = tmpDir();
-    write(path.join(dir, 'live/growing.log'), 'start\n');
+    // big enough that tar takes a while over it, so the writer always lands a line while it reads
+    write(path.join(dir, 'live/growing.log'), 'start\n'.repeat(8 * 1024 * 1024));
     write(path.join(dir, 'ha.yaml'), basicConfig(dir, { services: '  - name: live\n    type: files\n    paths: [./live]' }));
     // a writer that never stops, like a busy database or log
     const writer = spawn('sh', ['-c', `while :; do echo line >> ${dir}/live/growing.log; done`], {
       stdio: 'ignore',
     });
+    const size = (): number => fs.statSync(path.join(dir, 'live/growing.log')).size;
+    const first = size();
+    for (let i = 0; i < 200 && size() === first; i++) await new Promise((r) => setTimeout(r, 10));
     try {
       const r = await runCli(['backup', '--all', '--json', '--config', path.join(dir, 'ha.yaml')]);
       expect(r.code).toBe(0);
