@@ -39,3 +39,8 @@ export function table(headers: string[], rows: (string | number)[][]): string {
       .trimEnd();
   return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
 }
+
+/** One step of an update or a rollback as it finishes, for stderr: "web: snapshot ok: autopilot_…". */
+export function stepLine(service: string, s: { step: string; status: string; detail: string }): string {
+  return `${service}: ${s.step} ${s.status === 'success' ? 'ok' : s.status.toUpperCase()}: ${s.detail}\n`;
+}

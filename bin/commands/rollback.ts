@@ -4,7 +4,7 @@ import * as Flags from '@oclif/core/flags';
 import type { RollbackReport } from '../../core/update/engine';
 import { AutopilotError, EXIT } from '../../lib/errors';
 import { BaseCommand } from '../base';
-import { formatDuration } from '../render';
+import { formatDuration, stepLine } from '../render';
 
 export default class Rollback extends BaseCommand<typeof Rollback> {
   protected static override writesLogFile = true;
@@ -32,12 +32,7 @@ Exit codes: 0 rolled back and healthy, 1 the rollback or its validation failed (
     const { args, flags } = await this.parse(Rollback);
     const dryRun = Boolean(flags['dry-run']);
     const app = await this.openApp(dryRun ? 'ro' : 'rw');
-    const engine = app.updateEngine(
-      this.jsonEnabled()
-        ? undefined
-        : (service, s) =>
-            process.stderr.write(`${service}: ${s.step} ${s.status === 'success' ? 'ok' : s.status.toUpperCase()}: ${s.detail}\n`),
-    );
+    const engine = app.updateEngine(this.jsonEnabled() ? undefined : (service, s) => process.stderr.write(stepLine(service, s)));
     if (!dryRun && !flags.yes) {
       if (!process.stdin.isTTY)
         throw new AutopilotError('USAGE', 'not asking for confirmation without a terminal', {

@@ -4,7 +4,7 @@ import * as Flags from '@oclif/core/flags';
 import type { UpdateReport } from '../../core/update/engine';
 import { AutopilotError, EXIT } from '../../lib/errors';
 import { BaseCommand } from '../base';
-import { formatDuration, table } from '../render';
+import { formatDuration, stepLine, table } from '../render';
 
 export default class Update extends BaseCommand<typeof Update> {
   protected static override writesLogFile = true;
@@ -40,12 +40,7 @@ Exit codes: 0 all updated (or nothing to update), 1 a service failed or was roll
     if (flag) throw new AutopilotError('USAGE', `unknown flag ${flag}`, { hint: `see ${this.config.bin} update --help` });
     const dryRun = Boolean(flags['dry-run']);
     const app = await this.openApp(dryRun ? 'ro' : 'rw');
-    const engine = app.updateEngine(
-      this.jsonEnabled()
-        ? undefined
-        : (service, s) =>
-            process.stderr.write(`${service}: ${s.step} ${s.status === 'success' ? 'ok' : s.status.toUpperCase()}: ${s.detail}\n`),
-    );
+    const engine = app.updateEngine(this.jsonEnabled() ? undefined : (service, s) => process.stderr.write(stepLine(service, s)));
     if (!dryRun && !flags.yes) {
       const targets = engine.selectServices({ services, all: Boolean(flags.all), dryRun });
       if (!process.stdin.isTTY)
