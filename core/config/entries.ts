@@ -5,7 +5,7 @@
  * copied, by the schemas that use them: never change them in place.
  */
 import type { JsonSchema } from '../plugins/contract';
-import { HEALTH_CHECKS_SCHEMA } from '../health/schema';
+import { EXTERNAL_SCHEMA, HEALTH_CHECKS_SCHEMA } from '../health/schema';
 
 /** The keep_* rules of a retention. */
 export const keepSchema: JsonSchema = {
@@ -21,6 +21,14 @@ export const keepSchema: JsonSchema = {
 
 export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
 
+/** `depends_on:` of a service or a monitoring target. */
+export const DEPENDS_ON_SCHEMA: JsonSchema = {
+  type: 'array',
+  items: { type: 'string', pattern: NAME_PATTERN },
+  uniqueItems: true,
+  description: 'services or monitoring targets this one needs: while one is DOWN, this one raises no alert of its own',
+};
+
 /** Keys every service may set, whatever its type. */
 export const COMMON_SERVICE_PROPERTIES: Record<string, JsonSchema> = {
   name: { type: 'string', pattern: NAME_PATTERN },
@@ -31,6 +39,8 @@ export const COMMON_SERVICE_PROPERTIES: Record<string, JsonSchema> = {
   retention: keepSchema,
   timeout: { type: 'integer', minimum: 1, description: 'seconds the backup of this service may take' },
   health_checks: HEALTH_CHECKS_SCHEMA,
+  depends_on: DEPENDS_ON_SCHEMA,
+  external: EXTERNAL_SCHEMA,
   update: {
     type: 'object',
     additionalProperties: false,
@@ -67,6 +77,10 @@ export const EVENT_TYPES = [
   'service_recovered',
   'external_access_failed',
   'disk_space_warning',
+  'resource_threshold',
+  'backup_stale',
+  'certificate_expiring',
+  'config_reload_failed',
   'restore_test_passed',
   'restore_test_failed',
   'failover_executed',

@@ -1,6 +1,7 @@
 /**
  * The schema literals of the config file, one function per section: version, global, backup
- * (with its guests and destinations), notifications, monitoring, updates, plugins, services.
+ * (with its guests and destinations), notifications, updates, plugins, services; monitoring,
+ * schedules, daemon and metrics are in ops-sections.ts.
  * Data only: schema.ts assembles the whole (buildConfigSchema, with the plugins' backup: keys);
  * the keys common to every service and channel are in entries.ts.
  *
@@ -11,6 +12,8 @@
  */
 import type { JsonSchema } from '../plugins/contract';
 import { COMMON_SERVICE_PROPERTIES, COMMON_CHANNEL_PROPERTIES, NAME_PATTERN, keepSchema } from './entries';
+import { daemonSection, metricsSection, monitoringSection, schedulesSection } from './ops-sections';
+import { expandSecrets } from './secrets-schema';
 
 const STORAGE_PATTERN = '^[a-zA-Z][a-zA-Z0-9._-]*$';
 
@@ -29,6 +32,9 @@ export function coreConfigSchema(): JsonSchema {
       notifications: notificationsSection(),
       monitoring: monitoringSection(),
       updates: updatesSection(),
+      schedules: expandSecrets(schedulesSection()),
+      daemon: expandSecrets(daemonSection()),
+      metrics: metricsSection(),
       plugins: pluginsSection(),
       services: servicesSection(),
     },
@@ -185,16 +191,6 @@ function notificationsSection(): JsonSchema {
         },
       },
     },
-  };
-}
-
-/** `monitoring:` reserved. */
-function monitoringSection(): JsonSchema {
-  return {
-    type: 'object',
-    additionalProperties: false,
-    properties: {},
-    description: 'reserved: health checks arrive with the monitor engine',
   };
 }
 

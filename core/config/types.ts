@@ -1,5 +1,6 @@
 import type { KeepOptions } from '../../lib/retention';
 import type { ServiceConfig } from '../plugins/contract';
+import type { HealthCheck } from '../health/checks';
 
 export interface GlobalConfig {
   state_dir: string;
@@ -83,8 +84,94 @@ export interface AutopilotConfig {
   global: GlobalConfig;
   backup: BackupConfig;
   notifications: NotificationsConfig;
-  monitoring?: Record<string, unknown>;
+  monitoring: MonitoringConfig;
   updates: UpdatesConfig;
+  schedules: SchedulesConfig;
+  daemon: DaemonConfig;
+  metrics: MetricsConfig;
   plugins: Record<string, Record<string, unknown>>;
   services: (ServiceConfig & { retention?: KeepOptions; timeout?: number; description?: string })[];
+}
+
+/** A duration as written: seconds, or a number with a unit (lib/duration.ts). */
+export type Duration = number | string;
+
+export interface ExternalConfig {
+  url: string;
+  expect_status?: number | number[];
+  body_contains?: string;
+  resolver?: string;
+  timeout?: number;
+  interval?: Duration;
+  warn_days: number;
+}
+
+export interface MonitoringTarget {
+  name: string;
+  description?: string;
+  enabled: boolean;
+  health_checks: HealthCheck[];
+  depends_on?: string[];
+  external?: ExternalConfig;
+}
+
+export interface MaintenanceWindowConfig {
+  name?: string;
+  services?: string[];
+  cron: string;
+  duration: Duration;
+}
+
+export interface ResourcesConfig {
+  enabled: boolean;
+  interval: Duration;
+  mounts: string[];
+  disk_warn_percent: number;
+  disk_critical_percent: number;
+  forecast_warn_days: number;
+  memory_warn_percent: number;
+  load_warn_per_cpu: number;
+  nodes: boolean;
+}
+
+export interface MonitoringConfig {
+  interval: Duration;
+  timeout: number;
+  failure_threshold: number;
+  recovery_threshold: number;
+  concurrency: number;
+  flapping: { changes: number; window: Duration };
+  retention: { raw: Duration; hourly: Duration; daily: Duration };
+  targets: MonitoringTarget[];
+  resources: ResourcesConfig;
+  maintenance: MaintenanceWindowConfig[];
+}
+
+export interface JobScheduleConfig {
+  cron?: string;
+  enabled?: boolean;
+  args?: string[];
+  timeout?: Duration;
+  catch_up?: boolean;
+  ping_url?: string;
+}
+
+export interface SchedulesConfig {
+  timezone?: string;
+  catch_up: boolean;
+  backup?: string | JobScheduleConfig;
+  update?: string | JobScheduleConfig;
+  restore_test?: string | JobScheduleConfig;
+  monitor?: boolean | Duration | { enabled?: boolean; interval?: Duration; ping_url?: string };
+}
+
+export interface DaemonConfig {
+  listen: string;
+  port: number;
+  token?: string;
+  shutdown_timeout: number;
+}
+
+export interface MetricsConfig {
+  textfile?: string;
 }

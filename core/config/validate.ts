@@ -14,6 +14,7 @@ import type { ConfigPlugins } from './plugins';
 import type { RawConfig } from './read';
 import { buildConfigSchema, collect, entrySchema, expandSecrets, type BackupKeys, type Collected, type SchemaPlugin } from './schema';
 import { getValidator, type Validator } from './validators';
+import { monitoringErrors } from './monitoring-checks';
 import { resolveCollected } from './secrets';
 import { formatLocation } from './source';
 import type { AutopilotConfig } from './types';
@@ -139,6 +140,7 @@ function semanticErrors(config: AutopilotConfig, locator: Locator): string[] {
     });
     out.push(...updateCommandErrors(svc, i, locator));
   });
+  out.push(...monitoringErrors(config, locator));
   return out;
 }
 

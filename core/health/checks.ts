@@ -12,21 +12,37 @@ import { execFile, splitCommandLine } from '../../lib/exec';
 
 export { HEALTH_CHECKS_SCHEMA } from './schema';
 
-export type HealthCheck =
-  | {
-      type: 'http';
-      name?: string;
-      url: string;
-      expect_status?: number | number[];
-      body_contains?: string;
-      body_matches?: string;
-      timeout?: number;
-      insecure?: boolean;
-      ca_file?: string;
-    }
-  | { type: 'tcp'; name?: string; host: string; port: number; timeout?: number }
-  | { type: 'command'; name?: string; command: string | string[]; expect_exit?: number; timeout?: number }
-  | { type: 'running'; name?: string };
+/** The monitor's timing keys, which any check may carry (the update engine ignores them). */
+export interface CheckTiming {
+  name?: string;
+  timeout?: number;
+  interval?: number | string;
+  failure_threshold?: number;
+  recovery_threshold?: number;
+  /** false: validates updates only */
+  monitor?: boolean;
+}
+
+export type HealthCheck = CheckTiming &
+  (
+    | {
+        type: 'http';
+        url: string;
+        expect_status?: number | number[];
+        body_contains?: string;
+        body_matches?: string;
+        insecure?: boolean;
+        ca_file?: string;
+        max_response_ms?: number;
+      }
+    | { type: 'tcp'; host: string; port: number }
+    | { type: 'icmp'; host: string }
+    | { type: 'dns'; query: string; record_type?: 'A' | 'AAAA'; server?: string; expect?: string | string[] }
+    | { type: 'tls'; url?: string; host?: string; port?: number; warn_days?: number; insecure?: boolean; ca_file?: string }
+    | { type: 'command'; command: string | string[]; expect_exit?: number }
+    | { type: 'running' }
+    | { type: 'backup'; max_age: number | string }
+  );
 
 export interface CheckResult {
   check: string;

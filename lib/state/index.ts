@@ -4,7 +4,7 @@
  * keep two runs of the same job apart, and a lock left by a killed process is taken over.
  *
  * StateManager is a facade over one module per table (kv, runs, artifacts, locks,
- * notifications), all sharing the one database handle (db.ts).
+ * notifications, monitor), all sharing the one database handle (db.ts).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -16,6 +16,7 @@ import { ArtifactsTable, type ArtifactRecord, type ListArtifactsOptions, type Ne
 import { checkedVersion, type Db, migrate, openReadOnly, openWritable } from './db';
 import { CooldownStore, type KeyValueStore, KvTable, pluginStore, UpdateSnapshotStore } from './kv';
 import { type AcquireOptions, type Lock, type LockInfo, LocksTable } from './locks';
+import { MonitorTable } from './monitor';
 import { type NotificationRecord, NotificationsTable } from './notifications';
 import { type ListRunsOptions, type RunRecord, type RunStatus, RunsTable, type StepRecord } from './runs';
 
@@ -23,6 +24,8 @@ export type { ArtifactRecord, ListArtifactsOptions, NewArtifact, VerifyStatus } 
 export type { CooldownStore, KeyValueStore, UpdateSnapshotStore } from './kv';
 export type { AcquireOptions, Lock, LockInfo } from './locks';
 export type { NotificationRecord } from './notifications';
+export type { CheckRow, MaintenanceRow, MonitorState, TransitionRow, Uptime } from './monitor';
+export { MonitorTable, percentile } from './monitor';
 export type { ListRunsOptions, RunRecord, RunStatus, StepRecord } from './runs';
 // kept here for callers from before lib/proc.ts (lib/archive.ts)
 export { processAlive, processStartTime } from '../proc';
@@ -34,6 +37,8 @@ export class StateManager {
   readonly cooldown: CooldownStore;
   /** the snapshots updaters took, per service */
   readonly updateSnapshots: UpdateSnapshotStore;
+  /** the monitor's checks, results, aggregates, transitions and maintenance windows */
+  readonly monitor: MonitorTable;
   private readonly db: Db;
   private readonly kv: KvTable;
   private readonly runs: RunsTable;
@@ -52,6 +57,7 @@ export class StateManager {
     this.artifacts = new ArtifactsTable(db);
     this.notifications = new NotificationsTable(db);
     this.locks = new LocksTable(db, host);
+    this.monitor = new MonitorTable(db);
   }
 
   /** Opens (creating when needed) `<stateDir>/state.db` and brings its schema up to date. */

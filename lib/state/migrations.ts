@@ -111,6 +111,70 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE artifacts ADD COLUMN warning TEXT;
   `,
+  // 7: the monitor: each check's current state, raw results (kept a day), hourly and daily
+  // aggregates (uptime, p50/p95), every transition, and maintenance (manual, or our own work).
+  // Results and aggregates are WITHOUT ROWID tables keyed by (check, time): a few bytes a row.
+  `
+  CREATE TABLE monitor_checks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    subject TEXT NOT NULL,
+    label TEXT NOT NULL,
+    type TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('UP', 'DOWN', 'PENDING', 'MAINTENANCE', 'FLAPPING')),
+    since TEXT NOT NULL,
+    fails INTEGER NOT NULL DEFAULT 0,
+    oks INTEGER NOT NULL DEFAULT 0,
+    last_at TEXT,
+    last_ok INTEGER CHECK (last_ok IN (0, 1)),
+    last_ms INTEGER,
+    last_detail TEXT,
+    last_value REAL,
+    last_warning TEXT,
+    last_ok_at TEXT,
+    seen_at TEXT NOT NULL
+  );
+  CREATE INDEX monitor_checks_subject ON monitor_checks (subject);
+  CREATE TABLE monitor_results (
+    check_id INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    ok INTEGER NOT NULL,
+    ms INTEGER NOT NULL,
+    value REAL,
+    PRIMARY KEY (check_id, at)
+  ) WITHOUT ROWID;
+  CREATE TABLE monitor_aggregates (
+    check_id INTEGER NOT NULL,
+    period TEXT NOT NULL CHECK (period IN ('h', 'd')),
+    start INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    p50 INTEGER,
+    p95 INTEGER,
+    value REAL,
+    PRIMARY KEY (check_id, period, start)
+  ) WITHOUT ROWID;
+  CREATE TABLE monitor_transitions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    check_id INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    detail TEXT
+  );
+  CREATE INDEX monitor_transitions_check ON monitor_transitions (check_id, at);
+  CREATE TABLE maintenance (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    subject TEXT NOT NULL,
+    starts_at TEXT NOT NULL,
+    ends_at TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    source TEXT NOT NULL CHECK (source IN ('manual', 'work')),
+    run_id INTEGER REFERENCES runs(id),
+    ended_at TEXT
+  );
+  CREATE INDEX maintenance_subject ON maintenance (subject, ends_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -108,10 +108,10 @@ describe('openApp needs', () => {
 
   it('still reports a bad config', async () => {
     const s = setup();
-    fs.appendFileSync(s.config, 'monitoring:\n  interval: 5\n');
+    fs.appendFileSync(s.config, 'monitoring:\n  intervall: 5\n');
     await expect(open(s, { plugins: false, secrets: false })).rejects.toMatchObject({
       code: 'CONFIG_INVALID',
-      details: [expect.stringMatching(/ha\.yaml:\d+:3: monitoring\.interval: unknown key 'interval'/)],
+      details: [expect.stringMatching(/ha\.yaml:\d+:3: monitoring\.intervall: unknown key 'intervall'/)],
     });
     expect(fs.existsSync(s.marker('ran-service'))).toBe(false);
   });

@@ -23,6 +23,9 @@ describe('config schema sections', () => {
       'notifications',
       'monitoring',
       'updates',
+      'schedules',
+      'daemon',
+      'metrics',
       'plugins',
       'services',
     ]);

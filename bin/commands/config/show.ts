@@ -14,7 +14,7 @@ export default class ConfigShow extends BaseCommand<typeof ConfigShow> {
     const { flags } = await this.parse(ConfigShow);
     const app = await this.openApp('none');
     // sections in the documented order, whatever order the file had
-    const order = ['global', 'backup', 'notifications', 'monitoring', 'updates', 'plugins', 'services'];
+    const order = ['global', 'backup', 'notifications', 'monitoring', 'updates', 'schedules', 'daemon', 'metrics', 'plugins', 'services'];
     const raw = maskDeep(app.loaded.masked) as unknown as Record<string, unknown>;
     const keys = [...order.filter((k) => k in raw), ...Object.keys(raw).filter((k) => !order.includes(k))];
     const masked = Object.fromEntries(keys.map((k) => [k, raw[k]])) as unknown as AutopilotConfig;

@@ -1,0 +1,398 @@
+/**
+ * The monitor's tables: each check's current state (monitor_checks), its raw results
+ * (monitor_results, kept `raw` seconds), hourly and daily aggregates (monitor_aggregates:
+ * count, failures, p50/p95 of the response time, the last value), every transition, and
+ * maintenance (manual windows, and our own work on a service).
+ *
+ * Results are rolled up into the hour they belong to as soon as the hour is over; the daily
+ * row of a day is made from its hourly rows (its p50/p95 are count-weighted medians of the
+ * hours', an approximation), so that uptime over 7 and 30 days reads a few rows per check.
+ */
+import { type Db, intOrNull, type Row, textOrNull } from './db';
+
+export type MonitorState = 'UP' | 'DOWN' | 'PENDING' | 'MAINTENANCE' | 'FLAPPING';
+
+export interface CheckRow {
+  id: number;
+  key: string;
+  subject: string;
+  label: string;
+  type: string;
+  state: MonitorState;
+  since: string;
+  /** failures in a row */
+  fails: number;
+  /** successes in a row */
+  oks: number;
+  lastAt: string | null;
+  lastOk: boolean | null;
+  lastMs: number | null;
+  lastDetail: string | null;
+  lastValue: number | null;
+  lastWarning: string | null;
+  lastOkAt: string | null;
+  seenAt: string;
+}
+
+export interface TransitionRow {
+  id: number;
+  checkId: number;
+  at: string;
+  from: MonitorState | null;
+  to: MonitorState;
+  detail: string | null;
+}
+
+export interface MaintenanceRow {
+  id: number;
+  subject: string;
+  startsAt: string;
+  endsAt: string;
+  reason: string;
+  source: 'manual' | 'work';
+  runId: number | null;
+  endedAt: string | null;
+}
+
+export interface Uptime {
+  count: number;
+  failures: number;
+  /** 0..1, null when nothing was measured */
+  ratio: number | null;
+  p95: number | null;
+}
+
+const HOUR = 3600;
+const DAY = 86400;
+
+function toCheck(r: Row): CheckRow {
+  return {
+    id: Number(r.id),
+    key: String(r.key),
+    subject: String(r.subject),
+    label: String(r.label),
+    type: String(r.type),
+    state: r.state as MonitorState,
+    since: String(r.since),
+    fails: Number(r.fails),
+    oks: Number(r.oks),
+    lastAt: textOrNull(r.last_at),
+    lastOk: r.last_ok === null || r.last_ok === undefined ? null : Number(r.last_ok) === 1,
+    lastMs: intOrNull(r.last_ms),
+    lastDetail: textOrNull(r.last_detail),
+    lastValue: r.last_value === null || r.last_value === undefined ? null : Number(r.last_value),
+    lastWarning: textOrNull(r.last_warning),
+    lastOkAt: textOrNull(r.last_ok_at),
+    seenAt: String(r.seen_at),
+  };
+}
+
+function toMaintenance(r: Row): MaintenanceRow {
+  return {
+    id: Number(r.id),
+    subject: String(r.subject),
+    startsAt: String(r.starts_at),
+    endsAt: String(r.ends_at),
+    reason: String(r.reason),
+    source: r.source as MaintenanceRow['source'],
+    runId: intOrNull(r.run_id),
+    endedAt: textOrNull(r.ended_at),
+  };
+}
+
+/** A percentile of sorted numbers (nearest rank). */
+export function percentile(sorted: number[], p: number): number | null {
+  if (!sorted.length) return null;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+/** A count-weighted percentile of per-period percentiles. */
+function weighted(rows: { count: number; v: number | null }[], p: number): number | null {
+  const xs = rows.filter((r) => r.v !== null && r.count > 0).sort((a, b) => (a.v as number) - (b.v as number));
+  const total = xs.reduce((n, r) => n + r.count, 0);
+  if (!total) return null;
+  let acc = 0;
+  for (const r of xs) {
+    acc += r.count;
+    if (acc >= (p / 100) * total) return r.v;
+  }
+  return xs[xs.length - 1].v;
+}
+
+export class MonitorTable {
+  constructor(private readonly db: Db) {}
+
+  /** The check with this key, created PENDING when new; its subject, label and type follow the config. */
+  ensureCheck(c: { key: string; subject: string; label: string; type: string }, at: string): CheckRow {
+    this.db
+      .stmt(
+        `INSERT INTO monitor_checks (key, subject, label, type, state, since, seen_at) VALUES (?, ?, ?, ?, 'PENDING', ?, ?)
+         ON CONFLICT(key) DO UPDATE SET subject = excluded.subject, label = excluded.label, type = excluded.type, seen_at = excluded.seen_at`,
+      )
+      .run(c.key, c.subject, c.label, c.type, at, at);
+    return toCheck(this.db.stmt('SELECT * FROM monitor_checks WHERE key = ?').get(c.key) as Row);
+  }
+
+  listChecks(opts: { subject?: string } = {}): CheckRow[] {
+    const rows = (
+      opts.subject
+        ? this.db.stmt('SELECT * FROM monitor_checks WHERE subject = ? ORDER BY subject, id').all(opts.subject)
+        : this.db.stmt('SELECT * FROM monitor_checks ORDER BY subject, id').all()
+    ) as Row[];
+    return rows.map(toCheck);
+  }
+
+  /** Saves one result: the check's counters and last values, and the raw row. */
+  recordResult(
+    id: number,
+    r: { at: Date; ok: boolean; ms: number; detail: string; value?: number | null; warning?: string | null },
+    counters: { fails: number; oks: number },
+  ): void {
+    const iso = r.at.toISOString();
+    this.db
+      .stmt(
+        `UPDATE monitor_checks SET fails = ?, oks = ?, last_at = ?, last_ok = ?, last_ms = ?, last_detail = ?, last_value = ?,
+         last_warning = ?, last_ok_at = CASE WHEN ? = 1 THEN ? ELSE last_ok_at END WHERE id = ?`,
+      )
+      .run(
+        counters.fails,
+        counters.oks,
+        iso,
+        r.ok ? 1 : 0,
+        Math.round(r.ms),
+        r.detail,
+        r.value ?? null,
+        r.warning ?? null,
+        r.ok ? 1 : 0,
+        iso,
+        id,
+      );
+    this.db
+      .stmt('INSERT OR REPLACE INTO monitor_results (check_id, at, ok, ms, value) VALUES (?, ?, ?, ?, ?)')
+      .run(id, Math.floor(r.at.getTime() / 1000), r.ok ? 1 : 0, Math.round(r.ms), r.value ?? null);
+  }
+
+  /** Changes a check's state and records the transition. */
+  transition(id: number, from: MonitorState | null, to: MonitorState, at: Date, detail: string | null): void {
+    const iso = at.toISOString();
+    this.db.stmt('UPDATE monitor_checks SET state = ?, since = ? WHERE id = ?').run(to, iso, id);
+    this.db
+      .stmt('INSERT INTO monitor_transitions (check_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)')
+      .run(id, iso, from, to, detail);
+  }
+
+  transitions(id: number, opts: { since?: string; limit?: number } = {}): TransitionRow[] {
+    const rows = this.db
+      .stmt('SELECT * FROM monitor_transitions WHERE check_id = ? AND at >= ? ORDER BY id DESC LIMIT ?')
+      .all(id, opts.since ?? '', opts.limit ?? 100) as Row[];
+    return rows.map((r) => ({
+      id: Number(r.id),
+      checkId: Number(r.check_id),
+      at: String(r.at),
+      from: (textOrNull(r.from_state) as MonitorState | null) ?? null,
+      to: r.to_state as MonitorState,
+      detail: textOrNull(r.detail),
+    }));
+  }
+
+  /** Changes between UP and DOWN (either way) since a time: what flapping counts. */
+  flips(id: number, since: string): number {
+    return Number(
+      this.db
+        .stmt(
+          `SELECT count(*) FROM monitor_transitions WHERE check_id = ? AND at >= ?
+           AND ((from_state = 'UP' AND to_state = 'DOWN') OR (from_state = 'DOWN' AND to_state = 'UP'))`,
+        )
+        .pluck()
+        .get(id, since),
+    );
+  }
+
+  /** Raw values of a check since a time (epoch seconds), oldest first: the disk forecast's input. */
+  values(id: number, sinceEpoch: number): { at: number; value: number }[] {
+    const raw = this.db
+      .stmt('SELECT at, value FROM monitor_results WHERE check_id = ? AND at >= ? AND value IS NOT NULL ORDER BY at')
+      .all(id, sinceEpoch) as Row[];
+    const firstRaw = raw.length ? Number(raw[0].at) : Infinity;
+    const hourly = this.db
+      .stmt(
+        "SELECT start, value FROM monitor_aggregates WHERE check_id = ? AND period = 'h' AND start >= ? AND start < ? AND value IS NOT NULL ORDER BY start",
+      )
+      .all(id, sinceEpoch, firstRaw) as Row[];
+    return [
+      ...hourly.map((r) => ({ at: Number(r.start) + HOUR - 1, value: Number(r.value) })),
+      ...raw.map((r) => ({ at: Number(r.at), value: Number(r.value) })),
+    ];
+  }
+
+  /**
+   * Rolls the raw results of every hour that ended before `now` into hourly rows (once: an hour
+   * already rolled up is left alone), refreshes the daily rows of the days touched, and prunes
+   * what is older than the retention. Returns the rows written and deleted.
+   */
+  rollup(now: Date, retention: { raw: number; hourly: number; daily: number }): { hours: number; deleted: number } {
+    const nowS = Math.floor(now.getTime() / 1000);
+    const hourStart = nowS - (nowS % HOUR);
+    return this.db.immediate(() => {
+      const last = Number(this.db.stmt("SELECT coalesce(max(start), -1) FROM monitor_aggregates WHERE period = 'h'").pluck().get());
+      const from = last < 0 ? 0 : last + HOUR;
+      const pending = this.db
+        .stmt('SELECT check_id, at, ok, ms, value FROM monitor_results WHERE at >= ? AND at < ? ORDER BY check_id, at')
+        .all(from, hourStart) as Row[];
+      const groups = new Map<string, { id: number; start: number; oks: number[]; count: number; failures: number; value: number | null }>();
+      for (const r of pending) {
+        const id = Number(r.check_id);
+        const at = Number(r.at);
+        const start = at - (at % HOUR);
+        const k = `${id}:${start}`;
+        let g = groups.get(k);
+        if (!g) groups.set(k, (g = { id, start, oks: [], count: 0, failures: 0, value: null }));
+        g.count++;
+        if (Number(r.ok) === 1) g.oks.push(Number(r.ms));
+        else g.failures++;
+        if (r.value !== null) g.value = Number(r.value);
+      }
+      const put = this.db.stmt(
+        'INSERT OR REPLACE INTO monitor_aggregates (check_id, period, start, count, failures, p50, p95, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      );
+      const days = new Set<string>();
+      for (const g of groups.values()) {
+        const ms = g.oks.sort((a, b) => a - b);
+        put.run(g.id, 'h', g.start, g.count, g.failures, percentile(ms, 50), percentile(ms, 95), g.value);
+        days.add(`${g.id}:${g.start - (g.start % DAY)}`);
+      }
+      for (const d of days) {
+        const [id, day] = d.split(':').map(Number);
+        const hours = this.db
+          .stmt(
+            "SELECT count, failures, p50, p95, value FROM monitor_aggregates WHERE check_id = ? AND period = 'h' AND start >= ? AND start < ? ORDER BY start",
+          )
+          .all(id, day, day + DAY) as Row[];
+        const count = hours.reduce((n, h) => n + Number(h.count), 0);
+        const failures = hours.reduce((n, h) => n + Number(h.failures), 0);
+        const okCount = (h: Row): number => Number(h.count) - Number(h.failures);
+        const p50 = weighted(
+          hours.map((h) => ({ count: okCount(h), v: intOrNull(h.p50) })),
+          50,
+        );
+        const p95 = weighted(
+          hours.map((h) => ({ count: okCount(h), v: intOrNull(h.p95) })),
+          95,
+        );
+        const lastValue = [...hours].reverse().find((h) => h.value !== null)?.value ?? null;
+        put.run(id, 'd', day, count, failures, p50, p95, lastValue === null ? null : Number(lastValue));
+      }
+      let deleted = 0;
+      deleted += this.db.stmt('DELETE FROM monitor_results WHERE at < ? AND at < ?').run(nowS - retention.raw, hourStart).changes;
+      deleted += this.db.stmt("DELETE FROM monitor_aggregates WHERE period = 'h' AND start < ?").run(nowS - retention.hourly).changes;
+      deleted += this.db.stmt("DELETE FROM monitor_aggregates WHERE period = 'd' AND start < ?").run(nowS - retention.daily).changes;
+      return { hours: groups.size, deleted };
+    });
+  }
+
+  /** The end of the hours rolled up so far (epoch seconds), or null before the first rollup. */
+  rolledUntil(): number | null {
+    const last = Number(this.db.stmt("SELECT coalesce(max(start), -1) FROM monitor_aggregates WHERE period = 'h'").pluck().get());
+    return last < 0 ? null : last + HOUR;
+  }
+
+  /**
+   * Uptime of a check since a time: whole past days from daily rows, the hours of the first
+   * (partial) day and of today from hourly rows, and what is not rolled up yet from raw
+   * results. `rolled` is rolledUntil() (asked once by a caller that reads many checks).
+   */
+  uptime(id: number, sinceEpoch: number, nowEpoch: number, rolled: number | null = this.rolledUntil()): Uptime {
+    const parts: { count: number; failures: number; p95: number | null }[] = [];
+    const add = (rows: Row[]): void => {
+      for (const r of rows) parts.push({ count: Number(r.count), failures: Number(r.failures), p95: intOrNull(r.p95) });
+    };
+    const agg = (period: 'h' | 'd', from: number, to: number): Row[] =>
+      from >= to
+        ? []
+        : (this.db
+            .stmt('SELECT count, failures, p95 FROM monitor_aggregates WHERE check_id = ? AND period = ? AND start >= ? AND start < ?')
+            .all(id, period, from, to) as Row[]);
+    let rawFrom = sinceEpoch;
+    if (rolled !== null && rolled > sinceEpoch) {
+      const hourFrom = Math.ceil(sinceEpoch / HOUR) * HOUR;
+      const dayFrom = Math.ceil(sinceEpoch / DAY) * DAY;
+      const today = rolled - (rolled % DAY);
+      if (dayFrom < today) {
+        add(agg('h', hourFrom, dayFrom));
+        add(agg('d', dayFrom, today));
+        add(agg('h', today, rolled));
+      } else add(agg('h', hourFrom, rolled));
+      rawFrom = rolled;
+    }
+    const raw = this.db
+      .stmt('SELECT ok, ms FROM monitor_results WHERE check_id = ? AND at >= ? AND at <= ?')
+      .all(id, rawFrom, nowEpoch) as Row[];
+    if (raw.length) {
+      const oks = raw
+        .filter((r) => Number(r.ok) === 1)
+        .map((r) => Number(r.ms))
+        .sort((a, b) => a - b);
+      parts.push({ count: raw.length, failures: raw.length - oks.length, p95: percentile(oks, 95) });
+    }
+    const count = parts.reduce((n, p) => n + p.count, 0);
+    const failures = parts.reduce((n, p) => n + p.failures, 0);
+    return {
+      count,
+      failures,
+      ratio: count ? (count - failures) / count : null,
+      p95: weighted(
+        parts.map((p) => ({ count: p.count - p.failures, v: p.p95 })),
+        95,
+      ),
+    };
+  }
+
+  /** Forgets checks the config no longer has (not seen since `before`), with their rows. */
+  forgetUnseen(before: string): number {
+    return this.db.immediate(() => {
+      const ids = (this.db.stmt('SELECT id FROM monitor_checks WHERE seen_at < ?').all(before) as Row[]).map((r) => Number(r.id));
+      for (const id of ids) {
+        this.db.stmt('DELETE FROM monitor_results WHERE check_id = ?').run(id);
+        this.db.stmt('DELETE FROM monitor_aggregates WHERE check_id = ?').run(id);
+        this.db.stmt('DELETE FROM monitor_transitions WHERE check_id = ?').run(id);
+        this.db.stmt('DELETE FROM monitor_checks WHERE id = ?').run(id);
+      }
+      return ids.length;
+    });
+  }
+
+  // ---- maintenance ----
+
+  beginMaintenance(m: {
+    subject: string;
+    startsAt: Date;
+    endsAt: Date;
+    reason: string;
+    source: 'manual' | 'work';
+    runId?: number | null;
+  }): number {
+    const res = this.db
+      .stmt('INSERT INTO maintenance (subject, starts_at, ends_at, reason, source, run_id) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(m.subject, m.startsAt.toISOString(), m.endsAt.toISOString(), m.reason, m.source, m.runId ?? null);
+    return Number(res.lastInsertRowid);
+  }
+
+  endMaintenance(id: number, at: Date): void {
+    this.db.stmt('UPDATE maintenance SET ended_at = ? WHERE id = ? AND ended_at IS NULL').run(at.toISOString(), id);
+  }
+
+  /** Ends every open manual window of a subject (`monitoring maintenance SERVICE --end`). */
+  endMaintenanceOf(subject: string, at: Date): number {
+    return this.db
+      .stmt("UPDATE maintenance SET ended_at = ? WHERE subject = ? AND source = 'manual' AND ended_at IS NULL AND ends_at > ?")
+      .run(at.toISOString(), subject, at.toISOString()).changes;
+  }
+
+  /** Windows open at a time (their run, for work, is checked by the caller). */
+  activeMaintenance(at: Date): MaintenanceRow[] {
+    const iso = at.toISOString();
+    return (
+      this.db.stmt('SELECT * FROM maintenance WHERE ended_at IS NULL AND starts_at <= ? AND ends_at > ? ORDER BY id').all(iso, iso) as Row[]
+    ).map(toMaintenance);
+  }
+}
