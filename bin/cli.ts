@@ -15,6 +15,8 @@ import ConfigShow from './commands/config/show';
 import ConfigValidate from './commands/config/validate';
 import HelpCommand from './commands/help';
 import History from './commands/history';
+import Monitor from './commands/monitor';
+import MonitoringMaintenance from './commands/monitoring/maintenance';
 import NotificationsList from './commands/notifications/list';
 import NotifyTest from './commands/notify/test';
 import PluginsList from './commands/plugins/list';
@@ -31,6 +33,8 @@ export const COMMANDS = {
   'config:validate': ConfigValidate,
   help: HelpCommand,
   history: History,
+  monitor: Monitor,
+  'monitoring:maintenance': MonitoringMaintenance,
   'notifications:list': NotificationsList,
   'notify:test': NotifyTest,
   'plugins:list': PluginsList,

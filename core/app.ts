@@ -8,6 +8,8 @@ import type { Logger } from '../lib/log';
 import type { KeyValueStore, StateManager } from '../lib/state';
 import type { BackupEngine, BackupEvent } from './backup/engine';
 import type { NotificationEngine } from './notify/engine';
+import type { MonitorEngine } from './monitor/engine';
+import type { Clock } from '../lib/async';
 import type { UpdateEngine, UpdateEngineDeps } from './update/engine';
 import { findConfigFile, readRawConfig, validateConfig, type FoundConfig, type LoadedConfig } from './config/load';
 import { configPlugins } from './config/plugins';
@@ -67,6 +69,8 @@ export interface App {
   unresolvedServices: { service: string; reason: string; location: string; /** the plugin that failed, when one did */ failed?: string }[];
   backupEngine(onEvent?: (e: BackupEvent) => void): BackupEngine;
   updateEngine(onStep?: UpdateEngineDeps['onStep']): UpdateEngine;
+  /** the monitor engine over the config's checks and resources (the clock is for tests and the bench) */
+  monitorEngine(opts?: { clock?: Clock }): MonitorEngine;
   /** the notification engine (one per app) */
   notifier(): NotificationEngine;
   /** channels whose plugin is missing or failed (empty when needs.plugins is false) */
@@ -128,7 +132,7 @@ function engines(
   logger: Logger,
   signal: AbortSignal,
   needs: Required<AppNeeds>,
-): Pick<App, 'notifier' | 'backupEngine' | 'updateEngine'> {
+): Pick<App, 'notifier' | 'backupEngine' | 'updateEngine' | 'monitorEngine'> {
   // an engine over an empty registry would fail every service as "plugin not installed"
   const needPlugins = (what: string): void => {
     if (!needs.plugins) throw new AutopilotError('INTERNAL', `${what} needs plugins, but the app was opened with needs.plugins false`);
@@ -158,6 +162,13 @@ function engines(
       // channels' own time budgets bound them, not the command's signal
       const notifierOfUpdates = makeNotifier(new AbortController().signal);
       return new Engine({ config: loaded.config, registry, logger, state, signal, onStep, notifier: notifierOfUpdates });
+    },
+    monitorEngine: (opts = {}) => {
+      needPlugins('the monitor engine');
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded when the monitor runs
+      const { MonitorEngine: Engine, resourceProbesOf } = require('./monitor/engine') as typeof import('./monitor/engine');
+      const resources = resourceProbesOf(loaded.config, registry, logger);
+      return new Engine({ config: loaded.config, registry, logger, state, notifier: getNotifier(), clock: opts.clock, resources });
     },
   };
 }

@@ -23,6 +23,10 @@ export const RECOVERY_OF: Record<string, string> = {
   update_success: 'update_failed',
   service_recovered: 'service_down',
   restore_test_passed: 'restore_test_failed',
+  external_access_restored: 'external_access_failed',
+  resource_recovered: 'resource_threshold',
+  backup_fresh: 'backup_stale',
+  certificate_renewed: 'certificate_expiring',
 };
 
 /** Conditions that persist until resolved: sent once, then again every repeat_interval. */
@@ -33,6 +37,9 @@ export const PERSISTENT = new Set([
   'restore_test_failed',
   'external_access_failed',
   'disk_space_warning',
+  'resource_threshold',
+  'backup_stale',
+  'certificate_expiring',
 ]);
 
 export interface Decision {

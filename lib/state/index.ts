@@ -24,7 +24,7 @@ export type { ArtifactRecord, ListArtifactsOptions, NewArtifact, VerifyStatus } 
 export type { CooldownStore, KeyValueStore, UpdateSnapshotStore } from './kv';
 export type { AcquireOptions, Lock, LockInfo } from './locks';
 export type { NotificationRecord } from './notifications';
-export type { CheckRow, MaintenanceRow, MonitorState, TransitionRow, Uptime } from './monitor';
+export type { CheckRow, Health, MaintenanceRow, MonitorState, TransitionRow, Uptime } from './monitor';
 export { MonitorTable, percentile } from './monitor';
 export type { ListRunsOptions, RunRecord, RunStatus, StepRecord } from './runs';
 // kept here for callers from before lib/proc.ts (lib/archive.ts)

@@ -111,8 +111,10 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE artifacts ADD COLUMN warning TEXT;
   `,
-  // 7: the monitor: each check's current state, raw results (kept a day), hourly and daily
-  // aggregates (uptime, p50/p95), every transition, and maintenance (manual, or our own work).
+  // 7: the monitor: each check's current state (what it shows, and its health under it: a check
+  // in MAINTENANCE or FLAPPING is still UP or DOWN underneath), raw results (kept a day), hourly
+  // and daily aggregates (uptime, p50/p95), every transition of either, and maintenance
+  // (manual, or our own work on a service).
   // Results and aggregates are WITHOUT ROWID tables keyed by (check, time): a few bytes a row.
   `
   CREATE TABLE monitor_checks (
@@ -122,6 +124,7 @@ export const MIGRATIONS: readonly string[] = [
     label TEXT NOT NULL,
     type TEXT NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('UP', 'DOWN', 'PENDING', 'MAINTENANCE', 'FLAPPING')),
+    health TEXT NOT NULL DEFAULT 'PENDING' CHECK (health IN ('UP', 'DOWN', 'PENDING')),
     since TEXT NOT NULL,
     fails INTEGER NOT NULL DEFAULT 0,
     oks INTEGER NOT NULL DEFAULT 0,
@@ -158,6 +161,7 @@ export const MIGRATIONS: readonly string[] = [
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     check_id INTEGER NOT NULL,
     at TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('state', 'health')),
     from_state TEXT,
     to_state TEXT NOT NULL,
     detail TEXT

@@ -8,9 +8,13 @@
  * row of a day is made from its hourly rows (its p50/p95 are count-weighted medians of the
  * hours', an approximation), so that uptime over 7 and 30 days reads a few rows per check.
  */
+import * as os from 'node:os';
+import { processAlive } from '../proc';
 import { type Db, intOrNull, type Row, textOrNull } from './db';
 
 export type MonitorState = 'UP' | 'DOWN' | 'PENDING' | 'MAINTENANCE' | 'FLAPPING';
+/** What the results say, under MAINTENANCE and FLAPPING too. */
+export type Health = 'UP' | 'DOWN' | 'PENDING';
 
 export interface CheckRow {
   id: number;
@@ -19,6 +23,7 @@ export interface CheckRow {
   label: string;
   type: string;
   state: MonitorState;
+  health: Health;
   since: string;
   /** failures in a row */
   fails: number;
@@ -38,6 +43,7 @@ export interface TransitionRow {
   id: number;
   checkId: number;
   at: string;
+  kind: 'state' | 'health';
   from: MonitorState | null;
   to: MonitorState;
   detail: string | null;
@@ -73,6 +79,7 @@ function toCheck(r: Row): CheckRow {
     label: String(r.label),
     type: String(r.type),
     state: r.state as MonitorState,
+    health: r.health as Health,
     since: String(r.since),
     fails: Number(r.fails),
     oks: Number(r.oks),
@@ -142,21 +149,31 @@ export class MonitorTable {
     return rows.map(toCheck);
   }
 
-  /** Saves one result: the check's counters and last values, and the raw row. */
-  recordResult(
+  /**
+   * Saves one result: the raw row, the check's counters and last values, and (when they
+   * changed) its health and shown state, each change recorded as a transition. The caller
+   * batches many of these in one transaction (batch()).
+   */
+  record(
     id: number,
     r: { at: Date; ok: boolean; ms: number; detail: string; value?: number | null; warning?: string | null },
-    counters: { fails: number; oks: number },
+    next: { fails: number; oks: number; health: Health; state: MonitorState },
+    prev: { health: Health; state: MonitorState },
   ): void {
     const iso = r.at.toISOString();
     this.db
       .stmt(
-        `UPDATE monitor_checks SET fails = ?, oks = ?, last_at = ?, last_ok = ?, last_ms = ?, last_detail = ?, last_value = ?,
-         last_warning = ?, last_ok_at = CASE WHEN ? = 1 THEN ? ELSE last_ok_at END WHERE id = ?`,
+        `UPDATE monitor_checks SET fails = ?, oks = ?, health = ?, state = ?, since = CASE WHEN state = ? THEN since ELSE ? END,
+         last_at = ?, last_ok = ?, last_ms = ?, last_detail = ?, last_value = ?, last_warning = ?,
+         last_ok_at = CASE WHEN ? = 1 THEN ? ELSE last_ok_at END WHERE id = ?`,
       )
       .run(
-        counters.fails,
-        counters.oks,
+        next.fails,
+        next.oks,
+        next.health,
+        next.state,
+        next.state,
+        iso,
         iso,
         r.ok ? 1 : 0,
         Math.round(r.ms),
@@ -170,15 +187,25 @@ export class MonitorTable {
     this.db
       .stmt('INSERT OR REPLACE INTO monitor_results (check_id, at, ok, ms, value) VALUES (?, ?, ?, ?, ?)')
       .run(id, Math.floor(r.at.getTime() / 1000), r.ok ? 1 : 0, Math.round(r.ms), r.value ?? null);
+    const add = this.db.stmt(
+      'INSERT INTO monitor_transitions (check_id, at, kind, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+    if (next.health !== prev.health) add.run(id, iso, 'health', prev.health, next.health, r.detail);
+    if (next.state !== prev.state) add.run(id, iso, 'state', prev.state, next.state, r.detail);
   }
 
-  /** Changes a check's state and records the transition. */
-  transition(id: number, from: MonitorState | null, to: MonitorState, at: Date, detail: string | null): void {
+  /** Changes a check's shown state without a result (maintenance began or ended). */
+  setState(id: number, from: MonitorState, to: MonitorState, at: Date, detail: string | null): void {
     const iso = at.toISOString();
     this.db.stmt('UPDATE monitor_checks SET state = ?, since = ? WHERE id = ?').run(to, iso, id);
     this.db
-      .stmt('INSERT INTO monitor_transitions (check_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)')
+      .stmt("INSERT INTO monitor_transitions (check_id, at, kind, from_state, to_state, detail) VALUES (?, ?, 'state', ?, ?, ?)")
       .run(id, iso, from, to, detail);
+  }
+
+  /** Runs `fn` in one transaction: a pass's results are written with one commit, not one each. */
+  batch<T>(fn: () => T): T {
+    return this.db.immediate(fn);
   }
 
   transitions(id: number, opts: { since?: string; limit?: number } = {}): TransitionRow[] {
@@ -189,19 +216,20 @@ export class MonitorTable {
       id: Number(r.id),
       checkId: Number(r.check_id),
       at: String(r.at),
+      kind: r.kind as TransitionRow['kind'],
       from: (textOrNull(r.from_state) as MonitorState | null) ?? null,
       to: r.to_state as MonitorState,
       detail: textOrNull(r.detail),
     }));
   }
 
-  /** Changes between UP and DOWN (either way) since a time: what flapping counts. */
+  /** Changes of health into or out of DOWN since a time: what flapping counts. */
   flips(id: number, since: string): number {
     return Number(
       this.db
         .stmt(
-          `SELECT count(*) FROM monitor_transitions WHERE check_id = ? AND at >= ?
-           AND ((from_state = 'UP' AND to_state = 'DOWN') OR (from_state = 'DOWN' AND to_state = 'UP'))`,
+          `SELECT count(*) FROM monitor_transitions WHERE check_id = ? AND at >= ? AND kind = 'health'
+           AND (from_state = 'DOWN' OR to_state = 'DOWN')`,
         )
         .pluck()
         .get(id, since),
@@ -388,11 +416,32 @@ export class MonitorTable {
       .run(at.toISOString(), subject, at.toISOString()).changes;
   }
 
-  /** Windows open at a time (their run, for work, is checked by the caller). */
+  /**
+   * Windows open at a time. A window of our own work lasts while its run is 'running' and its
+   * process lives (one whose process died ends with it, whatever its ends_at said).
+   */
   activeMaintenance(at: Date): MaintenanceRow[] {
     const iso = at.toISOString();
+    const rows = this.db
+      .stmt(
+        `SELECT m.*, r.status AS run_status, r.pid AS run_pid, r.proc_start AS run_proc_start, r.host AS run_host
+         FROM maintenance m LEFT JOIN runs r ON r.id = m.run_id
+         WHERE m.ended_at IS NULL AND m.starts_at <= ? AND m.ends_at > ? ORDER BY m.id`,
+      )
+      .all(iso, iso) as Row[];
+    return rows
+      .filter(
+        (r) =>
+          r.run_id === null ||
+          (r.run_status === 'running' && (r.run_host !== os.hostname() || processAlive(Number(r.run_pid), textOrNull(r.run_proc_start)))),
+      )
+      .map(toMaintenance);
+  }
+
+  /** Manual windows, open or to come. */
+  listMaintenance(at: Date): MaintenanceRow[] {
     return (
-      this.db.stmt('SELECT * FROM maintenance WHERE ended_at IS NULL AND starts_at <= ? AND ends_at > ? ORDER BY id').all(iso, iso) as Row[]
+      this.db.stmt('SELECT * FROM maintenance WHERE ended_at IS NULL AND ends_at > ? ORDER BY starts_at').all(at.toISOString()) as Row[]
     ).map(toMaintenance);
   }
 }
