@@ -4,7 +4,7 @@
  * once every few seconds, however many `running` checks fall due at once.
  */
 import type { AutopilotConfig } from '../config/types';
-import type { GuestStatus, OperationContext, ServiceConfig, ServicePlugin, ServiceUpdater } from '../plugins/contract';
+import type { GuestStatus, OperationContext, ServiceConfig, ServicePlugin } from '../plugins/contract';
 import type { GuestProvider } from '../plugins/guests';
 import type { PluginRegistry } from '../plugins/host';
 import { callPlugin } from '../plugins/call';
