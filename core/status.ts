@@ -1,6 +1,8 @@
 /**
  * `status`: each configured service with, for hypervisor guests, where it runs, its state,
- * uptime and IPs (asked live, one query per hypervisor), and the last backup recorded in state.
+ * uptime and IPs (asked live, one query per hypervisor), the last backup, update and restore
+ * test recorded in state, and the monitor's health: state, since when, uptime over 24 h, 7 and
+ * 30 days and p95 response time (core/monitor/health.ts); monitoring targets and `host` too.
  */
 import { describeError } from '../lib/errors';
 import { namedServices } from './config/select';
@@ -11,6 +13,7 @@ import type { ClusterStatus, GuestStatus, ServiceConfig } from './plugins/contra
 import type { PluginRegistry } from './plugins/host';
 import type { GuestProvider } from './plugins/guests';
 import { unfinishedUpdate, type UnfinishedUpdate } from './update/unfinished';
+import { subjectHealth, type SubjectHealth } from './monitor/health';
 
 export interface LastBackup {
   at: string;
@@ -36,11 +39,32 @@ export interface ServiceStatus {
   lastBackup: LastBackup | null;
   /** an update whose process died before it finished (the service may be half updated) */
   unfinishedUpdate: Pick<UnfinishedUpdate, 'runId' | 'startedAt' | 'step' | 'snapshot' | 'summary'> | null;
+  /** what the monitor says (null: no checks, or never monitored) */
+  health: SubjectHealth | null;
+  lastUpdate: LastRun | null;
+  lastRestoreTest: LastRun | null;
+}
+
+export interface LastRun {
+  runId: number;
+  at: string;
+  status: string;
+  /** an update's own outcome (rolled_back, …) or a restore test's */
+  outcome: string | null;
 }
 
 export interface StatusReport {
   clusters: { hypervisor: string; status: ClusterStatus | null; error: string | null }[];
   services: ServiceStatus[];
+  /** monitoring targets (not services) and `host`, with their health */
+  targets: SubjectHealth[];
+}
+
+function lastRun(state: StateManager | null, kind: string, service: string): LastRun | null {
+  const r = state?.lastRun(kind, service);
+  if (!r) return null;
+  const summary = r.summary as { status?: string } | null;
+  return { runId: r.id, at: r.startedAt, status: r.status, outcome: summary?.status ?? null };
 }
 
 /** The newest backup of a service that did not fail verification (or, when all failed, the newest). */
@@ -72,6 +96,8 @@ export async function serviceStatus(
   const all = deps.config.services;
   const chosen = names.length ? namedServices(all, names) : all.filter((s) => s.enabled !== false);
   const now = Date.now();
+  const subjects = [...chosen.map((s) => s.name), ...deps.config.monitoring.targets.map((t) => t.name), 'host'];
+  const health = subjectHealth(deps.state, subjects, new Date(now));
   const out: ServiceStatus[] = chosen.map((s) => ({
     service: s.name,
     type: s.type,
@@ -80,7 +106,12 @@ export async function serviceStatus(
     error: null,
     lastBackup: lastBackup(deps.state, s.name, now),
     unfinishedUpdate: unfinished(deps.state, s.name),
+    health: health.get(s.name) ?? null,
+    lastUpdate: lastRun(deps.state, 'update', s.name),
+    lastRestoreTest: lastRun(deps.state, 'restore_test', s.name),
   }));
+  const targetNames = names.length ? [] : [...deps.config.monitoring.targets.map((t) => t.name), 'host'];
+  const targets = targetNames.map((t) => health.get(t)).filter((h): h is SubjectHealth => Boolean(h));
   const clusters: StatusReport['clusters'] = [];
   const groups = new Map<GuestProvider, ServiceConfig[]>();
   for (const s of chosen) {
@@ -115,5 +146,5 @@ export async function serviceStatus(
       for (const s of svcs) (out.find((o) => o.service === s.name) as ServiceStatus).error = describeError(e);
     }
   }
-  return { clusters, services: out };
+  return { clusters, services: out, targets };
 }

@@ -1,12 +1,39 @@
 import * as Args from '@oclif/core/args';
-import { serviceStatus, type StatusReport } from '../../core/status';
+import type { SubjectHealth } from '../../core/monitor/health';
+import { serviceStatus, type ServiceStatus, type StatusReport } from '../../core/status';
 import { EXIT } from '../../lib/errors';
 import { BaseCommand } from '../base';
 import { formatAge, formatBytes, formatDuration, table } from '../render';
 
+const pct = (x: number | null): string => (x === null ? '-' : `${(Math.floor(x * 10000) / 100).toFixed(2)}%`);
+
+function lastRunText(r: ServiceStatus['lastUpdate']): string {
+  if (!r) return 'never';
+  return `${formatAge(r.at)}, ${r.outcome ?? r.status}`;
+}
+
+/** The monitor's view: health since when, uptimes, p95, and the last update and restore test. */
+function healthTable(report: StatusReport): string {
+  const row = (name: string, h: SubjectHealth | null, extra: string[]): string[] => [
+    name,
+    h ? `${h.state}${h.state === 'UP' ? '' : ` (${h.down}/${h.checks} down)`}` : 'not monitored',
+    h ? formatAge(h.since) : '-',
+    pct(h?.uptime.h24 ?? null),
+    pct(h?.uptime.d7 ?? null),
+    pct(h?.uptime.d30 ?? null),
+    h?.p95Ms === null || h?.p95Ms === undefined ? '-' : formatDuration(h.p95Ms),
+    ...extra,
+  ];
+  const rows = [
+    ...report.services.map((s) => row(s.service, s.health, [lastRunText(s.lastUpdate), lastRunText(s.lastRestoreTest)])),
+    ...report.targets.map((t) => row(t.subject, t, ['-', '-'])),
+  ];
+  return table(['SERVICE', 'HEALTH', 'SINCE', 'UP 24H', 'UP 7D', 'UP 30D', 'P95', 'LAST UPDATE', 'LAST RESTORE TEST'], rows);
+}
+
 export default class Status extends BaseCommand<typeof Status> {
-  static override summary = 'Show each service: where its guest runs, its state, uptime, IPs, and the last backup.';
-  static override description = `Guests (lxc, vm) are asked live from the hypervisor: the node they run on now, state, uptime and IP addresses; every service shows its last recorded backup with its age, size and verification. The cluster's quorum and offline nodes are shown above; an update whose process died before it finished is shown below, with the snapshot it holds.
+  static override summary = 'Show each service: where its guest runs, its health and uptime, and the last backup, update and restore test.';
+  static override description = `Guests (lxc, vm) are asked live from the hypervisor: the node they run on now, state, uptime and IP addresses; every service shows its last recorded backup with its age, size and verification. Below, the monitor's view: health (UP, DOWN, PENDING, MAINTENANCE, FLAPPING) and since when, uptime over 24 hours, 7 and 30 days, the p95 response time, and the last update and restore test. The cluster's quorum and offline nodes are shown above; an update whose process died before it finished is shown below, with the snapshot it holds.
 
 Exit codes: 0 shown, 1 some guest's state could not be read, 2 bad usage or config.`;
   static override examples = ['<%= config.bin %> status', '<%= config.bin %> status web dns --json'];
@@ -47,6 +74,7 @@ Exit codes: 0 shown, 1 some guest's state could not be read, 2 bad usage or conf
       ];
     });
     lines.push(table(['SERVICE', 'TYPE', 'NODE', 'STATE', 'UPTIME', 'IPS', 'LAST BACKUP'], rows));
+    lines.push('', healthTable(report));
     for (const s of report.services) if (s.error) lines.push(`  ${s.service}: ${s.error}`);
     for (const s of report.services) if (s.unfinishedUpdate) lines.push(`  ${s.service}: UNFINISHED UPDATE: ${s.unfinishedUpdate.summary}`);
     this.out(lines.join('\n'));

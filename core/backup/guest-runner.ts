@@ -17,6 +17,7 @@ import { planSteps, runSteps, type Step, type StepScope } from '../steps/runner'
 import { guestDecisions } from './prune';
 import { emptyResult, runStatus, serviceDeadline, toFailure, type RunnerDeps, type ServiceBackupResult, type ServicePlan } from './types';
 import type { KeepOptions } from '../../lib/retention';
+import { beginWork } from '../monitor/work';
 
 interface GuestCtx {
   svc: ServiceConfig & { timeout?: number; retention?: KeepOptions };
@@ -127,6 +128,11 @@ export const GUEST_STEPS: GuestStep[] = [
       ctx.log.info(
         `backing up ${ctx.provider.label(ctx.ref)} to ${t.storage} (${t.label ?? 'file storage'}, mode ${t.mode}; chosen by ${t.rule ?? 'default'})`,
       );
+      // in stop or suspend mode the guest is down for a while on purpose: MAINTENANCE, not DOWN
+      const endWork =
+        t.mode === 'stop' || t.mode === 'suspend'
+          ? beginWork(ctx.deps.state, ctx.svc.name, `backup in ${t.mode} mode (run ${ctx.runId})`, ctx.runId, 24 * 3600)
+          : () => undefined;
       try {
         ctx.backup = await ctx.provider.call(
           'backupGuest',
@@ -135,6 +141,7 @@ export const GUEST_STEPS: GuestStep[] = [
           ctx.log,
         );
       } finally {
+        endWork();
         ctx.taskDone = true;
         ctx.taskEnded();
       }

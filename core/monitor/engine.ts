@@ -138,7 +138,7 @@ export class MonitorEngine {
       flipsBefore,
       flapChanges: m.flapping.changes,
     });
-    const detail = maintenance && next.state === 'MAINTENANCE' ? `${r.detail} (${maintenance})` : r.detail;
+    const detail = r.detail;
     state.monitor.record(row.id, { at, ok: r.ok, ms: r.durationMs, detail, value: r.value, warning: r.warning }, next, row);
     const iso = at.toISOString();
     this.rows.set(spec.key, {
@@ -286,7 +286,10 @@ export class MonitorEngine {
         detail: row?.lastDetail ?? null,
         durationMs: row?.lastMs ?? null,
         warning: row?.lastWarning ?? null,
-        unreachableVia: s.side === 'internal' && row?.state !== 'UP' ? unreachableVia(s.subject, this.closure, down) : null,
+        unreachableVia:
+          s.side === 'internal' && row && ['DOWN', 'PENDING', 'FLAPPING'].includes(row.state)
+            ? unreachableVia(s.subject, this.closure, down)
+            : null,
         maintenance: row?.state === 'MAINTENANCE' ? this.maintenanceOf(s.subject, now) : null,
       };
     });

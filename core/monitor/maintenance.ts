@@ -61,7 +61,8 @@ export class MaintenanceWindows {
       const w = this.windows[i].cfg;
       if (w.services && !w.services.includes(subject)) continue;
       const until = this.openUntil(i, at);
-      if (until !== null) return `maintenance window ${w.name ?? `"${w.cron}"`} until ${new Date(until).toISOString()}`;
+      if (until !== null)
+        return `maintenance window ${w.name ?? `"${w.cron}"`}, until ${new Date(until).toISOString().replace(/\.\d+Z$/, 'Z')}`;
     }
     return null;
   }
@@ -75,46 +76,11 @@ export class MaintenanceWindows {
 export function maintenanceNow(state: StateManager | null, windows: MaintenanceWindows, subjects: string[], at: Date): Map<string, string> {
   const out = new Map<string, string>();
   for (const m of state?.monitor.activeMaintenance(at) ?? [])
-    if (!out.has(m.subject)) out.set(m.subject, m.source === 'work' ? m.reason : `maintenance until ${m.endsAt}: ${m.reason}`);
+    if (!out.has(m.subject)) out.set(m.subject, m.source === 'work' ? m.reason : `${m.reason}, until ${m.endsAt.replace(/\.\d+Z$/, 'Z')}`);
   for (const s of subjects) {
     if (out.has(s)) continue;
     const r = windows.reasonFor(s, at);
     if (r) out.set(s, r);
   }
   return out;
-}
-
-/**
- * Our own work on a service: a window tied to a run, ended by the returned function (and by
- * the run's end or its process's death, should that function never be called). Never throws:
- * monitoring is no reason to fail the work.
- */
-export function beginWork(
-  state: StateManager | null,
-  subject: string,
-  reason: string,
-  runId: number | null,
-  maxSeconds: number,
-): () => void {
-  if (!state || state.readonly) return () => undefined;
-  try {
-    const now = new Date();
-    const id = state.monitor.beginMaintenance({
-      subject,
-      startsAt: now,
-      endsAt: new Date(now.getTime() + maxSeconds * 1000),
-      reason,
-      source: 'work',
-      runId,
-    });
-    return () => {
-      try {
-        state.monitor.endMaintenance(id, new Date());
-      } catch {
-        // the window ends with its run anyway
-      }
-    };
-  } catch {
-    return () => undefined;
-  }
 }

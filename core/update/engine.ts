@@ -18,6 +18,7 @@ import { guestDriver, serviceDriver } from './drivers';
 import { updateEvent } from './events';
 import { UPDATE_STEPS, type UpdateCtx } from './steps';
 import { clearInflight, unfinishedUpdate } from './unfinished';
+import { beginWork } from '../monitor/work';
 import { rollbackService, type RollbackReport, type RollbackRequest } from './rollback';
 import type { Driver, ServiceUpdateResult, StepResult, UpdateEngineDeps, UpdateReport, UpdateRequest, UpdateSettings } from './types';
 
@@ -208,6 +209,7 @@ export class UpdateEngine {
     const log = this.log.child(svc.name);
     let lock: { release(): void } | null = null;
     let ctx: UpdateCtx | null = null;
+    let endWork = (): void => undefined;
     try {
       ctx = Object.assign(this.context(svc), { runId });
       lock = await state.acquireLock(`update.${svc.name}`, {
@@ -215,6 +217,8 @@ export class UpdateEngine {
         signal: this.deps.signal,
         command: `update ${svc.name}`,
       });
+      // from here the service may go down for a while: the monitor shows MAINTENANCE, not DOWN
+      endWork = beginWork(state, svc.name, `being updated (run ${runId})`, runId, ctx.settings.timeoutMs / 1000 + 3600);
       // an earlier update that its process never finished: said before anything else happens
       const earlier = unfinishedUpdate(state, svc.name);
       // (the app has logged it already)
@@ -242,6 +246,7 @@ export class UpdateEngine {
       });
     } finally {
       clearInflight(state, svc.name, runId);
+      endWork();
       lock?.release();
       result.durationMs = Date.now() - started;
       const status =

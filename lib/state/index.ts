@@ -165,6 +165,11 @@ export class StateManager {
     return this.runs.list(opts);
   }
 
+  /** The newest run of a kind about one target (a service), dry runs left out. */
+  lastRun(kind: string, target: string): RunRecord | null {
+    return this.runs.lastOf(kind, target);
+  }
+
   /** A step of a run begins (an update's snapshot, validation, …). */
   startStep(runId: number, step: string, detail?: string): number {
     return this.runs.startStep(runId, step, detail);

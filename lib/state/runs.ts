@@ -108,6 +108,14 @@ export class RunsTable {
     return (this.db.stmt(sql).all(...args) as Row[]).map(toRun);
   }
 
+  /** The newest run of a kind about one target (a service), dry runs left out. */
+  lastOf(kind: string, target: string): RunRecord | null {
+    const r = this.db
+      .stmt('SELECT * FROM runs WHERE kind = ? AND target = ? AND dry_run = 0 ORDER BY id DESC LIMIT 1')
+      .get(kind, target) as Row | undefined;
+    return r ? toRun(r) : null;
+  }
+
   /** A step of a run begins (an update's snapshot, validation, …). */
   startStep(runId: number, step: string, detail?: string): number {
     const res = this.db
