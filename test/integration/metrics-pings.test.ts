@@ -6,9 +6,10 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { basicConfig, cleanupTmp, runCli, tmpDir, write } from '../helpers/cli';
+import { basicConfig, cleanupTmp, collect, runCli, sleep, startCli, tmpDir, write } from '../helpers/cli';
 import { parseProm, samples, value } from '../helpers/prom';
 import { Recorder } from '../helpers/recorder';
+import { slowToCompress } from '../helpers/tree';
 
 afterAll(cleanupTmp);
 
@@ -117,6 +118,28 @@ describe('dead-man pings from a real backup run', () => {
     expect(down.searchParams.get('msg')).toBe('exit 1');
     expect(r.stderr).toMatch(/dead-man ping 'fail' to 127\.0\.0\.1:\d+ failed after 1 try: .*404/);
     expect(r.stderr).not.toContain('kumaToken');
+  });
+
+  it('pings /143 for a run stopped by SIGTERM, and the textfile says it was interrupted', async () => {
+    const dir = tmpDir();
+    write(path.join(dir, 'big.dat'), slowToCompress(4 << 20, 7));
+    const textfile = path.join(dir, 'homelab.prom');
+    const config = write(
+      path.join(dir, 'ha.yaml'),
+      basicConfig(dir, { backup: '  compression_level: 19', services: '  - name: big\n    type: files\n    paths: [./big.dat]' }) +
+        `schedules:\n  backup:\n    cron: "0 2 * * *"\n    ping_url: "${rec.url}/ping/${UUID}"\nmetrics:\n  textfile: ${textfile}\n`,
+    );
+    const child = startCli(['backup', '--all', '--config', config]);
+    const done = collect(child);
+    const svcDir = path.join(dir, 'backups/big');
+    for (let i = 0; i < 400 && !(fs.existsSync(svcDir) && fs.readdirSync(svcDir).some((f) => f.includes('.partial-'))); i++)
+      await sleep(50);
+    child.kill('SIGTERM');
+    const r = await done;
+    expect(r.code).toBe(143);
+    expect(paths().map((u) => u.split('?')[0])).toEqual([`/ping/${UUID}/start`, `/ping/${UUID}/143`]);
+    const p = parseProm(fs.readFileSync(textfile, 'utf8'));
+    expect(value(p, P + 'job_last_status', { kind: 'backup', status: 'interrupted' })).toBe(1);
   });
 
   it('pings for update too, with the exit code of an error (2: an unknown service)', async () => {
