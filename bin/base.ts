@@ -9,6 +9,7 @@ import * as Flags from '@oclif/core/flags';
 import type { Interfaces } from '@oclif/core';
 import type { App, AppNeeds, StateMode } from '../core/app';
 import type { GlobalConfig } from '../core/config/types';
+import type { JobHooks, JobKind } from '../core/metrics';
 import { AutopilotError, EXIT, describeError, exitCodeFor } from '../lib/errors';
 import type { CreatedLogger } from '../lib/log';
 import { critical } from '../lib/critical';
@@ -18,6 +19,11 @@ import { usageError } from './usage';
 
 /** oclif's FlagOutput / ArgOutput (not exported by name) */
 type Parsed = { [name: string]: unknown };
+
+/** The flag of the commands a schedule runs (backup, update, monitor): `--no-ping` for a run by hand. */
+export const jobFlags = {
+  'no-ping': Flags.boolean({ summary: "Do not ping the job's dead-man switch (schedules.<job>.ping_url): a run by hand." }),
+};
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>;
 
@@ -56,6 +62,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected controller = new AbortController();
   private createdLogger: CreatedLogger | null = null;
   private app: App | null = null;
+  private job: JobHooks | null = null;
   private signalName: NodeJS.Signals | null = null;
   private readonly onSignal = (sig: NodeJS.Signals): void => {
     if (this.signalName) {
@@ -137,6 +144,20 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return this.createdLogger.logger;
   }
 
+  /**
+   * This run is a job a schedule runs (backup, update, monitor, restore_test): its dead-man
+   * switch is pinged now (start), and when the command ends, whatever its exit code, the end
+   * ping is sent and the metrics textfile written (in finally()). Neither can fail the job.
+   * Nothing happens for a --dry-run.
+   */
+  protected beginJob(kind: JobKind, app: App): void {
+    const flags = this.flags as Record<string, unknown>;
+    if (flags['dry-run'] || this.job) return;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded by the commands that run jobs only
+    const { beginJob } = require('../core/metrics/job') as typeof import('../core/metrics/job');
+    this.job = beginJob({ config: app.loaded.config, state: app.state, logger: app.logger }, kind, { ping: !flags['no-ping'] });
+  }
+
   /** The exit code of an interrupted run. */
   protected get interruptedExit(): number {
     return this.signalName === 'SIGTERM' ? EXIT.SIGTERM : EXIT.SIGINT;
@@ -198,6 +219,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected override async finally(err: Error | undefined): Promise<unknown> {
     process.off('SIGINT', this.onSignal);
     process.off('SIGTERM', this.onSignal);
+    // the exit code is decided: run() set it, or catch() did for an error
+    const code = typeof process.exitCode === 'number' ? process.exitCode : Number(process.exitCode ?? (err ? EXIT.INTERNAL : EXIT.OK));
+    await this.job?.finish(Number.isFinite(code) ? code : EXIT.INTERNAL);
     try {
       await this.app?.close();
     } catch {

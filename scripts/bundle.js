@@ -16,7 +16,7 @@ const esbuild = require('esbuild');
 // plugins.d plugins (the built-ins' are precompiled); semver checks plugins.d plugins'
 // versions; yaml finds line:col for an error message and writes `config show`; cosmiconfig
 // searches for a config file that was not named.
-const LAZY = ['ajv', 'semver', 'yaml', 'cosmiconfig'];
+const LAZY = ['ajv', 'semver', 'yaml', 'cosmiconfig', 'prom-client'];
 
 const dist = path.join(__dirname, '..', 'dist');
 const outfile = path.join(dist, 'bin', 'cli.bundle.js');

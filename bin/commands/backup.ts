@@ -3,7 +3,7 @@ import * as Flags from '@oclif/core/flags';
 import type { BackupEvent, BackupReport, ServiceBackupResult } from '../../core/backup/engine';
 import { AutopilotError, EXIT } from '../../lib/errors';
 import { stderrStatus } from '../../lib/status-line';
-import { BaseCommand } from '../base';
+import { BaseCommand, jobFlags } from '../base';
 import { formatBytes, formatDuration, table } from '../render';
 
 export default class Backup extends BaseCommand<typeof Backup> {
@@ -29,6 +29,7 @@ Exit codes: 0 all succeeded, 1 a service failed, 2 bad usage or config, 75 anoth
     all: Flags.boolean({ char: 'a', summary: 'Back up every enabled service with backup: true.' }),
     'dry-run': Flags.boolean({ char: 'n', summary: 'Print what would be archived, copied and pruned; write nothing.' }),
     'lock-wait': Flags.integer({ min: 0, summary: 'Seconds to wait when another backup run holds the lock (default: global.lock_wait).' }),
+    ...jobFlags,
   };
 
   async run(): Promise<BackupReport> {
@@ -38,6 +39,7 @@ Exit codes: 0 all succeeded, 1 a service failed, 2 bad usage or config, 75 anoth
     if (flag) throw new AutopilotError('USAGE', `unknown flag ${flag}`, { hint: `see ${this.config.bin} backup --help` });
     const dryRun = Boolean(flags['dry-run']);
     const app = await this.openApp(dryRun ? 'ro' : 'rw');
+    this.beginJob('backup', app);
     const progress = !this.jsonEnabled() && process.stderr.isTTY ? this.progressRenderer() : undefined;
     const report = await app.backupEngine(progress).run({
       services,

@@ -3,7 +3,7 @@ import * as Args from '@oclif/core/args';
 import * as Flags from '@oclif/core/flags';
 import type { UpdateReport } from '../../core/update/engine';
 import { AutopilotError, EXIT } from '../../lib/errors';
-import { BaseCommand } from '../base';
+import { BaseCommand, jobFlags } from '../base';
 import { formatDuration, stepLine, table } from '../render';
 
 export default class Update extends BaseCommand<typeof Update> {
@@ -31,6 +31,7 @@ Exit codes: 0 all updated (or nothing to update), 1 a service failed or was roll
       helpValue: 'SECONDS',
       summary: 'How long to wait when another update of the same service holds its lock (default updates.lock_wait: 0).',
     }),
+    ...jobFlags,
   };
 
   async run(): Promise<UpdateReport> {
@@ -54,6 +55,7 @@ Exit codes: 0 all updated (or nothing to update), 1 a service failed or was roll
       rl.close();
       if (!/^y(es)?$/i.test(answer.trim())) throw new AutopilotError('USAGE', 'not confirmed: nothing was changed');
     }
+    this.beginJob('update', app);
     const lockWait = flags['lock-wait'];
     const report = await engine.run({
       services,

@@ -19,6 +19,7 @@ import { type AcquireOptions, type Lock, type LockInfo, LocksTable } from './loc
 import { MonitorTable } from './monitor';
 import { type NotificationRecord, NotificationsTable } from './notifications';
 import { type ListRunsOptions, type RunRecord, type RunStatus, RunsTable, type StepRecord } from './runs';
+import { SummaryQueries } from './summary';
 
 export type { ArtifactRecord, ListArtifactsOptions, NewArtifact, VerifyStatus } from './artifacts';
 export type { CooldownStore, KeyValueStore, UpdateSnapshotStore } from './kv';
@@ -27,6 +28,7 @@ export type { NotificationRecord } from './notifications';
 export type { CheckRow, Health, MaintenanceRow, MonitorState, TransitionRow, Uptime } from './monitor';
 export { MonitorTable, percentile } from './monitor';
 export type { ListRunsOptions, RunRecord, RunStatus, StepRecord } from './runs';
+export type { BackupSummary, JobSummary, NotificationCount } from './summary';
 // kept here for callers from before lib/proc.ts (lib/archive.ts)
 export { processAlive, processStartTime } from '../proc';
 export { isDamagedState } from './db';
@@ -39,6 +41,8 @@ export class StateManager {
   readonly updateSnapshots: UpdateSnapshotStore;
   /** the monitor's checks, results, aggregates, transitions and maintenance windows */
   readonly monitor: MonitorTable;
+  /** what metrics read: one query per table */
+  readonly summary: SummaryQueries;
   private readonly db: Db;
   private readonly kv: KvTable;
   private readonly runs: RunsTable;
@@ -58,6 +62,7 @@ export class StateManager {
     this.notifications = new NotificationsTable(db);
     this.locks = new LocksTable(db, host);
     this.monitor = new MonitorTable(db);
+    this.summary = new SummaryQueries(db);
   }
 
   /** Opens (creating when needed) `<stateDir>/state.db` and brings its schema up to date. */
