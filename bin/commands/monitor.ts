@@ -2,7 +2,7 @@ import * as Args from '@oclif/core/args';
 import * as Flags from '@oclif/core/flags';
 import type { PassReport } from '../../core/monitor/types';
 import { AutopilotError, EXIT } from '../../lib/errors';
-import { BaseCommand } from '../base';
+import { BaseCommand, jobFlags } from '../base';
 import { formatDuration, table } from '../render';
 
 export default class Monitor extends BaseCommand<typeof Monitor> {
@@ -14,6 +14,7 @@ Exit codes: 0 nothing DOWN, 1 something DOWN or FLAPPING, 2 bad usage or config,
   static override strict = false;
   static override args = { service: Args.string({ description: 'only these services or targets' }) };
   static override flags = {
+    ...jobFlags,
     'lock-wait': Flags.integer({ min: 0, summary: 'Seconds to wait when another monitor run holds the lock (default: global.lock_wait).' }),
   };
 
@@ -22,6 +23,8 @@ Exit codes: 0 nothing DOWN, 1 something DOWN or FLAPPING, 2 bad usage or config,
     const app = await this.openApp('rw');
     const engine = app.monitorEngine();
     const names = argv as string[];
+    // a whole pass is the scheduled job (its dead-man ping, the metrics textfile); one service checked by hand is not
+    if (!names.length) this.beginJob('monitor', app);
     const subjects = new Set(engine.specs.map((s) => s.subject));
     const unknown = names.filter((n) => !subjects.has(n));
     if (unknown.length)

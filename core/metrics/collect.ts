@@ -8,7 +8,7 @@
 import * as fs from 'node:fs/promises';
 import type { Counter, Gauge, Registry } from 'prom-client';
 import { mask } from '../../lib/mask';
-import type { StateManager } from '../../lib/state';
+import type { JobSummary, StateManager } from '../../lib/state';
 import type { AutopilotConfig } from '../config/types';
 import { hostVersion } from '../paths';
 import { type MetricDefs, METRIC_DEFS, PREFIX } from './defs';
@@ -69,8 +69,18 @@ function addChecks(m: Metrics, state: StateManager): void {
   }
 }
 
+/** The monitor's last pass (kept in kv, not as a run: a pass a minute would fill the runs table). */
+function monitorJob(state: StateManager): JobSummary | null {
+  const p = state.get<{ startedAt: string; endedAt?: string; durationMs: number } | null>('monitor.lastPass', null);
+  if (!p) return null;
+  const ended = p.endedAt ?? new Date(Date.parse(p.startedAt) + p.durationMs).toISOString();
+  return { kind: 'monitor', lastStatus: 'success', lastStartedAt: p.startedAt, lastEndedAt: ended, lastSuccessAt: ended, running: 0 };
+}
+
 function addJobs(m: Metrics, state: StateManager): void {
-  for (const j of state.summary.jobs()) {
+  const jobs = state.summary.jobs();
+  const mon = jobs.some((j) => j.kind === 'monitor') ? null : monitorJob(state);
+  for (const j of mon ? [...jobs, mon] : jobs) {
     const kind = { kind: j.kind };
     const success = seconds(j.lastSuccessAt);
     if (success !== null) m.jobLastSuccess.set(kind, success);

@@ -131,23 +131,34 @@ function seedNotifications(state: StateManager): void {
   state.recordNotification({ ...n, channel: 'hook', status: 'suppressed' });
 }
 
+/** One result, the check's state left as it is (setState changes it). */
+function recordResult(
+  state: StateManager,
+  id: number,
+  r: { at: Date; ok: boolean; ms: number; detail: string; value?: number },
+  counters: { fails: number; oks: number },
+): void {
+  const row = state.monitor.listChecks().find((c) => c.id === id)!;
+  state.monitor.record(id, r, { ...counters, health: row.health, state: row.state }, row);
+}
+
 function seedChecks(state: StateManager): void {
   const at = new Date('2024-05-05T10:00:00.000Z');
   const web = state.monitor.ensureCheck({ key: 'web/http', subject: 'web', label: 'http', type: 'http' }, at.toISOString());
-  state.monitor.recordResult(web.id, { at, ok: true, ms: 120, detail: 'status 200' }, { fails: 0, oks: 1 });
-  state.monitor.transition(web.id, 'PENDING', 'UP', at, null);
+  recordResult(state, web.id, { at, ok: true, ms: 120, detail: 'status 200' }, { fails: 0, oks: 1 });
+  state.monitor.setState(web.id, 'PENDING', 'UP', at, null);
   const db = state.monitor.ensureCheck({ key: 'db/tcp', subject: 'db', label: 'tcp 5432', type: 'tcp' }, at.toISOString());
-  state.monitor.recordResult(db.id, { at, ok: false, ms: 5000, detail: 'no answer' }, { fails: 3, oks: 0 });
-  state.monitor.transition(db.id, 'UP', 'DOWN', at, 'no answer');
+  recordResult(state, db.id, { at, ok: false, ms: 5000, detail: 'no answer' }, { fails: 3, oks: 0 });
+  state.monitor.setState(db.id, 'UP', 'DOWN', at, 'no answer');
   // a label with a secret, a quote, a backslash and a newline: masked, then escaped
   const odd = state.monitor.ensureCheck(
     { key: 'api/x', subject: 'api', label: 'GET https://api.example/hook?token=S3cretT0kenValue "q" \\ \nend', type: 'http' },
     at.toISOString(),
   );
-  state.monitor.transition(odd.id, 'PENDING', 'MAINTENANCE', at, 'backup');
+  state.monitor.setState(odd.id, 'PENDING', 'MAINTENANCE', at, 'backup');
   const disk = state.monitor.ensureCheck({ key: 'host/disk /', subject: 'host', label: 'disk /', type: 'disk' }, at.toISOString());
-  state.monitor.recordResult(disk.id, { at, ok: true, ms: 1, detail: '42.5 % used', value: 42.5 }, { fails: 0, oks: 1 });
-  state.monitor.transition(disk.id, 'PENDING', 'UP', at, null);
+  recordResult(state, disk.id, { at, ok: true, ms: 1, detail: '42.5 % used', value: 42.5 }, { fails: 0, oks: 1 });
+  state.monitor.setState(disk.id, 'PENDING', 'UP', at, null);
   state.monitor.ensureCheck({ key: 'new/http', subject: 'new', label: 'http', type: 'http' }, at.toISOString()); // PENDING, never run
 }
 
@@ -253,9 +264,9 @@ describe('collectMetrics', () => {
     const state = StateManager.open(dir);
     const deps = { config: config(dir), state };
     const c = state.monitor.ensureCheck({ key: 'a/http', subject: 'a', label: 'http', type: 'http' }, new Date().toISOString());
-    state.monitor.transition(c.id, 'PENDING', 'UP', new Date(), null);
+    state.monitor.setState(c.id, 'PENDING', 'UP', new Date(), null);
     expect(value(parseProm((await collectMetrics(deps)).body), P + 'check_up', { subject: 'a' })).toBe(1);
-    state.monitor.transition(c.id, 'UP', 'DOWN', new Date(), null);
+    state.monitor.setState(c.id, 'UP', 'DOWN', new Date(), null);
     expect(value(parseProm((await collectMetrics(deps)).body), P + 'check_up', { subject: 'a' })).toBe(0);
     state.monitor.forgetUnseen(new Date(Date.now() + 1000).toISOString());
     expect(samples(parseProm((await collectMetrics(deps)).body), P + 'check_up')).toEqual([]);
@@ -271,8 +282,8 @@ describe('collectMetrics', () => {
         { key: `s${i % 100}/http ${i}`, subject: `s${i % 100}`, label: `http ${i}`, type: 'http' },
         at.toISOString(),
       );
-      state.monitor.recordResult(c.id, { at, ok: i % 7 !== 0, ms: i, detail: '' }, { fails: 0, oks: 1 });
-      state.monitor.transition(c.id, 'PENDING', i % 7 ? 'UP' : 'DOWN', at, null);
+      recordResult(state, c.id, { at, ok: i % 7 !== 0, ms: i, detail: '' }, { fails: 0, oks: 1 });
+      state.monitor.setState(c.id, 'PENDING', i % 7 ? 'UP' : 'DOWN', at, null);
     }
     const deps = { config: config(dir), state };
     await collectMetrics(deps); // warm: prom-client loaded, statements prepared
