@@ -232,7 +232,18 @@ export class MonitorEngine {
     const down = [
       ...new Set(checks.filter((c) => (c.state === 'DOWN' || c.state === 'FLAPPING') && !c.unreachableVia).map((c) => c.subject)),
     ];
-    return { startedAt: started.toISOString(), durationMs: this.clock.now().getTime() - started.getTime(), checks, down };
+    const report = { startedAt: started.toISOString(), durationMs: this.clock.now().getTime() - started.getTime(), checks, down };
+    const state = this.deps.state;
+    // a whole pass is remembered for metrics and status (not as a run: a pass a minute would fill the runs table)
+    if (state && !state.readonly && !opts.subjects?.length)
+      state.set('monitor.lastPass', {
+        startedAt: report.startedAt,
+        endedAt: this.clock.now().toISOString(),
+        durationMs: report.durationMs,
+        checks: checks.length,
+        down,
+      });
+    return report;
   }
 
   /** The daemon's mode: checks run as they fall due until the signal aborts. */
