@@ -47,7 +47,7 @@ function startServers(n) {
 }
 
 function urls(ports, hanging) {
-  return Array.from({ length: CHECKS }, (_, i) => `http://127.0.0.1:${ports[i % ports.length]}/${i < hanging ? 'hang' : 'ok'}/${i}`);
+  return Array.from({ length: CHECKS }, (_, i) => `http://127.0.0.1:${ports[i % ports.length]}/${hanging && i % Math.floor(CHECKS / hanging) === 0 ? 'hang' : 'ok'}/${i}`);
 }
 
 function configFor(dir, list) {

@@ -7,6 +7,7 @@
  * pass(): every spec once (the `monitor` command, for cron). loop(): the daemon's mode, one
  * loop over what is due until its signal aborts.
  */
+import { setMaxListeners } from 'node:events';
 import { realClock, type Clock } from '../../lib/async';
 import { durationSeconds } from '../../lib/duration';
 import { describeError } from '../../lib/errors';
@@ -87,8 +88,10 @@ export class MonitorEngine {
     if (!state || state.readonly) return;
     const iso = this.clock.now().toISOString();
     state.monitor.batch(() => {
-      for (const s of specs)
-        this.rows.set(s.key, state.monitor.ensureCheck({ key: s.key, subject: s.subject, label: s.label, type: s.type }, iso));
+      for (const [k, r] of state.monitor.ensureChecks(specs, iso)) this.rows.set(k, r);
+      // checks the config has not had for a week are forgotten, with their history
+      const forgotten = state.monitor.forgetUnseen(new Date(this.clock.now().getTime() - 7 * 86400_000).toISOString());
+      if (forgotten) this.log.info(`forgot ${forgotten} check(s) the config no longer has`);
     });
   }
 
@@ -201,6 +204,8 @@ export class MonitorEngine {
   async pass(opts: { subjects?: string[]; signal: AbortSignal; lockWaitMs?: number }): Promise<PassReport> {
     const specs = this.select(opts.subjects);
     const started = this.clock.now();
+    // every running probe may listen to the signal: no warning about a leak at 11 listeners
+    setMaxListeners(0, opts.signal);
     const lock = await this.lock(opts.signal, opts.lockWaitMs ?? 0, `monitor${opts.subjects?.length ? ` ${opts.subjects.join(' ')}` : ''}`);
     try {
       return await this.passLocked(specs, opts, started);
@@ -248,6 +253,7 @@ export class MonitorEngine {
 
   /** The daemon's mode: checks run as they fall due until the signal aborts. */
   async loop(signal: AbortSignal): Promise<void> {
+    setMaxListeners(0, signal);
     const lock = await this.lock(signal, 0, 'daemon (monitor)');
     try {
       await this.loopLocked(signal);

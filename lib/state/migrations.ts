@@ -140,7 +140,7 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX monitor_checks_subject ON monitor_checks (subject);
   CREATE TABLE monitor_results (
     check_id INTEGER NOT NULL,
-    at INTEGER NOT NULL,
+    at INTEGER NOT NULL, -- epoch milliseconds (aggregates: epoch seconds)
     ok INTEGER NOT NULL,
     ms INTEGER NOT NULL,
     value REAL,

@@ -1,6 +1,7 @@
 /**
  * The monitor's tables: each check's current state (monitor_checks), its raw results
- * (monitor_results, kept `raw` seconds), hourly and daily aggregates (monitor_aggregates:
+ * (monitor_results, kept `raw` seconds; `at` in epoch milliseconds, so that two passes
+ * within a second both count), hourly and daily aggregates (monitor_aggregates:
  * count, failures, p50/p95 of the response time, the last value), every transition, and
  * maintenance (manual windows, and our own work on a service).
  *
@@ -140,6 +141,22 @@ export class MonitorTable {
     return toCheck(this.db.stmt('SELECT * FROM monitor_checks WHERE key = ?').get(c.key) as Row);
   }
 
+  /**
+   * Makes sure every check exists (new ones PENDING) and marks them all seen, in few
+   * statements: the rows that exist are read at once, only new or renamed ones are written.
+   */
+  ensureChecks(list: { key: string; subject: string; label: string; type: string }[], at: string): Map<string, CheckRow> {
+    const existing = new Map(this.listChecks().map((r) => [r.key, r]));
+    const out = new Map<string, CheckRow>();
+    for (const c of list) {
+      const r = existing.get(c.key);
+      out.set(c.key, r && r.subject === c.subject && r.label === c.label && r.type === c.type ? r : this.ensureCheck(c, at));
+    }
+    const seen = this.db.stmt('UPDATE monitor_checks SET seen_at = ? WHERE key = ?');
+    for (const c of list) seen.run(at, c.key);
+    return out;
+  }
+
   listChecks(opts: { subject?: string } = {}): CheckRow[] {
     const rows = (
       opts.subject
@@ -186,7 +203,7 @@ export class MonitorTable {
       );
     this.db
       .stmt('INSERT OR REPLACE INTO monitor_results (check_id, at, ok, ms, value) VALUES (?, ?, ?, ?, ?)')
-      .run(id, Math.floor(r.at.getTime() / 1000), r.ok ? 1 : 0, Math.round(r.ms), r.value ?? null);
+      .run(id, r.at.getTime(), r.ok ? 1 : 0, Math.round(r.ms), r.value ?? null);
     const add = this.db.stmt(
       'INSERT INTO monitor_transitions (check_id, at, kind, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?)',
     );
@@ -240,8 +257,8 @@ export class MonitorTable {
   values(id: number, sinceEpoch: number): { at: number; value: number }[] {
     const raw = this.db
       .stmt('SELECT at, value FROM monitor_results WHERE check_id = ? AND at >= ? AND value IS NOT NULL ORDER BY at')
-      .all(id, sinceEpoch) as Row[];
-    const firstRaw = raw.length ? Number(raw[0].at) : Infinity;
+      .all(id, sinceEpoch * 1000) as Row[];
+    const firstRaw = raw.length ? Math.floor(Number(raw[0].at) / 1000) : Infinity;
     const hourly = this.db
       .stmt(
         "SELECT start, value FROM monitor_aggregates WHERE check_id = ? AND period = 'h' AND start >= ? AND start < ? AND value IS NOT NULL ORDER BY start",
@@ -249,7 +266,7 @@ export class MonitorTable {
       .all(id, sinceEpoch, firstRaw) as Row[];
     return [
       ...hourly.map((r) => ({ at: Number(r.start) + HOUR - 1, value: Number(r.value) })),
-      ...raw.map((r) => ({ at: Number(r.at), value: Number(r.value) })),
+      ...raw.map((r) => ({ at: Math.floor(Number(r.at) / 1000), value: Number(r.value) })),
     ];
   }
 
@@ -261,67 +278,82 @@ export class MonitorTable {
   rollup(now: Date, retention: { raw: number; hourly: number; daily: number }): { hours: number; deleted: number } {
     const nowS = Math.floor(now.getTime() / 1000);
     const hourStart = nowS - (nowS % HOUR);
+    const done = this.rolledUntil();
+    // nothing to do until the next hour is over: this is asked after every batch of results
+    if (done !== null && done >= hourStart) return { hours: 0, deleted: 0 };
     return this.db.immediate(() => {
-      const last = Number(this.db.stmt("SELECT coalesce(max(start), -1) FROM monitor_aggregates WHERE period = 'h'").pluck().get());
-      const from = last < 0 ? 0 : last + HOUR;
-      const pending = this.db
-        .stmt('SELECT check_id, at, ok, ms, value FROM monitor_results WHERE at >= ? AND at < ? ORDER BY check_id, at')
-        .all(from, hourStart) as Row[];
-      const groups = new Map<string, { id: number; start: number; oks: number[]; count: number; failures: number; value: number | null }>();
-      for (const r of pending) {
-        const id = Number(r.check_id);
-        const at = Number(r.at);
-        const start = at - (at % HOUR);
-        const k = `${id}:${start}`;
-        let g = groups.get(k);
-        if (!g) groups.set(k, (g = { id, start, oks: [], count: 0, failures: 0, value: null }));
-        g.count++;
-        if (Number(r.ok) === 1) g.oks.push(Number(r.ms));
-        else g.failures++;
-        if (r.value !== null) g.value = Number(r.value);
-      }
+      const ids = (this.db.stmt('SELECT id FROM monitor_checks').all() as Row[]).map((r) => Number(r.id));
+      // one range of the (check_id, at) key per check: no scan of the whole table
+      const from = done ?? 0;
       const put = this.db.stmt(
         'INSERT OR REPLACE INTO monitor_aggregates (check_id, period, start, count, failures, p50, p95, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       );
-      const days = new Set<string>();
-      for (const g of groups.values()) {
-        const ms = g.oks.sort((a, b) => a - b);
-        put.run(g.id, 'h', g.start, g.count, g.failures, percentile(ms, 50), percentile(ms, 95), g.value);
-        days.add(`${g.id}:${g.start - (g.start % DAY)}`);
-      }
-      for (const d of days) {
-        const [id, day] = d.split(':').map(Number);
-        const hours = this.db
-          .stmt(
-            "SELECT count, failures, p50, p95, value FROM monitor_aggregates WHERE check_id = ? AND period = 'h' AND start >= ? AND start < ? ORDER BY start",
-          )
-          .all(id, day, day + DAY) as Row[];
-        const count = hours.reduce((n, h) => n + Number(h.count), 0);
-        const failures = hours.reduce((n, h) => n + Number(h.failures), 0);
-        const okCount = (h: Row): number => Number(h.count) - Number(h.failures);
-        const p50 = weighted(
-          hours.map((h) => ({ count: okCount(h), v: intOrNull(h.p50) })),
-          50,
-        );
-        const p95 = weighted(
-          hours.map((h) => ({ count: okCount(h), v: intOrNull(h.p95) })),
-          95,
-        );
-        const lastValue = [...hours].reverse().find((h) => h.value !== null)?.value ?? null;
-        put.run(id, 'd', day, count, failures, p50, p95, lastValue === null ? null : Number(lastValue));
-      }
+      const pendingOf = this.db.stmt('SELECT at, ok, ms, value FROM monitor_results WHERE check_id = ? AND at >= ? AND at < ? ORDER BY at');
+      let hours = 0;
       let deleted = 0;
-      deleted += this.db.stmt('DELETE FROM monitor_results WHERE at < ? AND at < ?').run(nowS - retention.raw, hourStart).changes;
-      deleted += this.db.stmt("DELETE FROM monitor_aggregates WHERE period = 'h' AND start < ?").run(nowS - retention.hourly).changes;
-      deleted += this.db.stmt("DELETE FROM monitor_aggregates WHERE period = 'd' AND start < ?").run(nowS - retention.daily).changes;
-      return { hours: groups.size, deleted };
+      for (const id of ids) {
+        const groups = new Map<number, { oks: number[]; count: number; failures: number; value: number | null }>();
+        for (const r of pendingOf.all(id, from * 1000, hourStart * 1000) as Row[]) {
+          const at = Math.floor(Number(r.at) / 1000);
+          const start = at - (at % HOUR);
+          let g = groups.get(start);
+          if (!g) groups.set(start, (g = { oks: [], count: 0, failures: 0, value: null }));
+          g.count++;
+          if (Number(r.ok) === 1) g.oks.push(Number(r.ms));
+          else g.failures++;
+          if (r.value !== null) g.value = Number(r.value);
+        }
+        const days = new Set<number>();
+        for (const [start, g] of groups) {
+          const ms = g.oks.sort((x, y) => x - y);
+          put.run(id, 'h', start, g.count, g.failures, percentile(ms, 50), percentile(ms, 95), g.value);
+          days.add(start - (start % DAY));
+          hours++;
+        }
+        for (const day of days) this.rollDay(id, day, put);
+        deleted += this.db
+          .stmt('DELETE FROM monitor_results WHERE check_id = ? AND at < ?')
+          .run(id, Math.min(nowS - retention.raw, hourStart) * 1000).changes;
+        deleted += this.db
+          .stmt("DELETE FROM monitor_aggregates WHERE check_id = ? AND period = 'h' AND start < ?")
+          .run(id, nowS - retention.hourly).changes;
+        deleted += this.db
+          .stmt("DELETE FROM monitor_aggregates WHERE check_id = ? AND period = 'd' AND start < ?")
+          .run(id, nowS - retention.daily).changes;
+      }
+      this.db
+        .stmt("INSERT OR REPLACE INTO kv (key, value, updated_at) VALUES ('monitor.rolledUntil', ?, ?)")
+        .run(String(hourStart), now.toISOString());
+      return { hours, deleted };
     });
+  }
+
+  /** The daily row of a day, made from its hourly rows. */
+  private rollDay(id: number, day: number, put: ReturnType<Db['stmt']>): void {
+    const hours = this.db
+      .stmt(
+        "SELECT count, failures, p50, p95, value FROM monitor_aggregates WHERE check_id = ? AND period = 'h' AND start >= ? AND start < ? ORDER BY start",
+      )
+      .all(id, day, day + DAY) as Row[];
+    const count = hours.reduce((n, h) => n + Number(h.count), 0);
+    const failures = hours.reduce((n, h) => n + Number(h.failures), 0);
+    const okCount = (h: Row): number => Number(h.count) - Number(h.failures);
+    const p50 = weighted(
+      hours.map((h) => ({ count: okCount(h), v: intOrNull(h.p50) })),
+      50,
+    );
+    const p95 = weighted(
+      hours.map((h) => ({ count: okCount(h), v: intOrNull(h.p95) })),
+      95,
+    );
+    const lastValue = [...hours].reverse().find((h) => h.value !== null)?.value ?? null;
+    put.run(id, 'd', day, count, failures, p50, p95, lastValue === null ? null : Number(lastValue));
   }
 
   /** The end of the hours rolled up so far (epoch seconds), or null before the first rollup. */
   rolledUntil(): number | null {
-    const last = Number(this.db.stmt("SELECT coalesce(max(start), -1) FROM monitor_aggregates WHERE period = 'h'").pluck().get());
-    return last < 0 ? null : last + HOUR;
+    const v = this.db.stmt("SELECT value FROM kv WHERE key = 'monitor.rolledUntil'").pluck().get();
+    return typeof v === 'string' ? Number(v) : null;
   }
 
   /**
@@ -354,7 +386,7 @@ export class MonitorTable {
     }
     const raw = this.db
       .stmt('SELECT ok, ms FROM monitor_results WHERE check_id = ? AND at >= ? AND at <= ?')
-      .all(id, rawFrom, nowEpoch) as Row[];
+      .all(id, rawFrom * 1000, nowEpoch * 1000 + 999) as Row[];
     if (raw.length) {
       const oks = raw
         .filter((r) => Number(r.ok) === 1)
