@@ -13,14 +13,17 @@ import BackupsList from './commands/backups/list';
 import BackupsProtect from './commands/backups/protect';
 import ConfigShow from './commands/config/show';
 import ConfigValidate from './commands/config/validate';
+import DaemonCommand from './commands/daemon';
 import HelpCommand from './commands/help';
 import History from './commands/history';
+import Install from './commands/install';
 import NotificationsList from './commands/notifications/list';
 import NotifyTest from './commands/notify/test';
 import PluginsList from './commands/plugins/list';
 import Rollback from './commands/rollback';
 import StateRebuild from './commands/state/rebuild';
 import Status from './commands/status';
+import Uninstall from './commands/uninstall';
 import Update from './commands/update';
 
 export const COMMANDS = {
@@ -29,14 +32,17 @@ export const COMMANDS = {
   'backups:protect': BackupsProtect,
   'config:show': ConfigShow,
   'config:validate': ConfigValidate,
+  daemon: DaemonCommand,
   help: HelpCommand,
   history: History,
+  install: Install,
   'notifications:list': NotificationsList,
   'notify:test': NotifyTest,
   'plugins:list': PluginsList,
   rollback: Rollback,
   'state:rebuild': StateRebuild,
   status: Status,
+  uninstall: Uninstall,
   update: Update,
 };
 

@@ -163,6 +163,11 @@ export class Daemon<A extends DaemonApp> {
     return { clean };
   }
 
+  /** Closes the app in use (after shutdown). */
+  close(): Promise<void> {
+    return this.app.close();
+  }
+
   health(): { ok: boolean; text: string } {
     const up = Math.round((this.clock.now().getTime() - this.startedAt.getTime()) / 1000);
     const running = this.scheduler.runningJobs();
