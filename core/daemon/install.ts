@@ -101,7 +101,7 @@ export function renderUnit(o: InstallOptions): string {
     EXEC_START: exec.map(systemdWord).join(' '),
     TIMEOUT_STOP: String(o.config.daemon.shutdown_timeout + STOP_MARGIN_S),
     // '-': a folder that does not exist yet does not stop the unit from starting
-    READ_WRITE_PATHS: rw.map((p) => `-${systemdWord(p)}`).join(' '),
+    READ_WRITE_PATHS: rw.map((p) => systemdWord(`-${p}`)).join(' '),
     PROTECT_HOME: rw.some((p) => under(p, '/home')) ? 'no' : 'read-only',
   };
   return `${MARKER}\n${template.replace(/@([A-Z_]+)@/g, (m, k: string) => values[k] ?? m)}`;
