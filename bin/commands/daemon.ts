@@ -38,7 +38,7 @@ Exit codes: 0 stopped with every job ended, 1 a job had to be killed, 2 bad conf
 
   async run(): Promise<DaemonResult> {
     const first = await this.openApp('rw');
-    const closeFirst = first.close;
+    const closeFirst = first.close.bind(first);
     let closed = false;
     // the command's finally() closes the first app too: once is enough
     first.close = async () => {

@@ -14,7 +14,10 @@ Exit codes: 0 installed, 1 a systemctl command failed, 2 bad usage or config, or
 
   static override examples = [
     { description: 'Show the unit and the commands, changing nothing', command: '<%= config.bin %> install systemd --dry-run' },
-    { description: 'Install and start the daemon', command: '<%= config.bin %> install systemd --config /etc/homelab-autopilot/homelab-autopilot.yaml' },
+    {
+      description: 'Install and start the daemon',
+      command: '<%= config.bin %> install systemd --config /etc/homelab-autopilot/homelab-autopilot.yaml',
+    },
     { description: 'Cron instead of the daemon, jobs run as user backup', command: '<%= config.bin %> install cron --user backup' },
   ];
 

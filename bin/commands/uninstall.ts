@@ -18,7 +18,8 @@ export function renderInstall(plan: InstallPlan, dryRun: boolean, applied?: Appl
   const cmd = (c: string[]): string => c.join(' ');
   if (dryRun) for (const c of plan.commands) lines.push(`would run: ${cmd(c)}`);
   else if (plan.systemd) {
-    for (const r of applied?.ran ?? []) lines.push(`${r.ok ? 'ran' : 'FAILED'}: ${cmd(r.command)}${r.ok || !r.output ? '' : `: ${r.output}`}`);
+    for (const r of applied?.ran ?? [])
+      lines.push(`${r.ok ? 'ran' : 'FAILED'}: ${cmd(r.command)}${r.ok || !r.output ? '' : `: ${r.output}`}`);
   } else if (plan.commands.length) lines.push('run as root where systemd runs:', ...plan.commands.map((c) => `  ${cmd(c)}`));
   for (const n of plan.notes) lines.push(`note: ${n}`);
   if (dryRun) lines.push('dry run: nothing was changed');

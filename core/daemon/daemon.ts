@@ -128,7 +128,14 @@ export class Daemon<A extends DaemonApp> {
     }
     this.supervisor.start(this.opts.services?.(next) ?? []);
     await old.close().catch((e: unknown) => log.warn(`closing the previous config's plugins failed: ${describeError(e)}`));
-    log.info(`config reloaded: ${this.scheduler.status().map((j) => `${j.name} "${j.cron}"`).join(', ') || 'no jobs scheduled'}`);
+    log.info(
+      `config reloaded: ${
+        this.scheduler
+          .status()
+          .map((j) => `${j.name} "${j.cron}"`)
+          .join(', ') || 'no jobs scheduled'
+      }`,
+    );
     return true;
   }
 

@@ -127,7 +127,9 @@ export function renderCron(o: InstallOptions, notes: string[] = []): string {
   });
   const lines = jobs.map((j) => `${j.cron} ${user} ${[...cli, ...j.argv, '--config', o.configFile].map(cronWord).join(' ')} >/dev/null`);
   if (!jobs.length) {
-    lines.push(`30 2 * * * ${user} ${[...cli, 'backup', '--all', '--lock-wait', '600', '--config', o.configFile].map(cronWord).join(' ')} >/dev/null`);
+    lines.push(
+      `30 2 * * * ${user} ${[...cli, 'backup', '--all', '--lock-wait', '600', '--config', o.configFile].map(cronWord).join(' ')} >/dev/null`,
+    );
     notes.push('no job in schedules: the cron file backs up every service at 02:30');
   }
   return `${MARKER}\n${head.join('\n')}\n\n${lines.join('\n')}\n`;
@@ -153,9 +155,16 @@ export function planInstall(o: InstallOptions): InstallPlan {
   if (was === 'foreign' && !o.force) refuseForeign(file, 'overwriting');
   const same = was === 'ours' && fs.readFileSync(file, 'utf8') === content;
   const systemd = o.kind === 'systemd' && systemdRuns(root);
-  const commands = o.kind === 'systemd' ? [['systemctl', 'daemon-reload'], ['systemctl', 'enable', '--now', UNIT_NAME]] : [];
+  const commands =
+    o.kind === 'systemd'
+      ? [
+          ['systemctl', 'daemon-reload'],
+          ['systemctl', 'enable', '--now', UNIT_NAME],
+        ]
+      : [];
   if (o.kind === 'systemd' && !systemd) notes.push('systemd is not running here (a container?): run these commands where it is');
-  if (same && o.kind === 'systemd') commands.splice(1, 1, ['systemctl', 'enable', UNIT_NAME], ['systemctl', 'reload-or-restart', UNIT_NAME]);
+  if (same && o.kind === 'systemd')
+    commands.splice(1, 1, ['systemctl', 'enable', UNIT_NAME], ['systemctl', 'reload-or-restart', UNIT_NAME]);
   return { kind: o.kind, files: [{ path: file, action: same ? 'unchanged' : 'write', content }], commands, systemd, notes };
 }
 

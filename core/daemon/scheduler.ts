@@ -118,7 +118,9 @@ export class Scheduler {
       const raw = this.opts.store.get<string>(lastRunKey(j.spec.name));
       const missed = missedRun(j.schedule, raw ? new Date(raw) : undefined, now);
       if (!missed) continue;
-      this.opts.logger.info(`job ${j.spec.name}: the run due at ${missed.toISOString()} was missed while the daemon was down; running it now`);
+      this.opts.logger.info(
+        `job ${j.spec.name}: the run due at ${missed.toISOString()} was missed while the daemon was down; running it now`,
+      );
       if (this.run(j, 'catch-up')) caught.push(j.spec.name);
     }
     this.arm();
@@ -194,7 +196,8 @@ export class Scheduler {
     }
     const killed = still();
     for (const r of killed) r.proc.kill('SIGKILL');
-    if (killed.length) this.opts.logger.error(`jobs still running ${seconds(this.grace)} after SIGTERM were killed (started ${names(killed)})`);
+    if (killed.length)
+      this.opts.logger.error(`jobs still running ${seconds(this.grace)} after SIGTERM were killed (started ${names(killed)})`);
     await Promise.all(all.map((r) => r.proc.done));
     return { clean: killed.length === 0, signalled };
   }
@@ -214,7 +217,16 @@ export class Scheduler {
     this.jobs = new Map();
     for (const spec of specs) {
       const schedule = parseCron(spec.cron, timezone);
-      this.jobs.set(spec.name, { spec, schedule, next: nextRun(schedule, now), running: null, last: null, runs: 0, failures: 0, skipped: 0 });
+      this.jobs.set(spec.name, {
+        spec,
+        schedule,
+        next: nextRun(schedule, now),
+        running: null,
+        last: null,
+        runs: 0,
+        failures: 0,
+        skipped: 0,
+      });
     }
   }
 
@@ -264,7 +276,8 @@ export class Scheduler {
     j.runs++;
     this.keep(lastRunKey(name), record.start);
     log.info(`job ${name} started (${why}, pid ${proc.pid ?? '?'}): ${j.spec.argv.join(' ')}`);
-    if (j.spec.timeoutMs !== undefined) running.cancelTimers.push(this.opts.clock.setTimer(j.spec.timeoutMs, () => this.timeout(j, running)));
+    if (j.spec.timeoutMs !== undefined)
+      running.cancelTimers.push(this.opts.clock.setTimer(j.spec.timeoutMs, () => this.timeout(j, running)));
     void proc.done.then((end) => this.ended(j, running, end));
     return true;
   }

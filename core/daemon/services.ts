@@ -61,11 +61,17 @@ export class Supervisor {
     this.running = [];
     let returned = false;
     const stopGrace = new AbortController();
-    await Promise.race([Promise.all(all.map((s) => s.done)).then(() => (returned = true)), waitOn(this.opts.clock, graceMs, stopGrace.signal)]);
+    await Promise.race([
+      Promise.all(all.map((s) => s.done)).then(() => (returned = true)),
+      waitOn(this.opts.clock, graceMs, stopGrace.signal),
+    ]);
     stopGrace.abort();
     if (!returned)
       this.opts.logger.warn(
-        `service(s) ${all.filter((s) => s.status.running).map((s) => s.service.name).join(', ')} did not stop within ${Math.round(graceMs / 1000)}s`,
+        `service(s) ${all
+          .filter((s) => s.status.running)
+          .map((s) => s.service.name)
+          .join(', ')} did not stop within ${Math.round(graceMs / 1000)}s`,
       );
   }
 

@@ -124,7 +124,9 @@ describe('daemon', () => {
     const dir = tmpDir();
     const open = await runCli(['daemon', '--config', config(dir, { schedules: '  backup: "0 2 * * *"', daemon: '  listen: 0.0.0.0' })]);
     expect(open.code).toBe(2);
-    expect(open.stderr).toMatch(/ha\.yaml:\d+:\d+: daemon\.listen: 0\.0\.0\.0 is not a loopback address, so the endpoint needs a bearer token/);
+    expect(open.stderr).toMatch(
+      /ha\.yaml:\d+:\d+: daemon\.listen: 0\.0\.0\.0 is not a loopback address, so the endpoint needs a bearer token/,
+    );
 
     const busy = net.createServer();
     await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));

@@ -16,7 +16,8 @@ function setup(): { dir: string; cfg: string; env: NodeJS.ProcessEnv } {
     basicConfig(dir, {
       services: `  - name: f\n    type: files\n    paths: [${dir}]`,
       backup: `  destinations:\n    - name: nas\n      path: /mnt/nas backups\n`,
-    }) + 'schedules:\n  backup: "30 2 * * *"\n  update: { cron: "0 4 * * 0", args: [web] }\n  restore_test: "*/5 * * * * *"\ndaemon:\n  shutdown_timeout: 120\n',
+    }) +
+      'schedules:\n  backup: "30 2 * * *"\n  update: { cron: "0 4 * * 0", args: [web] }\n  restore_test: "*/5 * * * * *"\ndaemon:\n  shutdown_timeout: 120\n',
   );
   return { dir, cfg, env: { HOMELAB_AUTOPILOT_ROOT_PREFIX: path.join(dir, 'root') } };
 }
@@ -29,8 +30,17 @@ describe('install and uninstall', () => {
     const unit = path.join(dir, 'root/etc/systemd/system/homelab-autopilot.service');
     expect(r.stdout).toContain(`would write ${unit}:`);
     expect(r.stdout).toContain(`ExecStart=${process.execPath} ${BIN} daemon --config ${cfg}`);
-    expect(r.stdout).toContain(`ReadWritePaths=-${dir}/state -${dir}/logs -/var/cache/homelab-autopilot -${dir}/backups "-/mnt/nas backups"`);
-    for (const line of ['ProtectSystem=strict', 'ProtectHome=read-only', 'PrivateTmp=yes', 'NoNewPrivileges=yes', 'Restart=on-failure', 'KillMode=mixed'])
+    expect(r.stdout).toContain(
+      `ReadWritePaths=-${dir}/state -${dir}/logs -/var/cache/homelab-autopilot -${dir}/backups "-/mnt/nas backups"`,
+    );
+    for (const line of [
+      'ProtectSystem=strict',
+      'ProtectHome=read-only',
+      'PrivateTmp=yes',
+      'NoNewPrivileges=yes',
+      'Restart=on-failure',
+      'KillMode=mixed',
+    ])
       expect(r.stdout).toContain(`\n${line}\n`);
     expect(r.stdout).toContain('TimeoutStopSec=180\n');
     expect(r.stdout).toContain('ExecReload=/bin/kill -HUP $MAINPID\n');
@@ -38,7 +48,7 @@ describe('install and uninstall', () => {
     expect(r.stdout).toContain('dry run: nothing was changed');
     expect(fs.existsSync(unit)).toBe(false);
 
-    const plan = json((await runCli(['install', 'systemd', '--dry-run', '--json', '--user', 'backup', '--config', cfg], { env })));
+    const plan = json(await runCli(['install', 'systemd', '--dry-run', '--json', '--user', 'backup', '--config', cfg], { env }));
     const out = tmpDir();
     const file = write(path.join(out, 'homelab-autopilot.service'), plan.files[0].content);
     expect(plan.files[0].content).toContain('\nUser=backup\nExecStart=');
@@ -55,12 +65,16 @@ describe('install and uninstall', () => {
     const r = await runCli(['install', 'systemd', '--config', cfg], { env });
     expect(r.code).toBe(0);
     const unit = path.join(dir, 'root/etc/systemd/system/homelab-autopilot.service');
-    expect(r.stdout).toContain(`wrote ${unit}\nrun as root where systemd runs:\n  systemctl daemon-reload\n  systemctl enable --now homelab-autopilot.service`);
+    expect(r.stdout).toContain(
+      `wrote ${unit}\nrun as root where systemd runs:\n  systemctl daemon-reload\n  systemctl enable --now homelab-autopilot.service`,
+    );
     expect(r.stdout).toContain('note: systemd is not running here');
     expect(fs.readFileSync(unit, 'utf8')).toMatch(/^# Written by homelab-autopilot install/);
     const un = await runCli(['uninstall', 'systemd'], { env });
     expect(un.code).toBe(0);
-    expect(un.stdout).toContain(`removed ${unit}\nrun as root where systemd runs:\n  systemctl disable --now homelab-autopilot.service\n  systemctl daemon-reload`);
+    expect(un.stdout).toContain(
+      `removed ${unit}\nrun as root where systemd runs:\n  systemctl disable --now homelab-autopilot.service\n  systemctl daemon-reload`,
+    );
     expect(fs.existsSync(unit)).toBe(false);
   });
 

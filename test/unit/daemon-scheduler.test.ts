@@ -48,7 +48,9 @@ function memoryKv(init: Record<string, unknown> = {}): KvLike & { data: Record<s
 describe('missedRun (catch_up)', () => {
   const daily = parseCron('0 2 * * *', 'UTC');
   test('a run missed last night runs once', () => {
-    expect(missedRun(daily, new Date('2026-03-08T02:00:00Z'), new Date('2026-03-10T09:00:00Z'))?.toISOString()).toBe('2026-03-10T02:00:00.000Z');
+    expect(missedRun(daily, new Date('2026-03-08T02:00:00Z'), new Date('2026-03-10T09:00:00Z'))?.toISOString()).toBe(
+      '2026-03-10T02:00:00.000Z',
+    );
   });
   test('nothing was missed when the last run is after the last scheduled time', () => {
     expect(missedRun(daily, new Date('2026-03-10T02:00:01Z'), new Date('2026-03-10T09:00:00Z'))).toBeNull();
@@ -105,7 +107,7 @@ describe('Scheduler', () => {
     expect(runs).toHaveLength(2);
   });
 
-  test("a job past its timeout gets SIGTERM, then SIGKILL after the grace", async () => {
+  test('a job past its timeout gets SIGTERM, then SIGKILL after the grace', async () => {
     const clock = new FakeTimerClock('2026-03-10T10:00:00Z');
     const { start, runs } = fakeJobs({ endOn: ['SIGKILL'] });
     const log = recordingLogger();
