@@ -53,6 +53,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   /** Commands that change something also log to the log file; read-only ones log to stderr only. */
   protected static writesLogFile = false;
 
+  /** A service's stderr is its log (the journal): it gets global.log_level even when it is not a terminal. */
+  protected static stderrIsTheLog = false;
+
   /** Whether this invocation writes the log file (a --dry-run writes nothing). */
   protected writesLogFile(): boolean {
     return (this.constructor as typeof BaseCommand).writesLogFile && !(this.flags as Record<string, unknown>)['dry-run'];
@@ -135,7 +138,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     this.createdLogger = createLogger({
       level: explicit ?? g.log_level,
       // not on a terminal (cron, a pipe): warnings and errors only, unless --log-level says otherwise
-      stderrLevel: stderrLevelFor(g.log_level, explicit, Boolean(process.stderr.isTTY)),
+      stderrLevel: (this.constructor as typeof BaseCommand).stderrIsTheLog
+        ? (explicit ?? g.log_level)
+        : stderrLevelFor(g.log_level, explicit, Boolean(process.stderr.isTTY)),
       format: this.flags['log-format'] ?? g.log_format,
       logDir: this.writesLogFile() ? g.log_dir : undefined,
       maxSize: g.log_max_size_mb * 1024 * 1024,

@@ -13,8 +13,10 @@ import BackupsList from './commands/backups/list';
 import BackupsProtect from './commands/backups/protect';
 import ConfigShow from './commands/config/show';
 import ConfigValidate from './commands/config/validate';
+import DaemonCommand from './commands/daemon';
 import HelpCommand from './commands/help';
 import History from './commands/history';
+import Install from './commands/install';
 import Monitor from './commands/monitor';
 import MonitoringMaintenance from './commands/monitoring/maintenance';
 import NotificationsList from './commands/notifications/list';
@@ -23,6 +25,7 @@ import PluginsList from './commands/plugins/list';
 import Rollback from './commands/rollback';
 import StateRebuild from './commands/state/rebuild';
 import Status from './commands/status';
+import Uninstall from './commands/uninstall';
 import Update from './commands/update';
 
 export const COMMANDS = {
@@ -31,8 +34,10 @@ export const COMMANDS = {
   'backups:protect': BackupsProtect,
   'config:show': ConfigShow,
   'config:validate': ConfigValidate,
+  daemon: DaemonCommand,
   help: HelpCommand,
   history: History,
+  install: Install,
   monitor: Monitor,
   'monitoring:maintenance': MonitoringMaintenance,
   'notifications:list': NotificationsList,
@@ -41,6 +46,7 @@ export const COMMANDS = {
   rollback: Rollback,
   'state:rebuild': StateRebuild,
   status: Status,
+  uninstall: Uninstall,
   update: Update,
 };
 
