@@ -70,7 +70,7 @@ export interface App {
   backupEngine(onEvent?: (e: BackupEvent) => void): BackupEngine;
   updateEngine(onStep?: UpdateEngineDeps['onStep']): UpdateEngine;
   /** the monitor engine over the config's checks and resources (the clock is for tests and the bench) */
-  monitorEngine(opts?: { clock?: Clock }): MonitorEngine;
+  monitorEngine(opts?: { clock?: Clock; defaultInterval?: number }): MonitorEngine;
   /** the notification engine (one per app) */
   notifier(): NotificationEngine;
   /** channels whose plugin is missing or failed (empty when needs.plugins is false) */
@@ -168,7 +168,12 @@ function engines(
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded when the monitor runs
       const { MonitorEngine: Engine, resourceProbesOf } = require('./monitor/engine') as typeof import('./monitor/engine');
       const resources = resourceProbesOf(loaded.config, registry, logger);
-      return new Engine({ config: loaded.config, registry, logger, state, notifier: getNotifier(), clock: opts.clock, resources });
+      // the daemon's schedules.monitor may set the default interval of the checks
+      const config =
+        opts.defaultInterval === undefined
+          ? loaded.config
+          : { ...loaded.config, monitoring: { ...loaded.config.monitoring, interval: opts.defaultInterval } };
+      return new Engine({ config, registry, logger, state, notifier: getNotifier(), clock: opts.clock, resources });
     },
   };
 }

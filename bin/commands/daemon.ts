@@ -2,20 +2,10 @@ import type { App } from '../../core/app';
 import { cliJobStarter } from '../../core/daemon/child';
 import { Daemon } from '../../core/daemon/daemon';
 import type { InProcessService } from '../../core/daemon/services';
+import { collectMetrics } from '../../core/metrics';
+import { monitorService } from '../../core/monitor/service';
 import { EXIT } from '../../lib/errors';
 import { BaseCommand } from '../base';
-
-/**
- * >>> MONITOR ADAPTER (the lead fills this in when core/monitor/engine.ts is merged) <<<
- * The monitor engine as one of the daemon's in-process services: its loop(signal) runs for the
- * daemon's life, is restarted with a back-off when it throws, stopped on SIGTERM and made again
- * from the new config on SIGHUP. Return null when the config does not ask for it
- * (schedules.monitor false or absent).
- */
-export function monitorService(app: App): InProcessService | null {
-  void app;
-  return null;
-}
 
 export interface DaemonResult {
   clean: boolean;
@@ -52,6 +42,12 @@ Exit codes: 0 stopped with every job ended, 1 a job had to be killed, 2 bad conf
       startJob: cliJobStarter({ configFile: file }),
       open: () => this.reopen(file, first),
       services: (app) => [monitorService(app)].filter((s): s is InProcessService => s !== null),
+      // the full set of metrics from state (checks, jobs, backups, free space), the process's own, and the daemon's uptime
+      metrics: async (app) => {
+        const m = await collectMetrics({ config: app.loaded.config, state: app.state }, { processMetrics: true });
+        const up = `# HELP homelab_autopilot_daemon_uptime_seconds seconds since the daemon started\n# TYPE homelab_autopilot_daemon_uptime_seconds gauge\nhomelab_autopilot_daemon_uptime_seconds ${Math.round(process.uptime())}\n`;
+        return { contentType: m.contentType, body: m.body + up };
+      },
     });
     await daemon.start();
     const onHup = (): void => void daemon.reload();
