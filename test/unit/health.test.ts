@@ -70,7 +70,7 @@ describe('http checks', () => {
   it('pass on the expected status and body, fail with the reason otherwise', async () => {
     expect(await runCheck({ type: 'http', url: `${plainUrl}/`, body_contains: 'installed' }, { signal })).toMatchObject({
       ok: true,
-      detail: 'status 200',
+      detail: expect.stringMatching(/^status 200 in \d+ ms$/),
     });
     expect(await runCheck({ type: 'http', url: `${plainUrl}/`, body_matches: 'version \\d+\\.\\d+' }, { signal })).toMatchObject({
       ok: true,
@@ -106,7 +106,10 @@ describe('http checks', () => {
 describe('tcp, command and running checks', () => {
   it('tcp: a connection opens, or the reason it did not', async () => {
     const port = (plain.address() as AddressInfo).port;
-    expect(await runCheck({ type: 'tcp', host: '127.0.0.1', port }, { signal })).toMatchObject({ ok: true, detail: 'connected' });
+    expect(await runCheck({ type: 'tcp', host: '127.0.0.1', port }, { signal })).toMatchObject({
+      ok: true,
+      detail: expect.stringMatching(/^connected in \d+ ms$/),
+    });
     expect((await runCheck({ type: 'tcp', host: '127.0.0.1', port: 1 }, { signal })).detail).toMatch(/ECONNREFUSED/);
   });
   it('command: its exit code, run without a shell', async () => {
