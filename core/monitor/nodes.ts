@@ -154,7 +154,9 @@ export async function nodeProbes(
       const nodes = await source.get(signal, config.monitoring.timeout * 1000);
       for (const n of nodes) out.push({ subject: `node:${n.node}`, label: 'resources', type: 'node', probe: nodeProbe(source, n.node, r) });
     } catch (e) {
-      logger.warn(`monitor: the ${p.name} plugin could not list its nodes (${describeError(e)}): one check stands for them all until the next reload`);
+      logger.warn(
+        `monitor: the ${p.name} plugin could not list its nodes (${describeError(e)}): one check stands for them all until the next reload`,
+      );
       out.push({ subject: `hypervisor:${p.name}`, label: 'nodes', type: 'node', probe: wholeProbe(source, r) });
     }
   }

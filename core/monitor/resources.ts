@@ -59,7 +59,9 @@ export function diskProbe(dir: string, r: ResourcesConfig): Probe {
       const detail = `${pct(u.usedPct)} used, ${formatBytes(u.free)} free of ${formatBytes(u.total)}${forecast}`;
       const j = judgeDisk(dir, u.usedPct, r, days);
       const value = Math.round(u.usedPct * 100) / 100;
-      return j.ok ? { detail, value, warning: j.warning } : { ok: false, detail: `${detail} (critical at ${r.disk_critical_percent} %)`, value };
+      return j.ok
+        ? { detail, value, warning: j.warning }
+        : { ok: false, detail: `${detail} (critical at ${r.disk_critical_percent} %)`, value };
     });
 }
 
@@ -121,7 +123,12 @@ export async function resourceProbes(
 ): Promise<ResourceProbe[]> {
   const r = config.monitoring.resources;
   if (!r.enabled) return [];
-  const out: ResourceProbe[] = watchedPaths(config).map((dir) => ({ subject: 'host', label: `disk ${dir}`, type: 'disk', probe: diskProbe(dir, r) }));
+  const out: ResourceProbe[] = watchedPaths(config).map((dir) => ({
+    subject: 'host',
+    label: `disk ${dir}`,
+    type: 'disk',
+    probe: diskProbe(dir, r),
+  }));
   out.push({ subject: 'host', label: 'memory', type: 'memory', probe: memoryProbe(r) });
   out.push({ subject: 'host', label: 'load', type: 'load', probe: loadProbe(r) });
   if (r.nodes) out.push(...(await nodeProbes(config, registry, logger, signal)));

@@ -311,7 +311,12 @@ H.nodeStatus = (c) => {
     cpuinfo: { cpus: 8, cores: 4, sockets: 1, model: 'Simulated CPU @ 3.40GHz', mhz: '3400.000', hvm: '1', flags: 'fpu vme', user_hz: 100 },
     memory: { total: f.memTotal, used: f.memUsed, free: f.memTotal - f.memUsed, available: f.memTotal - f.memUsed - GiB },
     swap: { total: 8 * GiB, used: 0, free: 8 * GiB },
-    rootfs: { total: f.rootTotal, used: f.rootUsed, free: f.rootTotal - f.rootUsed, avail: Math.max(0, f.rootTotal - f.rootUsed - 5 * GiB) },
+    rootfs: {
+      total: f.rootTotal,
+      used: f.rootUsed,
+      free: f.rootTotal - f.rootUsed,
+      avail: Math.max(0, f.rootTotal - f.rootUsed - 5 * GiB),
+    },
     ksm: { shared: 0 },
     loadavg: ['0.12', '0.10', '0.05'],
     uptime: c.sim.nowSec() - n.bootSec,

@@ -18,7 +18,12 @@ describe('fitLine (least squares)', () => {
   });
   it('has no line through fewer than 2 points or points at one time', () => {
     expect(fitLine([{ at: T0, value: 3 }])).toBeNull();
-    expect(fitLine([{ at: T0, value: 3 }, { at: T0, value: 5 }])).toBeNull();
+    expect(
+      fitLine([
+        { at: T0, value: 3 },
+        { at: T0, value: 5 },
+      ]),
+    ).toBeNull();
   });
 });
 
@@ -39,12 +44,22 @@ describe('daysUntilFull', () => {
   it('gives no forecast when the disk does not grow, from too few points, or from less than an hour', () => {
     expect(daysUntilFull([80, 80, 80].map((v, i) => ({ at: T0 + i * DAY, value: v })))).toBeNull();
     expect(daysUntilFull([80, 79, 78].map((v, i) => ({ at: T0 + i * DAY, value: v })))).toBeNull();
-    expect(daysUntilFull([{ at: T0, value: 10 }, { at: T0 + DAY, value: 20 }])).toBeNull();
+    expect(
+      daysUntilFull([
+        { at: T0, value: 10 },
+        { at: T0 + DAY, value: 20 },
+      ]),
+    ).toBeNull();
     expect(daysUntilFull([10, 20, 30].map((v, i) => ({ at: T0 + i * 60, value: v })))).toBeNull();
   });
   it('says 0 when already full, and takes another limit', () => {
     expect(daysUntilFull([98, 99, 100].map((v, i) => ({ at: T0 + i * DAY, value: v })))).toBe(0);
-    expect(daysUntilFull([40, 45, 50].map((v, i) => ({ at: T0 + i * DAY, value: v })), 60)).toBeCloseTo(2, 10);
+    expect(
+      daysUntilFull(
+        [40, 45, 50].map((v, i) => ({ at: T0 + i * DAY, value: v })),
+        60,
+      ),
+    ).toBeCloseTo(2, 10);
   });
   it('stays exact with hourly points over a week (epoch-sized times)', () => {
     const points = Array.from({ length: 7 * 24 }, (_, h) => ({ at: T0 + h * 3600, value: 20 + h * (1 / 24) }));

@@ -51,11 +51,7 @@ export async function runProbe(env: ProbeEnv, body: (signal: AbortSignal) => Pro
     return { ok: out.ok ?? true, detail: out.detail, durationMs: ms(), value: out.value ?? null, warning: out.warning ?? null };
   } catch (e) {
     // the body may notice the abort first and throw its own error: the deadline is the reason
-    const detail = deadline.timedOut()
-      ? `no answer within ${seconds(env.timeoutMs)}`
-      : env.signal.aborted
-        ? 'cancelled'
-        : failureDetail(e);
+    const detail = deadline.timedOut() ? `no answer within ${seconds(env.timeoutMs)}` : env.signal.aborted ? 'cancelled' : failureDetail(e);
     return { ok: false, detail, durationMs: ms(), value: e instanceof ProbeFailure ? (e.value ?? null) : null, warning: null };
   } finally {
     deadline.clear();

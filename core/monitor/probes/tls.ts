@@ -70,7 +70,8 @@ export function judgeCertificate(cert: PeerCertificate, now: Date, warnDays: num
   const days = daysUntil(cert.validTo, now);
   if (days < 0) return { ok: false, detail: `certificate expired on ${isoDay(cert.validTo)} (${-days} days ago)`, value: days };
   if (cert.validFrom > now) return { ok: false, detail: `certificate not valid before ${isoDay(cert.validFrom)}`, value: days };
-  if (cert.authError && !insecure) return { ok: false, detail: `certificate not trusted: ${cert.authError} (issued by ${cert.issuer})`, value: days };
+  if (cert.authError && !insecure)
+    return { ok: false, detail: `certificate not trusted: ${cert.authError} (issued by ${cert.issuer})`, value: days };
   const detail = `certificate valid until ${isoDay(cert.validTo)} (${days} days)${cert.authError ? `, not verified: ${cert.authError}` : ''}`;
   return { detail, value: days, warning: days <= warnDays ? `certificate expires in ${days} days (${isoDay(cert.validTo)})` : null };
 }
