@@ -33,7 +33,7 @@ export function dnsServer(raw: string): string {
 }
 
 /** A resolver against `server` (or the system's servers), cancelled when the signal aborts. */
-function resolverFor(server: string | undefined, timeoutMs: number, signal: AbortSignal): { r: dns.Resolver; done(): void } {
+function resolverFor(server: string | undefined, timeoutMs: number, signal: AbortSignal): { r: dns.Resolver; done: () => void } {
   const r = new dns.Resolver({ timeout: Math.max(1, Math.round(timeoutMs)), tries: 1 });
   if (server) r.setServers([dnsServer(server)]);
   const cancel = (): void => r.cancel();

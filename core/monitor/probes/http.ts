@@ -120,7 +120,7 @@ export function httpProbe(c: HttpCheck): Probe {
     runProbe(env, async (signal) => {
       const r = await fetchOnce(url, { signal, insecure: c.insecure, ca: ca(), body: wantBody });
       const bad = statusProblem(r.status, c.expect_status);
-      if (bad) throw new ProbeFailure(`${bad} (in ${r.ms} ms)`, r.ms);
+      if (bad) throw new ProbeFailure(bad, r.ms);
       if (c.body_contains !== undefined && !r.body.includes(c.body_contains))
         throw new ProbeFailure(`status ${r.status}, but the body does not contain ${JSON.stringify(c.body_contains)}`, r.ms);
       const p = pattern();

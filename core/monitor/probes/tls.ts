@@ -49,7 +49,7 @@ export function peerCertificate(host: string, port: number, o: { ca?: Buffer; si
     sock.once('secureConnect', () => {
       const cert = sock.getPeerCertificate();
       if (!cert || !cert.valid_to) return done(() => reject(new ProbeFailure('the server sent no certificate')));
-      const name = (x: tls.Certificate | undefined): string => (x?.CN ? `CN=${x.CN}` : x?.O ? `O=${x.O}` : '?');
+      const name = (x: tls.Certificate | undefined): string => (x?.CN ? `CN=${String(x.CN)}` : x?.O ? `O=${String(x.O)}` : '?');
       const authError = sock.authorized ? null : String(sock.authorizationError ?? 'not trusted');
       done(() =>
         resolve({
@@ -61,7 +61,7 @@ export function peerCertificate(host: string, port: number, o: { ca?: Buffer; si
         }),
       );
     });
-    sock.once('error', (e) => done(() => reject(e)));
+    sock.once('error', (e: Error) => done(() => reject(e)));
   });
 }
 

@@ -242,7 +242,7 @@ export class ProxmoxApi {
   /** GET /nodes: every node of the cluster with its status (online, offline, unknown). */
   async nodes(ro?: RequestOptions): Promise<{ node: string; status: string }[]> {
     const items = (await this.client.get<Record<string, unknown>[]>('/nodes', undefined, ro)) ?? [];
-    return items.map((n) => ({ node: String(n.node), status: String(n.status ?? 'unknown') }));
+    return items.map((n) => ({ node: String(n.node), status: typeof n.status === 'string' ? n.status : 'unknown' }));
   }
 
   /** GET /nodes/{node}/storage: the storages the node sees, with their sizes (bytes) when it can reach them. */
