@@ -59,7 +59,7 @@ export class NodeSource {
 }
 
 const share = (used: number | null, total: number | null): number | null => (used !== null && total ? (used / total) * 100 : null);
-const pct = (v: number): string => `${Math.round(v)} %`;
+const percentText = (v: number): string => `${Math.round(v)} %`;
 
 /** A node's figures judged against the resource thresholds: offline, or a disk at critical, fails. */
 export function judgeNode(n: NodeResources, r: ResourcesConfig): Outcome {
@@ -68,11 +68,11 @@ export function judgeNode(n: NodeResources, r: ResourcesConfig): Outcome {
   const parts: string[] = [];
   const warnings: string[] = [];
   const critical: string[] = [];
-  if (n.cpu !== null) parts.push(`CPU ${pct(n.cpu * 100)}`);
+  if (n.cpu !== null) parts.push(`CPU ${percentText(n.cpu * 100)}`);
   const mem = share(n.memUsed, n.memTotal);
   if (mem !== null) {
-    parts.push(`memory ${pct(mem)} (${formatBytes(n.memUsed)} of ${formatBytes(n.memTotal)})`);
-    if (mem >= r.memory_warn_percent) warnings.push(`memory ${pct(mem)} used`);
+    parts.push(`memory ${percentText(mem)} (${formatBytes(n.memUsed)} of ${formatBytes(n.memTotal)})`);
+    if (mem >= r.memory_warn_percent) warnings.push(`memory ${percentText(mem)} used`);
   }
   const disks: { what: string; used: number }[] = [];
   const root = share(n.rootUsed, n.rootTotal);
@@ -86,14 +86,15 @@ export function judgeNode(n: NodeResources, r: ResourcesConfig): Outcome {
     }
     const used = share(s.used, s.total);
     if (used === null) continue;
-    storages.push(`${s.storage} ${pct(used)}`);
+    storages.push(`${s.storage} ${percentText(used)}`);
     disks.push({ what: `storage ${s.storage}`, used });
   }
-  if (root !== null) parts.push(`root ${pct(root)} (${formatBytes(n.rootUsed)} of ${formatBytes(n.rootTotal)})`);
+  if (root !== null) parts.push(`root ${percentText(root)} (${formatBytes(n.rootUsed)} of ${formatBytes(n.rootTotal)})`);
   if (storages.length) parts.push(`storages: ${storages.join(', ')}`);
   for (const d of disks) {
-    if (d.used >= r.disk_critical_percent) critical.push(`${d.what} ${pct(d.used)} used (critical at ${r.disk_critical_percent} %)`);
-    else if (d.used >= r.disk_warn_percent) warnings.push(`${d.what} ${pct(d.used)} used`);
+    if (d.used >= r.disk_critical_percent)
+      critical.push(`${d.what} ${percentText(d.used)} used (critical at ${r.disk_critical_percent} %)`);
+    else if (d.used >= r.disk_warn_percent) warnings.push(`${d.what} ${percentText(d.used)} used`);
   }
   const value = disks.length ? Math.round(Math.max(...disks.map((d) => d.used)) * 100) / 100 : null;
   const detail = parts.join('; ') || 'online';

@@ -24,25 +24,26 @@ export interface ResourceProbe {
   probe: Probe;
 }
 
-const pct = (v: number): string => `${Math.round(v * 10) / 10} %`;
+const percentText = (v: number): string => `${Math.round(v * 10) / 10} %`;
 
 /** Used space of a file system as df counts it: used / (used + available to us). */
-export async function diskUsage(dir: string): Promise<{ usedPct: number; free: number; total: number }> {
+export async function diskUsage(dir: string): Promise<{ usedPercent: number; free: number; total: number }> {
   const s = await fsp.statfs(dir);
   const used = (s.blocks - s.bfree) * s.bsize;
   const free = s.bavail * s.bsize;
-  return { usedPct: used + free > 0 ? (used / (used + free)) * 100 : 0, free, total: s.blocks * s.bsize };
+  return { usedPercent: used + free > 0 ? (used / (used + free)) * 100 : 0, free, total: s.blocks * s.bsize };
 }
 
 /** The judgement of a used percentage with its forecast (shared with the node probes' root disk and storages). */
 export function judgeDisk(
   what: string,
-  usedPct: number,
+  usedPercent: number,
   r: Pick<ResourcesConfig, 'disk_warn_percent' | 'disk_critical_percent' | 'forecast_warn_days'>,
   days: number | null,
 ): { ok: boolean; warning: string | null } {
-  if (usedPct >= r.disk_critical_percent) return { ok: false, warning: null };
-  if (usedPct >= r.disk_warn_percent) return { ok: true, warning: `${what} ${pct(usedPct)} used (warning at ${r.disk_warn_percent} %)` };
+  if (usedPercent >= r.disk_critical_percent) return { ok: false, warning: null };
+  if (usedPercent >= r.disk_warn_percent)
+    return { ok: true, warning: `${what} ${percentText(usedPercent)} used (warning at ${r.disk_warn_percent} %)` };
   if (days !== null && r.forecast_warn_days > 0 && days <= r.forecast_warn_days)
     return { ok: true, warning: `${what} full in ${describeDays(days)} at the growth of the last 7 days` };
   return { ok: true, warning: null };
@@ -53,12 +54,12 @@ export function diskProbe(dir: string, r: ResourcesConfig): Probe {
     runProbe(env, async (): Promise<Outcome> => {
       const u = await diskUsage(dir);
       const nowS = Math.floor(env.now().getTime() / 1000);
-      const points = [...env.history(nowS - FORECAST_WINDOW_S), { at: nowS, value: u.usedPct }];
+      const points = [...env.history(nowS - FORECAST_WINDOW_S), { at: nowS, value: u.usedPercent }];
       const days = daysUntilFull(points);
       const forecast = days === null ? '' : days === 0 ? ', full' : `, full in ${describeDays(days)}`;
-      const detail = `${pct(u.usedPct)} used, ${formatBytes(u.free)} free of ${formatBytes(u.total)}${forecast}`;
-      const j = judgeDisk(dir, u.usedPct, r, days);
-      const value = Math.round(u.usedPct * 100) / 100;
+      const detail = `${percentText(u.usedPercent)} used, ${formatBytes(u.free)} free of ${formatBytes(u.total)}${forecast}`;
+      const j = judgeDisk(dir, u.usedPercent, r, days);
+      const value = Math.round(u.usedPercent * 100) / 100;
       return j.ok
         ? { detail, value, warning: j.warning }
         : { ok: false, detail: `${detail} (critical at ${r.disk_critical_percent} %)`, value };
@@ -82,8 +83,8 @@ export function memoryProbe(r: ResourcesConfig, file = '/proc/meminfo'): Probe {
       const m = parseMeminfo(await fsp.readFile(file, 'utf8'));
       if (!m) throw new Error(`${file} has no MemTotal and MemAvailable`);
       const used = (1 - m.available / m.total) * 100;
-      const detail = `${pct(used)} used, ${formatBytes(m.available)} available of ${formatBytes(m.total)}`;
-      const warning = used >= r.memory_warn_percent ? `memory ${pct(used)} used (warning at ${r.memory_warn_percent} %)` : null;
+      const detail = `${percentText(used)} used, ${formatBytes(m.available)} available of ${formatBytes(m.total)}`;
+      const warning = used >= r.memory_warn_percent ? `memory ${percentText(used)} used (warning at ${r.memory_warn_percent} %)` : null;
       return { detail, value: Math.round(used * 100) / 100, warning };
     });
 }

@@ -88,7 +88,7 @@ describe('free space of a real folder, with a forecast', () => {
   });
   it('forecasts the day it is full from the last 7 days, and warns within forecast_warn_days', async () => {
     const dir = tmpDir('ha-disk-');
-    const now = (await diskUsage(dir)).usedPct;
+    const now = (await diskUsage(dir)).usedPercent;
     const nowS = Math.floor(Date.now() / 1000);
     let asked = 0;
     // growing 2 % a day for the last 3 days
