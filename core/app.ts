@@ -166,13 +166,16 @@ function engines(
     monitorEngine: (opts = {}) => {
       needPlugins('the monitor engine');
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded when the monitor runs
-      const { MonitorEngine: Engine, resourceProbesOf } = require('./monitor/engine') as typeof import('./monitor/engine');
-      const resources = resourceProbesOf(loaded.config, registry, logger);
+      const { MonitorEngine: Engine } = require('./monitor/engine') as typeof import('./monitor/engine');
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded when the monitor runs
+      const { resourceProbes } = require('./monitor/resources') as typeof import('./monitor/resources');
       // the daemon's schedules.monitor may set the default interval of the checks
       const config =
         opts.defaultInterval === undefined
           ? loaded.config
           : { ...loaded.config, monitoring: { ...loaded.config.monitoring, interval: opts.defaultInterval } };
+      const resources = (sig: AbortSignal): Promise<import('./monitor/resources').ResourceProbe[]> =>
+        resourceProbes(config, registry, logger, sig);
       return new Engine({ config, registry, logger, state, notifier: getNotifier(), clock: opts.clock, resources });
     },
   };

@@ -25,6 +25,7 @@ Exit codes: 0 nothing DOWN, 1 something DOWN or FLAPPING, 2 bad usage or config,
     const names = argv as string[];
     // a whole pass is the scheduled job (its dead-man ping, the metrics textfile); one service checked by hand is not
     if (!names.length) this.beginJob('monitor', app);
+    await engine.prepare(this.controller.signal);
     const subjects = new Set(engine.specs.map((s) => s.subject));
     const unknown = names.filter((n) => !subjects.has(n));
     if (unknown.length)

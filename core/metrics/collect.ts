@@ -11,6 +11,7 @@ import { mask } from '../../lib/mask';
 import type { JobSummary, StateManager } from '../../lib/state';
 import type { AutopilotConfig } from '../config/types';
 import { hostVersion } from '../paths';
+import { watchedPaths } from '../monitor/watched';
 import { type MetricDefs, METRIC_DEFS, PREFIX } from './defs';
 
 export interface MetricsDeps {
@@ -106,12 +107,7 @@ function addNotifications(m: Metrics, state: StateManager): void {
   for (const n of state.summary.notificationCounts()) m.notifications.inc({ channel: n.channel, status: n.status }, n.count);
 }
 
-/** The folders whose file systems are watched: the backup root, every enabled destination, the configured mounts. */
-export function watchedPaths(config: MetricsDeps['config']): string[] {
-  const paths = [config.backup.root, ...config.backup.destinations.filter((d) => d.enabled).map((d) => d.path)];
-  paths.push(...(config.monitoring?.resources?.mounts ?? []));
-  return [...new Set(paths.filter(Boolean))];
-}
+export { watchedPaths };
 
 async function statfsWithin(dir: string, ms: number): Promise<{ size: number; avail: number; used: number } | null> {
   let timer: NodeJS.Timeout | undefined;

@@ -18,18 +18,11 @@ import type { NotificationEngine } from '../notify/engine';
 import type { PluginRegistry } from '../plugins/host';
 import { alertsFor, downSubjects, unreachableVia } from './alerts';
 import { MaintenanceWindows, maintenanceNow } from './maintenance';
-import { buildSpecs, dependencyClosure, type ResourceProbe } from './model';
+import { buildSpecs, dependencyClosure, resourceSpecs } from './model';
+import type { ResourceProbe } from './resources';
 import { isFlip, nextHealth, step } from './states';
 import { loop, runAll, runProbe } from './scheduler';
 import type { CheckReport, MonitorSpec, PassReport, ProbeEnv, ProbeResult } from './types';
-
-/** The resource probes of a config (the resources branch makes them; none until then). */
-export function resourceProbesOf(config: AutopilotConfig, registry: PluginRegistry, logger: Logger): ResourceProbe[] {
-  void config;
-  void registry;
-  void logger;
-  return [];
-}
 
 export interface MonitorEngineDeps {
   config: AutopilotConfig;
@@ -38,8 +31,8 @@ export interface MonitorEngineDeps {
   logger: Logger;
   notifier: NotificationEngine | null;
   clock?: Clock;
-  /** the resource probes (resources.ts); none when omitted */
-  resources?: ResourceProbe[];
+  /** makes the resource probes (resources.ts: the nodes are asked of the hypervisor plugins); none when omitted */
+  resources?(signal: AbortSignal): Promise<ResourceProbe[]>;
 }
 
 interface Pending {
@@ -66,7 +59,7 @@ export class MonitorEngine {
     this.clock = deps.clock ?? realClock;
     this.log = deps.logger.child('monitor');
     const m = deps.config.monitoring;
-    this.specs = buildSpecs(deps.config, deps.registry, this.log, deps.resources ?? []);
+    this.specs = buildSpecs(deps.config, deps.registry, this.log);
     this.closure = dependencyClosure(this.specs);
     this.windows = new MaintenanceWindows(m.maintenance, deps.config.schedules?.timezone);
     this.flapWindowMs = durationSeconds(m.flapping.window) * 1000;
@@ -75,6 +68,17 @@ export class MonitorEngine {
       hourly: durationSeconds(m.retention.hourly),
       daily: durationSeconds(m.retention.daily),
     };
+  }
+
+  private prepared: Promise<void> | null = null;
+
+  /** Adds the resource specs (once): the nodes are learnt from the hypervisor plugins. Call before asking for specs by subject. */
+  prepare(signal: AbortSignal): Promise<void> {
+    this.prepared ??= (async () => {
+      const resources = this.deps.resources ? await this.deps.resources(signal) : [];
+      this.specs.push(...resourceSpecs(this.deps.config, resources));
+    })();
+    return this.prepared;
   }
 
   /** The specs of some subjects (all when none are named). */
@@ -202,6 +206,7 @@ export class MonitorEngine {
 
   /** Every spec of the named subjects (all when none) once; the checks' states and alerts as the daemon would make them. */
   async pass(opts: { subjects?: string[]; signal: AbortSignal; lockWaitMs?: number }): Promise<PassReport> {
+    await this.prepare(opts.signal);
     const specs = this.select(opts.subjects);
     const started = this.clock.now();
     // every running probe may listen to the signal: no warning about a leak at 11 listeners
@@ -254,6 +259,7 @@ export class MonitorEngine {
   /** The daemon's mode: checks run as they fall due until the signal aborts. */
   async loop(signal: AbortSignal): Promise<void> {
     setMaxListeners(0, signal);
+    await this.prepare(signal);
     const lock = await this.lock(signal, 0, 'daemon (monitor)');
     try {
       await this.loopLocked(signal);

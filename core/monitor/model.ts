@@ -13,15 +13,8 @@ import type { ServiceConfig } from '../plugins/contract';
 import type { PluginRegistry } from '../plugins/host';
 import { externalProbe, probeFor } from './probes';
 import { RunningCache } from './running';
-import type { CheckSide, MonitorSpec, Probe } from './types';
-
-/** A resource probe as resources.ts makes them. */
-export interface ResourceProbe {
-  subject: string;
-  label: string;
-  type: string;
-  probe: Probe;
-}
+import type { ResourceProbe } from './resources';
+import type { CheckSide, MonitorSpec } from './types';
 
 interface Entry {
   name: string;
@@ -49,13 +42,8 @@ function entries(config: AutopilotConfig): Entry[] {
 
 const sideOf = (c: HealthCheck): CheckSide => (c.type === 'backup' ? 'backup' : c.type === 'tls' ? 'certificate' : 'internal');
 
-/** Makes every spec; `resources` are the resource probes (resources.ts), left out when monitoring.resources is off. */
-export function buildSpecs(
-  config: AutopilotConfig,
-  registry: PluginRegistry,
-  logger: Logger,
-  resources: ResourceProbe[] = [],
-): MonitorSpec[] {
+/** Makes the specs of services, targets and external URLs (resourceSpecs adds the resources). */
+export function buildSpecs(config: AutopilotConfig, registry: PluginRegistry, logger: Logger): MonitorSpec[] {
   const m = config.monitoring;
   const interval = durationSeconds(m.interval);
   const running = new RunningCache(config, registry, logger.child('running'));
@@ -76,7 +64,7 @@ export function buildSpecs(
   for (const e of entries(config)) {
     for (const c of e.checks) {
       if (c.monitor === false) continue;
-      const deps = { service: e.service, running: e.service && c.type === 'running' ? running.for(e.service) : undefined };
+      const deps = { service: e.service, subject: e.name, running: e.service && c.type === 'running' ? running.for(e.service) : undefined };
       add({
         subject: e.name,
         label: describeCheck(c),
@@ -98,20 +86,24 @@ export function buildSpecs(
         probe: externalProbe(e.external),
       });
   }
-  if (m.resources.enabled) {
-    const rInterval = durationSeconds(m.resources.interval);
-    for (const r of resources)
-      add({
-        ...r,
-        side: 'resource',
-        intervalS: rInterval,
-        timeoutMs: Math.round(m.timeout * 1000),
-        failureThreshold: 1,
-        recoveryThreshold: 1,
-        dependsOn: [],
-      });
-  }
   return specs;
+}
+
+/** The specs of the resource probes (resources.ts): the resources' interval, DOWN at the first critical result. */
+export function resourceSpecs(config: AutopilotConfig, resources: ResourceProbe[]): MonitorSpec[] {
+  const m = config.monitoring;
+  if (!m.resources.enabled) return [];
+  const interval = durationSeconds(m.resources.interval);
+  return resources.map((r) => ({
+    ...r,
+    key: `${r.subject}/${r.label}`,
+    side: 'resource' as const,
+    intervalS: interval,
+    timeoutMs: Math.round(m.timeout * 1000),
+    failureThreshold: 1,
+    recoveryThreshold: 1,
+    dependsOn: [],
+  }));
 }
 
 /** The subjects each subject depends on, directly or through others. */

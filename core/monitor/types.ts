@@ -62,6 +62,8 @@ export interface MonitorSpec {
 /** What probes.ts needs to make a spec's probe: the service, and how to ask its plugin whether it runs. */
 export interface ProbeDeps {
   service?: ServiceConfig;
+  /** the subject's name when it is not a service (a monitoring target): what a backup check looks up */
+  subject?: string;
   /** asks the service's hypervisor or service plugin whether it runs (the `running` check) */
   running?(signal: AbortSignal): Promise<boolean>;
 }

@@ -103,6 +103,7 @@ export const CAPABILITIES: Record<PluginKind, string[]> = {
   hypervisor: [
     'guestStatuses',
     'clusterStatus',
+    'nodeResources',
     'planBackup',
     'backupGuest',
     'listBackups',

@@ -13,10 +13,13 @@
  *     serviceSchema: { properties: { data_dir: { type: 'string', 'x-path': true } }, required: ['data_dir'] },
  *     create(ctx) { return { backupSources(service) { return { paths: [{ path: service.data_dir }] } } } },
  *   };
+ *
+ * The contract grows in minor versions (docs/plugins.md lists what each added); 1.6 adds
+ * HypervisorPlugin.nodeResources (NodeResources), what the monitor asks about nodes.
  */
 
 /** The version of this contract. A plugin's `apiVersion` is a semver range that must include it. */
-export const PLUGIN_API_VERSION = '1.5.0';
+export const PLUGIN_API_VERSION = '1.6.0';
 
 export type PluginKind = 'hypervisor' | 'service' | 'notification';
 
@@ -95,7 +98,7 @@ export interface PluginErrorFields {
 
 /** The host that runs the plugin (since 1.4). */
 export interface HostInfo {
-  /** the version of this contract the host implements, e.g. '1.5.0' */
+  /** the version of this contract the host implements, e.g. '1.6.0' */
   apiVersion: string;
   /** homelab-autopilot's own version */
   version: string;
@@ -320,6 +323,31 @@ export interface GuestStatus {
   details?: Record<string, unknown>;
 }
 
+/** A storage as a node sees it (since 1.6); sizes in bytes. */
+export interface NodeStorage {
+  storage: string;
+  used: number;
+  total: number;
+  /** false when the node cannot reach it now */
+  active: boolean;
+}
+
+/** The resources of one hypervisor node (since 1.6); sizes in bytes, null when not known (an offline node). */
+export interface NodeResources {
+  node: string;
+  online: boolean;
+  /** CPU use, 0..1 */
+  cpu: number | null;
+  memUsed: number | null;
+  memTotal: number | null;
+  /** its root file system */
+  rootUsed: number | null;
+  rootTotal: number | null;
+  storages: NodeStorage[];
+  /** why the node's figures could not be read (an online node that did not answer) */
+  error?: string;
+}
+
 export interface ClusterStatus {
   /** null for a single host without a cluster */
   name: string | null;
@@ -403,6 +431,11 @@ export interface HypervisorPlugin extends Disposable {
   guestStatuses?(guests: GuestRef[], op: OperationContext, opts?: { ips?: boolean }): Promise<GuestStatus[]>;
   /** The cluster behind the guests: its nodes and whether it has quorum. Since 1.2. */
   clusterStatus?(op: OperationContext): Promise<ClusterStatus>;
+  /**
+   * Every node's CPU, memory, root file system and storages, for the monitor (since 1.6): one
+   * answer for the whole cluster, offline nodes included (online: false, figures null).
+   */
+  nodeResources?(op: OperationContext): Promise<NodeResources[]>;
   /** What backupGuest would do, without changing anything. Since 1.2. */
   planBackup?(guest: GuestRef, target: GuestBackupTarget, op: OperationContext): Promise<GuestBackupPlan>;
   /** A native backup of one guest (the hypervisor's own tool); resolves when it is complete. Since 1.2. */

@@ -120,7 +120,15 @@ export class PluginRegistry {
   guestProvider(type: string): GuestProvider | undefined {
     if (this.find('service', type)) return undefined;
     const p = this.loaded.find((l) => l.def.kind === 'hypervisor' && Object.hasOwn(l.def.guestTypes ?? {}, type));
-    if (!p) return undefined;
+    return p && this.providerOf(p);
+  }
+
+  /** Every loaded hypervisor plugin, as the provider engines ask (the monitor asks each for its nodes). */
+  hypervisors(): GuestProvider[] {
+    return this.loaded.filter((l) => l.def.kind === 'hypervisor').map((l) => this.providerOf(l));
+  }
+
+  private providerOf(p: LoadedPlugin): GuestProvider {
     let g = this.providers.get(p.def.name);
     if (!g)
       this.providers.set(

@@ -41,7 +41,8 @@ type UpdateStep = Step<UpdateCtx, { checks: CheckResult[] }>;
 
 /** The service's health checks; without any, `running` when the driver can tell. */
 export function checksOf(ctx: Pick<UpdateCtx, 'svc' | 'driver'>): HealthCheck[] {
-  const own = (ctx.svc.health_checks as HealthCheck[] | undefined) ?? [];
+  // how old the last backup is says nothing about whether an update worked: the monitor's alone
+  const own = ((ctx.svc.health_checks as HealthCheck[] | undefined) ?? []).filter((c) => c.type !== 'backup');
   if (own.length) return own;
   return ctx.driver.running ? [{ type: 'running' }] : [];
 }

@@ -30,6 +30,8 @@ export interface Sim {
     expireTickets(): void;
     corruptArchive(vmid: number, on?: boolean): void;
     pbsVerifyFails(vmid: number, on?: boolean): void;
+    nodeStats(node: string, stats: { cpu?: number; memUsed?: number; memTotal?: number; rootUsed?: number; rootTotal?: number }): void;
+    storageUsage(id: string, usage: { used?: number; total?: number; active?: boolean }): void;
     clear(): void;
   };
   guest(vmid: number): any;

@@ -75,11 +75,19 @@ function storageOf(c, id) {
 }
 
 function storageSizes(sim, s) {
-  const total = s.type === 'pbs' ? 2000 * GiB : s.type === 'lvmthin' ? 400 * GiB : 100 * GiB;
+  const set = sim.storageUsage.get(s.id) || {};
+  const total = set.total !== undefined ? set.total : s.type === 'pbs' ? 2000 * GiB : s.type === 'lvmthin' ? 400 * GiB : 100 * GiB;
   let used = 10 * GiB;
   if (s.type === 'dir') used += sim.listBackups(s).reduce((a, b) => a + b.size, 0);
   if (s.type === 'pbs') used += s.pbsBackups.reduce((a, b) => a + b.size, 0);
-  return { total, used, avail: total - used };
+  if (set.used !== undefined) used = set.used;
+  return { total, used, avail: total - used, active: set.active !== false };
+}
+
+/** A node's figures: the defaults, or what the test set (sim.faults.nodeStats). */
+function nodeFigures(sim, name) {
+  const d = { cpu: 0.031, memUsed: 9 * GiB, memTotal: 32 * GiB, rootUsed: 12 * GiB, rootTotal: 100 * GiB };
+  return { ...d, ...(sim.nodeStats.get(name) || {}) };
 }
 
 function taskItem(t, withEnd) {
@@ -277,13 +285,14 @@ H.nodes = (c) =>
   [...c.sim.model.nodes.values()].map((n) => {
     const it = { node: n.name, status: n.online ? 'online' : 'offline', id: `node/${n.name}`, type: 'node', level: '' };
     if (n.online && c.can(`/nodes/${n.name}`, 'Sys.Audit')) {
+      const f = nodeFigures(c.sim, n.name);
       Object.assign(it, {
-        cpu: 0.031,
+        cpu: f.cpu,
         maxcpu: 8,
-        mem: 9 * GiB,
-        maxmem: 32 * GiB,
-        disk: 12 * GiB,
-        maxdisk: 100 * GiB,
+        mem: f.memUsed,
+        maxmem: f.memTotal,
+        disk: f.rootUsed,
+        maxdisk: f.rootTotal,
         uptime: c.sim.nowSec() - n.bootSec,
         ssl_fingerprint: c.sim.fingerprint,
       });
@@ -294,14 +303,20 @@ H.nodes = (c) =>
 H.nodeStatus = (c) => {
   c.check(`/nodes/${c.p.node}`, 'Sys.Audit');
   const n = c.sim.model.nodes.get(c.p.node);
+  const f = nodeFigures(c.sim, c.p.node);
   return {
-    cpu: 0.031,
+    cpu: f.cpu,
     wait: 0.0012,
     idle: 0,
     cpuinfo: { cpus: 8, cores: 4, sockets: 1, model: 'Simulated CPU @ 3.40GHz', mhz: '3400.000', hvm: '1', flags: 'fpu vme', user_hz: 100 },
-    memory: { total: 32 * GiB, used: 9 * GiB, free: 23 * GiB, available: 22 * GiB },
+    memory: { total: f.memTotal, used: f.memUsed, free: f.memTotal - f.memUsed, available: f.memTotal - f.memUsed - GiB },
     swap: { total: 8 * GiB, used: 0, free: 8 * GiB },
-    rootfs: { total: 100 * GiB, used: 12 * GiB, free: 88 * GiB, avail: 83 * GiB },
+    rootfs: {
+      total: f.rootTotal,
+      used: f.rootUsed,
+      free: f.rootTotal - f.rootUsed,
+      avail: Math.max(0, f.rootTotal - f.rootUsed - 5 * GiB),
+    },
     ksm: { shared: 0 },
     loadavg: ['0.12', '0.10', '0.05'],
     uptime: c.sim.nowSec() - n.bootSec,
@@ -609,6 +624,8 @@ H.storageList = (c) => {
     .filter((s) => !want || want.some((w) => s.contentList.includes(w)))
     .map((s) => {
       const z = storageSizes(sim, s);
+      // a storage the node cannot reach now is listed inactive, without sizes (as PVE does)
+      if (!z.active) return { storage: s.id, type: s.type, content: s.content, shared: s.shared, active: 0, enabled: 1 };
       return {
         storage: s.id,
         type: s.type,

@@ -162,6 +162,9 @@ async function startSimulator(opts = {}) {
     schemaChecked: schema.ok,
     schemaNote: schema.note,
     vzdumpLocks: new Map(),
+    // figures a test set: node -> { cpu, memUsed, memTotal, rootUsed, rootTotal }; storage -> { used, total, active }
+    nodeStats: new Map(),
+    storageUsage: new Map(),
     backupMeta: new Map(),
     _corrupt: new Set(),
     tmpRoot: ownTmp,
@@ -327,7 +330,19 @@ async function startSimulator(opts = {}) {
       if (on) faults.pbsVerifyFails.add(Number(vmid));
       else faults.pbsVerifyFails.delete(Number(vmid));
     },
+    /** a node's CPU (0..1), memory and root file system figures (bytes), as /nodes and /nodes/{node}/status report them */
+    nodeStats(node, stats) {
+      if (!nodes.has(node)) throw new Error(`pve-sim: unknown node ${node}`);
+      sim.nodeStats.set(node, { ...(sim.nodeStats.get(node) || {}), ...stats });
+    },
+    /** a storage's used and total bytes, or active: false (listed without sizes) */
+    storageUsage(id, usage) {
+      if (!storages.has(id)) throw new Error(`pve-sim: unknown storage ${id}`);
+      sim.storageUsage.set(id, { ...(sim.storageUsage.get(id) || {}), ...usage });
+    },
     clear() {
+      sim.nodeStats.clear();
+      sim.storageUsage.clear();
       faults.slow.length = 0;
       faults.fail.length = 0;
       faults.taskFaults.length = 0;

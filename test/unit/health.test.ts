@@ -6,7 +6,8 @@ import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { describeCheck, runCheck, runChecks } from '../../core/health/checks';
+import { describeCheck, runCheck, runChecks, type HealthCheck } from '../../core/health/checks';
+import { checksOf } from '../../core/update/steps';
 
 const signal = new AbortController().signal;
 let plain: http.Server;
@@ -70,7 +71,7 @@ describe('http checks', () => {
   it('pass on the expected status and body, fail with the reason otherwise', async () => {
     expect(await runCheck({ type: 'http', url: `${plainUrl}/`, body_contains: 'installed' }, { signal })).toMatchObject({
       ok: true,
-      detail: 'status 200',
+      detail: expect.stringMatching(/^status 200 in \d+ ms$/),
     });
     expect(await runCheck({ type: 'http', url: `${plainUrl}/`, body_matches: 'version \\d+\\.\\d+' }, { signal })).toMatchObject({
       ok: true,
@@ -106,7 +107,10 @@ describe('http checks', () => {
 describe('tcp, command and running checks', () => {
   it('tcp: a connection opens, or the reason it did not', async () => {
     const port = (plain.address() as AddressInfo).port;
-    expect(await runCheck({ type: 'tcp', host: '127.0.0.1', port }, { signal })).toMatchObject({ ok: true, detail: 'connected' });
+    expect(await runCheck({ type: 'tcp', host: '127.0.0.1', port }, { signal })).toMatchObject({
+      ok: true,
+      detail: expect.stringMatching(/^connected in \d+ ms$/),
+    });
     expect((await runCheck({ type: 'tcp', host: '127.0.0.1', port: 1 }, { signal })).detail).toMatch(/ECONNREFUSED/);
   });
   it('command: its exit code, run without a shell', async () => {
@@ -127,5 +131,38 @@ describe('tcp, command and running checks', () => {
       ok: false,
       detail: 'this service type cannot tell whether it runs',
     });
+  });
+});
+
+describe('the checks of an update', () => {
+  it('leave backup freshness to the monitor (it says nothing about whether the update worked)', () => {
+    const svc = (checks: HealthCheck[]): never => ({ name: 'web', type: 'lxc', health_checks: checks }) as never;
+    const backup: HealthCheck = { type: 'backup', max_age: '26h' };
+    const tcp: HealthCheck = { type: 'tcp', host: '127.0.0.1', port: 1 };
+    expect(checksOf({ svc: svc([backup, tcp]), driver: {} as never })).toEqual([tcp]);
+    expect(checksOf({ svc: svc([backup]), driver: { running: async () => true } as never })).toEqual([{ type: 'running' }]);
+  });
+});
+
+describe('every check type of the monitor, in an update too', () => {
+  it('runs icmp, dns, tls and backup checks as what they are (they once fell through to running)', async () => {
+    expect(await runCheck({ type: 'icmp', host: '127.0.0.1' }, { signal })).toMatchObject({ ok: true, check: 'icmp 127.0.0.1' });
+    expect(await runCheck({ type: 'dns', query: 'x.test', server: 'not-an-address' }, { signal })).toMatchObject({
+      ok: false,
+      detail: 'invalid DNS server "not-an-address": an address, address:port, or [IPv6]:port',
+    });
+    const tls = await runCheck({ type: 'tls', url: `${secureUrl}/`, ca_file: path.join(dir, 'cert.pem') }, { signal });
+    expect(tls).toMatchObject({ ok: true, detail: expect.stringMatching(/^certificate valid until .* \([12](\.\d)? days\)$/) });
+    expect(await runCheck({ type: 'backup', max_age: '26h' }, { signal, service: { name: 'web' } as never })).toMatchObject({
+      ok: false,
+      detail: 'backup freshness needs the state database, which is not open',
+    });
+  });
+  it('names each check', () => {
+    expect(describeCheck({ type: 'icmp', host: 'router.lan' })).toBe('icmp router.lan');
+    expect(describeCheck({ type: 'dns', query: 'cloud.lan', server: '10.0.0.53' })).toBe('dns cloud.lan A @10.0.0.53');
+    expect(describeCheck({ type: 'tls', url: 'https://cloud.example.org:8443/' })).toBe('tls cloud.example.org:8443');
+    expect(describeCheck({ type: 'tls', host: 'nas.lan' })).toBe('tls nas.lan:443');
+    expect(describeCheck({ type: 'backup', max_age: '26h' })).toBe('backup within 26h');
   });
 });

@@ -239,6 +239,17 @@ export class ProxmoxApi {
     return this.client.get<Record<string, unknown>>(`/nodes/${encodeURIComponent(node)}/status`, undefined, ro);
   }
 
+  /** GET /nodes: every node of the cluster with its status (online, offline, unknown). */
+  async nodes(ro?: RequestOptions): Promise<{ node: string; status: string }[]> {
+    const items = (await this.client.get<Record<string, unknown>[]>('/nodes', undefined, ro)) ?? [];
+    return items.map((n) => ({ node: String(n.node), status: typeof n.status === 'string' ? n.status : 'unknown' }));
+  }
+
+  /** GET /nodes/{node}/storage: the storages the node sees, with their sizes (bytes) when it can reach them. */
+  async nodeStorages(node: string, ro?: RequestOptions): Promise<Record<string, unknown>[]> {
+    return (await this.client.get<Record<string, unknown>[]>(`/nodes/${encodeURIComponent(node)}/storage`, undefined, ro)) ?? [];
+  }
+
   // ---- tasks -------------------------------------------------------------------------------
 
   /** The whole task log, paged (the API's default is only 50 lines). */

@@ -12,6 +12,7 @@ import type {
   GuestRef,
   GuestStatus,
   HypervisorPlugin,
+  NodeResources,
   OperationContext,
   PluginContext,
   SnapshotInfo,
@@ -25,6 +26,7 @@ import { resolveTarget } from './target';
 // the client (node:https, node:tls) is loaded when the plugin is first used, not at every start
 const client = (): typeof import('./client') => require('./client') as typeof import('./client'); // eslint-disable-line @typescript-eslint/no-require-imports -- lazy: start-up cost
 const apiModule = (): typeof import('./api') => require('./api') as typeof import('./api'); // eslint-disable-line @typescript-eslint/no-require-imports -- lazy: start-up cost
+const nodesModule = (): typeof import('./nodes') => require('./nodes') as typeof import('./nodes'); // eslint-disable-line @typescript-eslint/no-require-imports -- lazy: start-up cost
 const pveError = (message: string, hint?: string): PveErrorType => new (client().PveError)(message, null, hint);
 
 export interface ProxmoxOptions {
@@ -207,6 +209,11 @@ export class ProxmoxHypervisor implements HypervisorPlugin {
   async clusterStatus(op: OperationContext) {
     const c = await this.api().cluster({ signal: op.signal });
     return { name: c.name, quorate: c.quorate, nodes: c.nodes.map((n) => ({ node: n.node, online: n.online })) };
+  }
+
+  /** Every node's CPU, memory, root file system and storages (plugin API 1.6): ./nodes.ts. */
+  async nodeResources(op: OperationContext): Promise<NodeResources[]> {
+    return nodesModule().nodeResources(this.api(), op.signal);
   }
 
   async planBackup(guest: GuestRef, target: GuestBackupTarget, op: OperationContext): Promise<GuestBackupPlan> {
