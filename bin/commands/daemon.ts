@@ -3,6 +3,7 @@ import { cliJobStarter } from '../../core/daemon/child';
 import { Daemon } from '../../core/daemon/daemon';
 import type { InProcessService } from '../../core/daemon/services';
 import { collectMetrics } from '../../core/metrics';
+import { jobMetrics } from '../../core/daemon/job-metrics';
 import { monitorService } from '../../core/monitor/service';
 import { EXIT } from '../../lib/errors';
 import { BaseCommand } from '../base';
@@ -42,11 +43,10 @@ Exit codes: 0 stopped with every job ended, 1 a job had to be killed, 2 bad conf
       startJob: cliJobStarter({ configFile: file }),
       open: () => this.reopen(file, first),
       services: (app) => [monitorService(app)].filter((s): s is InProcessService => s !== null),
-      // the full set of metrics from state (checks, jobs, backups, free space), the process's own, and the daemon's uptime
-      metrics: async (app) => {
+      // the full set from state (checks, jobs, backups, free space), the process's own, and the daemon's jobs and uptime
+      metrics: async (app, jobs) => {
         const m = await collectMetrics({ config: app.loaded.config, state: app.state }, { processMetrics: true });
-        const up = `# HELP homelab_autopilot_daemon_uptime_seconds seconds since the daemon started\n# TYPE homelab_autopilot_daemon_uptime_seconds gauge\nhomelab_autopilot_daemon_uptime_seconds ${Math.round(process.uptime())}\n`;
-        return { contentType: m.contentType, body: m.body + up };
+        return { contentType: m.contentType, body: m.body + jobMetrics(jobs, process.uptime()).body };
       },
     });
     await daemon.start();

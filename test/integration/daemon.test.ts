@@ -108,8 +108,11 @@ describe('daemon', () => {
       expect(Date.parse(status.jobs[0].nextRun)).toBeGreaterThan(Date.now() - 2000);
       const m = await get(port, '/metrics', TOKEN);
       expect(m.type).toMatch(/^text\/plain; version=0\.0\.4/);
-      expect(m.body).toMatch(/^homelab_autopilot_job_runs_total\{job="backup"\} \d+$/m);
-      expect(m.body).toMatch(/^homelab_autopilot_job_last_exit_code\{job="backup"\} (0|-1|\d+)$/m);
+      expect(m.body).toMatch(/^homelab_autopilot_daemon_job_runs_total\{job="backup"\} \d+$/m);
+      expect(m.body).toMatch(/^homelab_autopilot_daemon_job_last_exit_code\{job="backup"\} (0|-1|\d+)$/m);
+      // the full set from state too: the job's last success, the daemon process's own
+      expect(m.body).toMatch(/^homelab_autopilot_job_last_success_timestamp_seconds\{kind="backup"\} \d+/m);
+      expect(m.body).toMatch(/^process_resident_memory_bytes \d+/m);
       expect(fs.readdirSync(path.join(dir, 'backups/f')).filter((f) => f.endsWith('.tar.zst')).length).toBeGreaterThanOrEqual(1);
     } finally {
       const end = await d.stop();
@@ -118,6 +121,54 @@ describe('daemon', () => {
     expect(d.stderr).toMatch(/job backup started \(schedule, pid \d+\): backup --all/);
     expect(d.stderr).toMatch(/daemon stopped/);
     expect(d.stderr).not.toContain(TOKEN);
+  });
+
+  it('runs the monitor in the daemon: checks every interval, states in /metrics, an alert when a service goes down', async () => {
+    const dir = tmpDir();
+    const port = await freePort();
+    let up = true;
+    const target = http.createServer((req, res) => {
+      res.writeHead(up ? 200 : 503);
+      res.end(up ? 'fine' : 'broken');
+    });
+    await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+    const rec = await new Recorder().start();
+    const url = `http://127.0.0.1:${(target.address() as net.AddressInfo).port}/`;
+    const cfg = config(dir, {
+      schedules: '  monitor: 1',
+      daemon: `  port: ${port}`,
+      extra:
+        `monitoring:\n  failure_threshold: 2\n  resources:\n    enabled: false\n  targets:\n    - name: web\n      health_checks:\n        - type: http\n          url: ${url}\n` +
+        webhookNotifications(rec.url),
+    });
+    const d = startDaemon(cfg);
+    try {
+      await d.waitFor(/daemon started/);
+      const metric = async (): Promise<string> => (await get(port, '/metrics')).body;
+      const until = async (re: RegExp): Promise<void> => {
+        const end = Date.now() + 15_000;
+        while (!re.test(await metric())) {
+          if (Date.now() > end) throw new Error(`not seen in /metrics: ${re}\n${await metric()}\nstderr:\n${d.stderr}`);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      };
+      await until(/^homelab_autopilot_check_up\{subject="web",check="http [^"]+",type="http"\} 1$/m);
+      up = false;
+      await until(/^homelab_autopilot_check_up\{subject="web",check="http [^"]+",type="http"\} 0$/m);
+      await d.waitFor(/web\/http .*: PENDING -> DOWN/);
+      const end = Date.now() + 10_000;
+      while (!rec.to('/hook').length && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+      expect(JSON.parse(rec.to('/hook')[0].body)).toMatchObject({ event: 'service_down', subject: 'web' });
+      // a cron-started pass finds the lock the daemon's monitor holds
+      const r = await runCli(['monitor', '--config', cfg]);
+      expect(r.code).toBe(75);
+      expect(r.stderr).toMatch(/monitor/);
+    } finally {
+      expect(await d.stop()).toEqual({ code: 0, signal: null });
+      await rec.stop();
+      target.closeAllConnections();
+      target.close();
+    }
   });
 
   it('refuses an endpoint off loopback without a token, and names daemon.port when the port is taken', async () => {
