@@ -47,7 +47,10 @@ function startServers(n) {
 }
 
 function urls(ports, hanging) {
-  return Array.from({ length: CHECKS }, (_, i) => `http://127.0.0.1:${ports[i % ports.length]}/${hanging && i % Math.floor(CHECKS / hanging) === 0 ? 'hang' : 'ok'}/${i}`);
+  return Array.from(
+    { length: CHECKS },
+    (_, i) => `http://127.0.0.1:${ports[i % ports.length]}/${hanging && i % Math.floor(CHECKS / hanging) === 0 ? 'hang' : 'ok'}/${i}`,
+  );
 }
 
 function configFor(dir, list) {
@@ -104,7 +107,10 @@ function runJson(args) {
 
 /** The whole CLI, end to end (start-up, config, plugins, state, the pass, the table): wall and CPU from /usr/bin/time. */
 function cli(cfg) {
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S', process.execPath, bin, 'monitor', '--config', cfg], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S', process.execPath, bin, 'monitor', '--config', cfg], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+  });
   const [e, u, s] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
   return { wall: e * 1000, cpu: (u + s) * 1000, code: r.status };
 }
@@ -166,10 +172,20 @@ const retention = { raw: 86400, hourly: 30 * 86400, daily: 400 * 86400 };
 const t0 = Date.now();
 for (let m = 0; m < days * 1440; m++) {
   const at = new Date(start + m * 60000);
-  state.monitor.batch(() => {
+  if (m % 60 === 0) state.monitor.batch(() => {
+    // the checks' own rows (1,000, updated in place) do not grow; every result and its rollups do
     for (let i = 0; i < checks; i++) {
-      const ok = (m + i) % 97 !== 0;
-      state.monitor.record(rows[i].id, { at, ok, ms: 5 + ((m * 7 + i) % 40), detail: ok ? 'status 200' : 'status 503' }, { fails: ok ? 0 : 1, oks: ok ? 1 : 0, health: 'UP', state: 'UP' }, { health: 'UP', state: 'UP' });
+      if ((m + i) % 97 === 1) state.monitor.record(rows[i].id, { at, ok: false, ms: 1, detail: 'status 503' }, { fails: 1, oks: 0, health: 'DOWN', state: 'DOWN' }, { health: 'UP', state: 'UP' });
+      else if ((m + i) % 97 === 2) state.monitor.record(rows[i].id, { at, ok: true, ms: 1, detail: 'status 200' }, { fails: 0, oks: 1, health: 'UP', state: 'UP' }, { health: 'DOWN', state: 'DOWN' });
+    }
+  });
+  // one transaction per simulated 10 minutes (the daemon commits about once a second: the same rows)
+  if (m % 10 === 0) state.monitor.batch(() => {
+    for (let k = m; k < m + 10; k++) {
+      for (let i = 0; i < checks; i++) {
+        const ok = (k + i) % 97 !== 0;
+        state.monitor.appendResult(rows[i].id, start + k * 60000, ok, 5 + ((k * 7 + i) % 40), null);
+      }
     }
     if (m % 60 === 0) state.monitor.rollup(at, retention);
   });
@@ -196,23 +212,30 @@ async function stateSize(days) {
   const times = [];
   for (let i = 0; i < 5; i++) {
     const t = process.hrtime.bigint();
-    const st = spawnSync(process.execPath, ['--require', path.join(root, 'test', 'helpers', 'clock-offset.js'), bin, 'status', '--json', '--config', cfg], {
-      encoding: 'utf8',
-      env: { ...process.env, HA_TEST_CLOCK_OFFSET_MS: String(offset) },
-      maxBuffer: 1 << 26,
-    });
+    const st = spawnSync(
+      process.execPath,
+      ['--require', path.join(root, 'test', 'helpers', 'clock-offset.js'), bin, 'status', '--json', '--config', cfg],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, HA_TEST_CLOCK_OFFSET_MS: String(offset) },
+        maxBuffer: 1 << 26,
+      },
+    );
     times.push(Number(process.hrtime.bigint() - t) / 1e6);
     if (i === 0) {
       const report = JSON.parse(st.stdout);
       const t0 = report.targets.find((t) => t.subject === 't0');
-      console.log(`  status: ${report.targets.length} targets; t0 uptime 24h ${t0?.uptime.h24?.toFixed(4)}, 30d ${t0?.uptime.d30?.toFixed(4)}, p95 ${t0?.p95Ms} ms`);
+      console.log(
+        `  status: ${report.targets.length} targets; t0 uptime 24h ${t0?.uptime.h24?.toFixed(4)}, 30d ${t0?.uptime.d30?.toFixed(4)}, p95 ${t0?.p95Ms} ms`,
+      );
     }
   }
   console.log(
     `${CHECKS} checks every 60 s over ${days} simulated days (recorded in ${r.seconds.toFixed(0)} s): state.db ${(size / 1048576).toFixed(1)} MiB; ` +
       `status with uptimes: median ${median(times).toFixed(0)} ms (of 5 runs, the CLI's start-up included)`,
   );
-  fs.rmSync(dir, { recursive: true, force: true });
+  if (process.env.KEEP) console.log(`kept: ${dir} (config ${cfg}, clock offset ${offset} ms)`);
+  else fs.rmSync(dir, { recursive: true, force: true });
 }
 
 async function main() {

@@ -48,6 +48,8 @@ export interface AppOptions {
   needs?: AppNeeds;
   /** creates the logger once the config says where logs go */
   makeLogger(global: GlobalConfig): Logger;
+  /** false: skip the quick check of the whole state file (commands run very often: monitor, status) */
+  fullStateCheck?: boolean;
   /** for tests: the built-in plugins folder */
   builtinRoot?: string;
   /** for tests: the system-wide config file */
@@ -89,11 +91,11 @@ function memoryStore(): KeyValueStore {
   };
 }
 
-function openState(mode: StateMode, dir: string): StateManager | null {
+function openState(mode: StateMode, dir: string, fullCheck: boolean): StateManager | null {
   if (mode === 'none') return null;
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- better-sqlite3 is loaded only by commands that use state
   const { StateManager: State } = require('../lib/state') as typeof import('../lib/state');
-  return mode === 'rw' ? State.open(dir) : State.openReadOnly(dir);
+  return mode === 'rw' ? State.open(dir, { fullCheck }) : State.openReadOnly(dir, { fullCheck });
 }
 
 /** Services and channels whose plugin is missing or failed, each with its config line and the reason. */
@@ -195,7 +197,7 @@ export async function openApp(opts: AppOptions): Promise<App> {
   const loaded = await validateConfig(raw, configPlugins(discovered.definitions), { signal: opts.signal, secrets: needs.secrets });
   const logger = opts.makeLogger(loaded.config.global);
   const warnings = [...loaded.warnings];
-  const state = openState(opts.state, loaded.config.global.state_dir);
+  const state = openState(opts.state, loaded.config.global.state_dir, opts.fullStateCheck ?? true);
   // an update whose process died left its service half done: every command says so
   for (const u of unfinishedUpdates(state)) logger.warn(u.summary);
 

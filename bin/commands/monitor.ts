@@ -6,6 +6,7 @@ import { BaseCommand, jobFlags } from '../base';
 import { formatDuration, table } from '../render';
 
 export default class Monitor extends BaseCommand<typeof Monitor> {
+  protected static override lightStateCheck = true;
   static override summary = 'Run every health check once (for cron): a table per service and check.';
   static override description = `Runs the checks of every enabled service and monitoring target, their external URLs and the resources (backup disks, memory, load, hypervisor nodes), at most monitoring.concurrency at once, each under its own timeout. Each result moves its check's state (failure_threshold failures in a row make it DOWN); alerts go out once per incident through the notification channels, none for a service whose dependency is down or that is in maintenance.
 

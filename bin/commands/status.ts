@@ -32,6 +32,7 @@ function healthTable(report: StatusReport): string {
 }
 
 export default class Status extends BaseCommand<typeof Status> {
+  protected static override lightStateCheck = true;
   static override summary = 'Show each service: where its guest runs, its health and uptime, and the last backup, update and restore test.';
   static override description = `Guests (lxc, vm) are asked live from the hypervisor: the node they run on now, state, uptime and IP addresses; every service shows its last recorded backup with its age, size and verification. Below, the monitor's view: health (UP, DOWN, PENDING, MAINTENANCE, FLAPPING) and since when, uptime over 24 hours, 7 and 30 days, the p95 response time, and the last update and restore test. The cluster's quorum and offline nodes are shown above; an update whose process died before it finished is shown below, with the snapshot it holds.
 

@@ -42,6 +42,8 @@ export function subjectHealth(state: StateManager | null, subjects: string[], no
   }
   const nowS = Math.floor(now.getTime() / 1000);
   const rolled = state.monitor.rolledUntil();
+  // what is not rolled up yet, read once for every check (a scan of at most the last hour)
+  const recent = rolled !== null && rolled > nowS - 86400 ? state.monitor.recent(rolled, nowS) : undefined;
   for (const [subject, rows] of bySubject) {
     const worst = rows.reduce((a, b) => (RANK[b.state] > RANK[a.state] ? b : a));
     // all UP: since the last of them came up; otherwise since the first went into the worst state
@@ -50,7 +52,7 @@ export function subjectHealth(state: StateManager | null, subjects: string[], no
       .map((r) => r.since)
       .sort();
     const since = worst.state === 'UP' ? inWorst[inWorst.length - 1] : inWorst[0];
-    const u = (seconds: number) => rows.map((r) => state.monitor.uptime(r.id, nowS - seconds, nowS, rolled));
+    const u = (seconds: number) => rows.map((r) => state.monitor.uptime(r.id, nowS - seconds, nowS, rolled, recent));
     const day = u(86400);
     const p95s = day.map((d) => d.p95).filter((x): x is number => x !== null);
     out.set(subject, {

@@ -130,7 +130,7 @@ export function checkSound(file: string, db?: Db, full = true): void {
 }
 
 /** Opens (creating when needed) a database for writing, in WAL mode. */
-export function openWritable(file: string): Db {
+export function openWritable(file: string, fullCheck = true): Db {
   checkSound(file);
   let handle: BetterSqlite3.Database;
   try {
@@ -156,12 +156,12 @@ export function openWritable(file: string): Db {
     });
   }
   const db = new Db(handle, file);
-  checkSound(file, db);
+  checkSound(file, db, fullCheck);
   return db;
 }
 
 /** Opens an existing database for reading only: nothing is created. */
-export function openReadOnly(file: string): Db {
+export function openReadOnly(file: string, fullCheck = true): Db {
   checkSound(file);
   let db: Db;
   try {
@@ -170,7 +170,7 @@ export function openReadOnly(file: string): Db {
     if (isDamage(e)) throw damagedError(file, `is damaged (${(e as Error).message})`, e);
     throw new AutopilotError('STATE_FAILED', `cannot open the state database ${file}: ${(e as Error).message}`, { cause: e });
   }
-  checkSound(file, db);
+  checkSound(file, db, fullCheck);
   return db;
 }
 

@@ -115,7 +115,9 @@ export const MIGRATIONS: readonly string[] = [
   // in MAINTENANCE or FLAPPING is still UP or DOWN underneath), raw results (kept a day), hourly
   // and daily aggregates (uptime, p50/p95), every transition of either, and maintenance
   // (manual, or our own work on a service).
-  // Results and aggregates are WITHOUT ROWID tables keyed by (check, time): a few bytes a row.
+  // Results and aggregates are WITHOUT ROWID tables: a few bytes a row. Results are keyed by
+  // (time, check), so that a result is appended at the end and old ones go from the front;
+  // aggregates by (check, period, start), read per check.
   `
   CREATE TABLE monitor_checks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -144,7 +146,7 @@ export const MIGRATIONS: readonly string[] = [
     ok INTEGER NOT NULL,
     ms INTEGER NOT NULL,
     value REAL,
-    PRIMARY KEY (check_id, at)
+    PRIMARY KEY (at, check_id)
   ) WITHOUT ROWID;
   CREATE TABLE monitor_aggregates (
     check_id INTEGER NOT NULL,

@@ -61,6 +61,12 @@ export interface MaintenanceRow {
   endedAt: string | null;
 }
 
+/** Raw results since `from` (epoch seconds), per check: counts and the sorted times of the successes. */
+export interface RecentResults {
+  from: number;
+  byCheck: Map<number, { count: number; failures: number; oks: number[] }>;
+}
+
 export interface Uptime {
   count: number;
   failures: number;
@@ -201,14 +207,19 @@ export class MonitorTable {
         iso,
         id,
       );
-    this.db
-      .stmt('INSERT OR REPLACE INTO monitor_results (check_id, at, ok, ms, value) VALUES (?, ?, ?, ?, ?)')
-      .run(id, r.at.getTime(), r.ok ? 1 : 0, Math.round(r.ms), r.value ?? null);
+    this.appendResult(id, r.at.getTime(), r.ok, r.ms, r.value ?? null);
     const add = this.db.stmt(
       'INSERT INTO monitor_transitions (check_id, at, kind, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?)',
     );
     if (next.health !== prev.health) add.run(id, iso, 'health', prev.health, next.health, r.detail);
     if (next.state !== prev.state) add.run(id, iso, 'state', prev.state, next.state, r.detail);
+  }
+
+  /** The raw row of one result (record() writes it with the check's new state; the state bench alone calls it directly). */
+  appendResult(id: number, atMs: number, ok: boolean, ms: number, value: number | null): void {
+    this.db
+      .stmt('INSERT OR REPLACE INTO monitor_results (check_id, at, ok, ms, value) VALUES (?, ?, ?, ?, ?)')
+      .run(id, atMs, ok ? 1 : 0, Math.round(ms), value);
   }
 
   /** Changes a check's shown state without a result (maintenance began or ended). */
@@ -253,17 +264,22 @@ export class MonitorTable {
     );
   }
 
-  /** Raw values of a check since a time (epoch seconds), oldest first: the disk forecast's input. */
+  /**
+   * Values of a check since a time (epoch seconds), oldest first: the disk forecast's input.
+   * Hourly rows up to the last rollup, raw results after it (a scan of at most the hour not yet
+   * rolled up: results are keyed by time).
+   */
   values(id: number, sinceEpoch: number): { at: number; value: number }[] {
-    const raw = this.db
-      .stmt('SELECT at, value FROM monitor_results WHERE check_id = ? AND at >= ? AND value IS NOT NULL ORDER BY at')
-      .all(id, sinceEpoch * 1000) as Row[];
-    const firstRaw = raw.length ? Math.floor(Number(raw[0].at) / 1000) : Infinity;
+    const rolled = this.rolledUntil() ?? sinceEpoch;
+    const rawFrom = Math.max(sinceEpoch, rolled);
     const hourly = this.db
       .stmt(
         "SELECT start, value FROM monitor_aggregates WHERE check_id = ? AND period = 'h' AND start >= ? AND start < ? AND value IS NOT NULL ORDER BY start",
       )
-      .all(id, sinceEpoch, firstRaw) as Row[];
+      .all(id, sinceEpoch, rawFrom) as Row[];
+    const raw = this.db
+      .stmt('SELECT at, value FROM monitor_results WHERE at >= ? AND check_id = ? AND value IS NOT NULL ORDER BY at')
+      .all(rawFrom * 1000, id) as Row[];
     return [
       ...hourly.map((r) => ({ at: Number(r.start) + HOUR - 1, value: Number(r.value) })),
       ...raw.map((r) => ({ at: Math.floor(Number(r.at) / 1000), value: Number(r.value) })),
@@ -282,49 +298,45 @@ export class MonitorTable {
     // nothing to do until the next hour is over: this is asked after every batch of results
     if (done !== null && done >= hourStart) return { hours: 0, deleted: 0 };
     return this.db.immediate(() => {
-      const ids = (this.db.stmt('SELECT id FROM monitor_checks').all() as Row[]).map((r) => Number(r.id));
-      // one range of the (check_id, at) key per check: no scan of the whole table
+      // one scan of the hours not rolled up yet (results are keyed by time)
       const from = done ?? 0;
       const put = this.db.stmt(
         'INSERT OR REPLACE INTO monitor_aggregates (check_id, period, start, count, failures, p50, p95, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       );
-      const pendingOf = this.db.stmt('SELECT at, ok, ms, value FROM monitor_results WHERE check_id = ? AND at >= ? AND at < ? ORDER BY at');
-      let hours = 0;
-      let deleted = 0;
-      for (const id of ids) {
-        const groups = new Map<number, { oks: number[]; count: number; failures: number; value: number | null }>();
-        for (const r of pendingOf.all(id, from * 1000, hourStart * 1000) as Row[]) {
-          const at = Math.floor(Number(r.at) / 1000);
-          const start = at - (at % HOUR);
-          let g = groups.get(start);
-          if (!g) groups.set(start, (g = { oks: [], count: 0, failures: 0, value: null }));
-          g.count++;
-          if (Number(r.ok) === 1) g.oks.push(Number(r.ms));
-          else g.failures++;
-          if (r.value !== null) g.value = Number(r.value);
-        }
-        const days = new Set<number>();
-        for (const [start, g] of groups) {
-          const ms = g.oks.sort((x, y) => x - y);
-          put.run(id, 'h', start, g.count, g.failures, percentile(ms, 50), percentile(ms, 95), g.value);
-          days.add(start - (start % DAY));
-          hours++;
-        }
-        for (const day of days) this.rollDay(id, day, put);
-        deleted += this.db
-          .stmt('DELETE FROM monitor_results WHERE check_id = ? AND at < ?')
-          .run(id, Math.min(nowS - retention.raw, hourStart) * 1000).changes;
-        deleted += this.db
-          .stmt("DELETE FROM monitor_aggregates WHERE check_id = ? AND period = 'h' AND start < ?")
-          .run(id, nowS - retention.hourly).changes;
-        deleted += this.db
-          .stmt("DELETE FROM monitor_aggregates WHERE check_id = ? AND period = 'd' AND start < ?")
-          .run(id, nowS - retention.daily).changes;
+      const groups = new Map<string, { id: number; start: number; oks: number[]; count: number; failures: number; value: number | null }>();
+      for (const r of this.db
+        .stmt('SELECT check_id, at, ok, ms, value FROM monitor_results WHERE at >= ? AND at < ?')
+        .iterate(from * 1000, hourStart * 1000) as IterableIterator<Row>) {
+        const id = Number(r.check_id);
+        const at = Math.floor(Number(r.at) / 1000);
+        const start = at - (at % HOUR);
+        const k = `${id}:${start}`;
+        let g = groups.get(k);
+        if (!g) groups.set(k, (g = { id, start, oks: [], count: 0, failures: 0, value: null }));
+        g.count++;
+        if (Number(r.ok) === 1) g.oks.push(Number(r.ms));
+        else g.failures++;
+        if (r.value !== null) g.value = Number(r.value);
+      }
+      const days = new Map<string, { id: number; day: number }>();
+      for (const g of groups.values()) {
+        const ms = g.oks.sort((x, y) => x - y);
+        put.run(g.id, 'h', g.start, g.count, g.failures, percentile(ms, 50), percentile(ms, 95), g.value);
+        const day = g.start - (g.start % DAY);
+        days.set(`${g.id}:${day}`, { id: g.id, day });
+      }
+      for (const d of days.values()) this.rollDay(d.id, d.day, put);
+      let deleted = this.db.stmt('DELETE FROM monitor_results WHERE at < ?').run(Math.min(nowS - retention.raw, hourStart) * 1000).changes;
+      const oldHours = this.db.stmt("DELETE FROM monitor_aggregates WHERE check_id = ? AND period = 'h' AND start < ?");
+      const oldDays = this.db.stmt("DELETE FROM monitor_aggregates WHERE check_id = ? AND period = 'd' AND start < ?");
+      for (const r of this.db.stmt('SELECT id FROM monitor_checks').all() as Row[]) {
+        deleted += oldHours.run(Number(r.id), nowS - retention.hourly).changes;
+        deleted += oldDays.run(Number(r.id), nowS - retention.daily).changes;
       }
       this.db
         .stmt("INSERT OR REPLACE INTO kv (key, value, updated_at) VALUES ('monitor.rolledUntil', ?, ?)")
         .run(String(hourStart), now.toISOString());
-      return { hours, deleted };
+      return { hours: groups.size, deleted };
     });
   }
 
@@ -361,7 +373,7 @@ export class MonitorTable {
    * (partial) day and of today from hourly rows, and what is not rolled up yet from raw
    * results. `rolled` is rolledUntil() (asked once by a caller that reads many checks).
    */
-  uptime(id: number, sinceEpoch: number, nowEpoch: number, rolled: number | null = this.rolledUntil()): Uptime {
+  uptime(id: number, sinceEpoch: number, nowEpoch: number, rolled: number | null = this.rolledUntil(), recent?: RecentResults): Uptime {
     const parts: { count: number; failures: number; p95: number | null }[] = [];
     const add = (rows: Row[]): void => {
       for (const r of rows) parts.push({ count: Number(r.count), failures: Number(r.failures), p95: intOrNull(r.p95) });
@@ -384,16 +396,8 @@ export class MonitorTable {
       } else add(agg('h', hourFrom, rolled));
       rawFrom = rolled;
     }
-    const raw = this.db
-      .stmt('SELECT ok, ms FROM monitor_results WHERE check_id = ? AND at >= ? AND at <= ?')
-      .all(id, rawFrom * 1000, nowEpoch * 1000 + 999) as Row[];
-    if (raw.length) {
-      const oks = raw
-        .filter((r) => Number(r.ok) === 1)
-        .map((r) => Number(r.ms))
-        .sort((a, b) => a - b);
-      parts.push({ count: raw.length, failures: raw.length - oks.length, p95: percentile(oks, 95) });
-    }
+    const summary = recent && recent.from === rawFrom ? recent.byCheck.get(id) : this.recent(rawFrom, nowEpoch, id).byCheck.get(id);
+    if (summary && summary.count) parts.push({ count: summary.count, failures: summary.failures, p95: percentile(summary.oks, 95) });
     const count = parts.reduce((n, p) => n + p.count, 0);
     const failures = parts.reduce((n, p) => n + p.failures, 0);
     return {
@@ -405,6 +409,33 @@ export class MonitorTable {
         95,
       ),
     };
+  }
+
+  /**
+   * The raw results since a time, per check (one scan: results are keyed by time): what
+   * uptime() adds to the aggregates. Read once for many checks, with `from` = rolledUntil().
+   */
+  recent(fromEpoch: number, nowEpoch: number, only?: number): RecentResults {
+    const byCheck = new Map<number, { count: number; failures: number; oks: number[] }>();
+    const rows = (
+      only === undefined
+        ? this.db
+            .stmt('SELECT check_id, ok, ms FROM monitor_results WHERE at >= ? AND at <= ?')
+            .all(fromEpoch * 1000, nowEpoch * 1000 + 999)
+        : this.db
+            .stmt('SELECT check_id, ok, ms FROM monitor_results WHERE at >= ? AND at <= ? AND check_id = ?')
+            .all(fromEpoch * 1000, nowEpoch * 1000 + 999, only)
+    ) as Row[];
+    for (const r of rows) {
+      const id = Number(r.check_id);
+      let c = byCheck.get(id);
+      if (!c) byCheck.set(id, (c = { count: 0, failures: 0, oks: [] }));
+      c.count++;
+      if (Number(r.ok) === 1) c.oks.push(Number(r.ms));
+      else c.failures++;
+    }
+    for (const c of byCheck.values()) c.oks.sort((a, b) => a - b);
+    return { from: fromEpoch, byCheck };
   }
 
   /** Forgets checks the config no longer has (not seen since `before`), with their rows. */
