@@ -80,13 +80,16 @@ const { createLogger } = require(${JSON.stringify(path.join(root, 'dist', 'lib',
 })();
 `;
 
-// the reference: a plain loop with the same concurrency and timeout, nothing recorded
+// the reference: a plain loop doing the same job with the same concurrency and timeout, nothing
+// recorded. The same job: a check opens a fresh connection each time, as a visitor would (and as
+// it must at a real interval of 30-60 s, long after any server's keep-alive ended), so the loop
+// does too (agent: false, Connection: close). PLAIN_KEEPALIVE=1 lets it reuse connections instead.
 const PLAIN = `
 const http = require('node:http');
 const list = require('node:fs').readFileSync(process.argv[1], 'utf8').split('\\n').filter(Boolean);
 const get = (u) => new Promise((resolve) => {
   const t0 = Date.now();
-  const req = http.get(u, (res) => { let b = ''; res.setEncoding('utf8'); res.on('data', (d) => (b += d)); res.on('end', () => { clearTimeout(t); resolve(res.statusCode === 200); }); });
+  const req = http.get(u, process.env.PLAIN_KEEPALIVE ? {} : { agent: false, headers: { Connection: 'close' } }, (res) => { let b = ''; res.setEncoding('utf8'); res.on('data', (d) => (b += d)); res.on('end', () => { clearTimeout(t); resolve(res.statusCode === 200); }); });
   const t = setTimeout(() => req.destroy(new Error('timeout')), ${HANG_TIMEOUT_S * 1000});
   req.on('error', () => { clearTimeout(t); resolve(false); });
 });
