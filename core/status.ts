@@ -96,7 +96,11 @@ export async function serviceStatus(
   const all = deps.config.services;
   const chosen = names.length ? namedServices(all, names) : all.filter((s) => s.enabled !== false);
   const now = Date.now();
-  const subjects = [...chosen.map((s) => s.name), ...deps.config.monitoring.targets.map((t) => t.name), 'host'];
+  // hypervisor nodes are known from the checks the monitor made of them
+  const resourceSubjects = [
+    ...new Set((deps.state?.monitor.listChecks() ?? []).map((r) => r.subject).filter((x) => /^(node|hypervisor):/.test(x))),
+  ];
+  const subjects = [...chosen.map((s) => s.name), ...deps.config.monitoring.targets.map((t) => t.name), 'host', ...resourceSubjects];
   const health = subjectHealth(deps.state, subjects, new Date(now));
   const out: ServiceStatus[] = chosen.map((s) => ({
     service: s.name,
@@ -110,7 +114,7 @@ export async function serviceStatus(
     lastUpdate: lastRun(deps.state, 'update', s.name),
     lastRestoreTest: lastRun(deps.state, 'restore_test', s.name),
   }));
-  const targetNames = names.length ? [] : [...deps.config.monitoring.targets.map((t) => t.name), 'host'];
+  const targetNames = names.length ? [] : [...deps.config.monitoring.targets.map((t) => t.name), 'host', ...resourceSubjects];
   const targets = targetNames.map((t) => health.get(t)).filter((h): h is SubjectHealth => Boolean(h));
   const clusters: StatusReport['clusters'] = [];
   const groups = new Map<GuestProvider, ServiceConfig[]>();

@@ -15,6 +15,14 @@ import { HttpError, httpRequest } from './http';
 import type { Logger } from './log';
 import { mask, registerSecret } from './mask';
 
+/** An error page's body (HTML, many lines) cut to one short line for the log. */
+function oneLine(text: string): string {
+  const flat = text
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
+}
 export type PingKind = 'start' | 'success' | 'fail';
 
 export interface PingOptions {
@@ -142,7 +150,7 @@ export async function ping(url: string, kind: PingKind, opts: PingOptions = {}):
         log?.debug(`${what}: sent${attempts > 1 ? ` (try ${attempts})` : ''}`);
         return { ok: true, sent: true, attempts };
       } catch (e) {
-        error = mask(e instanceof Error ? e.message : String(e));
+        error = oneLine(mask(e instanceof Error ? e.message : String(e)));
         if (e instanceof HttpError && e.permanent) break;
         if (i < tries - 1) {
           log?.debug(`${what}: try ${attempts} failed: ${error}`);

@@ -4,6 +4,7 @@ import { Daemon } from '../../core/daemon/daemon';
 import type { InProcessService } from '../../core/daemon/services';
 import { collectMetrics } from '../../core/metrics';
 import { jobMetrics } from '../../core/daemon/job-metrics';
+import { subjectHealth } from '../../core/monitor/health';
 import { monitorService } from '../../core/monitor/service';
 import { EXIT } from '../../lib/errors';
 import { BaseCommand } from '../base';
@@ -44,6 +45,17 @@ Exit codes: 0 stopped with every job ended, 1 a job had to be killed, 2 bad conf
       open: () => this.reopen(file, first),
       services: (app) => [monitorService(app)].filter((s): s is InProcessService => s !== null),
       // the full set from state (checks, jobs, backups, free space), the process's own, and the daemon's jobs and uptime
+      // /status: the monitor's health of every service, target and resource, beside the jobs
+      status: (app) => {
+        const c = app.loaded.config;
+        const subjects = [...c.services.map((x) => x.name), ...c.monitoring.targets.map((t) => t.name), 'host'];
+        const nodes =
+          app.state?.monitor
+            .listChecks()
+            .map((r) => r.subject)
+            .filter((x) => /^(node|hypervisor):/.test(x)) ?? [];
+        return Promise.resolve({ health: [...subjectHealth(app.state, [...new Set([...subjects, ...nodes])], new Date()).values()] });
+      },
       metrics: async (app, jobs) => {
         const m = await collectMetrics({ config: app.loaded.config, state: app.state }, { processMetrics: true });
         return { contentType: m.contentType, body: m.body + jobMetrics(jobs, process.uptime()).body };

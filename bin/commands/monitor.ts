@@ -7,8 +7,10 @@ import { formatDuration, table } from '../render';
 
 export default class Monitor extends BaseCommand<typeof Monitor> {
   protected static override lightStateCheck = true;
+  // from cron its state changes would otherwise go nowhere: they are kept in the log file
+  protected static override writesLogFile = true;
   static override summary = 'Run every health check once (for cron): a table per service and check.';
-  static override description = `Runs the checks of every enabled service and monitoring target, their external URLs and the resources (backup disks, memory, load, hypervisor nodes), at most monitoring.concurrency at once, each under its own timeout. Each result moves its check's state (failure_threshold failures in a row make it DOWN); alerts go out once per incident through the notification channels, none for a service whose dependency is down or that is in maintenance.
+  static override description = `Runs the checks of every enabled service and monitoring target, their external URLs and the resources (backup disks, memory, load, hypervisor nodes), at most monitoring.concurrency at once, each under its own timeout. Each result moves its check's state (failure_threshold failures in a row make it DOWN); alerts go out once per incident through the notification channels; none for a service in maintenance, nor for a service whose dependency is down (then only its external, backup and certificate checks still alert).
 
 Exit codes: 0 nothing DOWN, 1 something DOWN or FLAPPING, 2 bad usage or config, 75 another monitor run (or the daemon) holds the monitor lock.`;
   static override examples = ['<%= config.bin %> monitor', '<%= config.bin %> monitor nextcloud --json'];

@@ -81,6 +81,11 @@ export function monitoringErrors(config: AutopilotConfig, locator: Locator): str
     } else if (v && typeof v === 'object' && (v as { enabled?: unknown }).enabled !== false)
       out.push(`${at(['schedules', job])}: needs a cron expression (cron: "0 2 * * *"), or enabled: false`);
   }
+  const rt = schedules.restore_test as { enabled?: unknown } | string | undefined;
+  if (rt !== undefined && !(typeof rt === 'object' && rt.enabled === false))
+    out.push(
+      `${at(['schedules', 'restore_test'])}: restore tests are not in this version yet; remove schedules.restore_test (or set enabled: false)`,
+    );
   if (typeof schedules.timezone === 'string') {
     try {
       new Intl.DateTimeFormat('en', { timeZone: schedules.timezone });

@@ -36,6 +36,23 @@ function conditionHolds(cond: JsonSchema, data: unknown): boolean {
   return true;
 }
 
+/** Whether a schema alternative is for values of this kind (object, array, string...): which oneOf branch a value took. */
+function kindMatches(sub: JsonSchema, value: unknown): boolean {
+  const t = sub.type;
+  if (t === undefined) return Boolean(sub.properties) === (value !== null && typeof value === 'object' && !Array.isArray(value));
+  const kind = Array.isArray(value)
+    ? 'array'
+    : value === null
+      ? 'null'
+      : typeof value === 'number'
+        ? Number.isInteger(value)
+          ? 'integer'
+          : 'number'
+        : typeof value;
+  const types = Array.isArray(t) ? (t as string[]) : [t as string];
+  return types.includes(kind) || (kind === 'integer' && types.includes('number'));
+}
+
 /**
  * Walks validated data alongside its schema and collects the annotated values: paths to
  * resolve, secret sources to read or run, and secret values to mask.
@@ -71,6 +88,9 @@ export function collect(schema: JsonSchema, data: unknown, pointerPrefix = ''): 
         walk(sub, v, `${pointer}/${esc(k)}`, value, k);
       }
     }
+    // a oneOf/anyOf (a schedule given as a cron string or as an object): the alternatives of the value's own kind
+    for (const sub of [...((s.oneOf as JsonSchema[] | undefined) ?? []), ...((s.anyOf as JsonSchema[] | undefined) ?? [])])
+      if (kindMatches(sub, value)) walk(sub, value, pointer, parent, key);
     for (const sub of (s.allOf as JsonSchema[] | undefined) ?? []) {
       if (sub.if)
         walk((conditionHolds(sub.if as JsonSchema, value) ? sub.then : sub.else) as JsonSchema | undefined, value, pointer, parent, key);

@@ -4,6 +4,8 @@
  * ours (the marker line), then systemctl when systemd runs. Everything under `root` (/ but in
  * tests). Nothing here prints; the plan says what is written and run.
  */
+import { durationSeconds } from '../../lib/duration';
+import { monitorSchedule } from '../monitor/schedule';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AutopilotError } from '../../lib/errors';
@@ -126,11 +128,27 @@ export function renderCron(o: InstallOptions, notes: string[] = []): string {
     return five;
   });
   const lines = jobs.map((j) => `${j.cron} ${user} ${[...cli, ...j.argv, '--config', o.configFile].map(cronWord).join(' ')} >/dev/null`);
-  if (!jobs.length) {
+  // schedules.monitor: a `monitor` pass every interval, in whole minutes (cron's finest step)
+  const mon = monitorSchedule(o.config.schedules);
+  if (mon) {
+    const minutes = Math.max(1, Math.round((mon.interval ?? durationSeconds(o.config.monitoring.interval)) / 60));
+    const every = minutes === 1 ? '*' : minutes < 60 ? `*/${minutes}` : '0';
+    if (minutes >= 60 && minutes !== 60)
+      notes.push(
+        `schedules.monitor: every ${minutes} minutes is more than cron's minute field says: the cron file runs the monitor hourly`,
+      );
+    lines.push(`${every} * * * * ${user} ${[...cli, 'monitor', '--config', o.configFile].map(cronWord).join(' ')} >/dev/null`);
+  }
+  if (!jobs.length && !mon) {
     lines.push(
       `30 2 * * * ${user} ${[...cli, 'backup', '--all', '--lock-wait', '600', '--config', o.configFile].map(cronWord).join(' ')} >/dev/null`,
     );
     notes.push('no job in schedules: the cron file backs up every service at 02:30');
+  } else if (!jobs.length) {
+    lines.unshift(
+      `30 2 * * * ${user} ${[...cli, 'backup', '--all', '--lock-wait', '600', '--config', o.configFile].map(cronWord).join(' ')} >/dev/null`,
+    );
+    notes.push('no backup in schedules: the cron file backs up every service at 02:30');
   }
   return `${MARKER}\n${head.join('\n')}\n\n${lines.join('\n')}\n`;
 }

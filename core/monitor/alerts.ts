@@ -38,7 +38,12 @@ const EVENTS: Record<CheckSide, { down: string; up: string; what: string }> = {
   certificate: { down: 'certificate_expiring', up: 'certificate_renewed', what: 'has a certificate that expired or is invalid' },
 };
 
-const WARNING_EVENT: Partial<Record<CheckSide, string>> = { certificate: 'certificate_expiring', resource: 'resource_threshold' };
+const WARNING_EVENT: Partial<Record<CheckSide, string>> = {
+  certificate: 'certificate_expiring',
+  // the external probe warns about the public certificate only
+  external: 'certificate_expiring',
+  resource: 'resource_threshold',
+};
 
 export interface AlertInput {
   specs: MonitorSpec[];

@@ -243,17 +243,25 @@ export class MonitorEngine {
       ...new Set(checks.filter((c) => (c.state === 'DOWN' || c.state === 'FLAPPING') && !c.unreachableVia).map((c) => c.subject)),
     ];
     const report = { startedAt: started.toISOString(), durationMs: this.clock.now().getTime() - started.getTime(), checks, down };
-    const state = this.deps.state;
-    // a whole pass is remembered for metrics and status (not as a run: a pass a minute would fill the runs table)
-    if (state && !state.readonly && !opts.subjects?.length)
-      state.set('monitor.lastPass', {
-        startedAt: report.startedAt,
-        endedAt: this.clock.now().toISOString(),
-        durationMs: report.durationMs,
-        checks: checks.length,
-        down,
-      });
+    if (!opts.subjects?.length) this.notePass(started, down);
     return report;
+  }
+
+  /**
+   * Remembers a whole pass (a `monitor` run, or one interval of the daemon's loop) for the
+   * metrics of the monitor job: in kv, not as a run (a pass a minute would fill the runs table).
+   */
+  notePass(startedAt: Date, down: string[]): void {
+    const state = this.deps.state;
+    if (!state || state.readonly) return;
+    const now = this.clock.now();
+    state.set('monitor.lastPass', {
+      startedAt: startedAt.toISOString(),
+      endedAt: now.toISOString(),
+      durationMs: now.getTime() - startedAt.getTime(),
+      checks: this.specs.length,
+      down,
+    });
   }
 
   /** The daemon's mode: checks run as they fall due until the signal aborts. */

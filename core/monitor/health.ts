@@ -1,7 +1,8 @@
 /**
  * Health per subject for `status` and the daemon's /status: its worst check state and since
- * when, uptime over 24 hours, 7 and 30 days (all its checks' results together, from the
- * aggregates), and the p95 response time of its checks over 24 hours.
+ * when, uptime over the last 24 hours, 7 and 30 days (all its checks' results together, from
+ * the aggregates: the day windows are whole days plus today), and the p95 response time of its
+ * checks over 24 hours.
  */
 import type { CheckRow, MonitorState, StateManager } from '../../lib/state';
 
@@ -43,7 +44,7 @@ export function subjectHealth(state: StateManager | null, subjects: string[], no
   const nowS = Math.floor(now.getTime() / 1000);
   const rolled = state.monitor.rolledUntil();
   // what is not rolled up yet, read once for every check (a scan of at most the last hour)
-  const recent = rolled !== null && rolled > nowS - 86400 ? state.monitor.recent(rolled, nowS) : undefined;
+  const recent = state.monitor.recent(rolled ?? nowS - 86400, nowS);
   for (const [subject, rows] of bySubject) {
     const worst = rows.reduce((a, b) => (RANK[b.state] > RANK[a.state] ? b : a));
     // all UP: since the last of them came up; otherwise since the first went into the worst state
@@ -52,8 +53,8 @@ export function subjectHealth(state: StateManager | null, subjects: string[], no
       .map((r) => r.since)
       .sort();
     const since = worst.state === 'UP' ? inWorst[inWorst.length - 1] : inWorst[0];
-    const u = (seconds: number) => rows.map((r) => state.monitor.uptime(r.id, nowS - seconds, nowS, rolled, recent));
-    const day = u(86400);
+    const all = rows.map((r) => state.monitor.uptimes(r.id, nowS, rolled, recent));
+    const day = all.map((x) => x.h24);
     const p95s = day.map((d) => d.p95).filter((x): x is number => x !== null);
     out.set(subject, {
       subject,
@@ -61,7 +62,7 @@ export function subjectHealth(state: StateManager | null, subjects: string[], no
       since,
       checks: rows.length,
       down: rows.filter((r) => r.state === 'DOWN').length,
-      uptime: { h24: combine(day), d7: combine(u(7 * 86400)), d30: combine(u(30 * 86400)) },
+      uptime: { h24: combine(day), d7: combine(all.map((x) => x.d7)), d30: combine(all.map((x) => x.d30)) },
       p95Ms: p95s.length ? Math.max(...p95s) : null,
       problems: rows.filter((r) => r.state !== 'UP').map((r) => `${r.label}: ${r.state}${r.lastDetail ? ` (${r.lastDetail})` : ''}`),
     });

@@ -9,17 +9,7 @@ import type { App } from '../app';
 import type { InProcessService } from '../daemon/services';
 import { beginJob } from '../metrics/job';
 import { durationSeconds } from '../../lib/duration';
-import type { SchedulesConfig } from '../config/types';
-
-/** Whether schedules.monitor asks for the monitor in the daemon, and its default check interval. */
-export function monitorSchedule(s: SchedulesConfig | undefined): { interval: number | null } | null {
-  const m = s?.monitor;
-  if (m === undefined || m === false) return null;
-  if (m === true) return { interval: null };
-  if (typeof m === 'number' || typeof m === 'string') return { interval: durationSeconds(m) };
-  if (m.enabled === false) return null;
-  return { interval: m.interval === undefined ? null : durationSeconds(m.interval) };
-}
+import { monitorSchedule } from './schedule';
 
 export function monitorService(app: App): InProcessService | null {
   const wanted = monitorSchedule(app.loaded.config.schedules);
@@ -32,9 +22,19 @@ export function monitorService(app: App): InProcessService | null {
       const periodMs = (wanted.interval ?? durationSeconds(config.monitoring.interval)) * 1000;
       const deps = { config, state: app.state, logger: app.logger };
       let job = beginJob(deps, 'monitor');
+      let since = new Date();
       const timer = setInterval(() => {
-        const down = engine.reports().some((c) => (c.state === 'DOWN' || c.state === 'FLAPPING') && !c.unreachableVia);
-        void job.finish(down ? 1 : 0);
+        const down = [
+          ...new Set(
+            engine
+              .reports()
+              .filter((c) => (c.state === 'DOWN' || c.state === 'FLAPPING') && !c.unreachableVia)
+              .map((c) => c.subject),
+          ),
+        ];
+        engine.notePass(since, down);
+        since = new Date();
+        void job.finish(down.length ? 1 : 0);
         job = beginJob(deps, 'monitor');
       }, periodMs);
       try {

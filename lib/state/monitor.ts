@@ -61,6 +61,21 @@ export interface MaintenanceRow {
   endedAt: string | null;
 }
 
+/** Sums parts of a period (aggregate rows, raw results) into an uptime. */
+function combineParts(parts: { count: number; failures: number; p95: number | null }[]): Uptime {
+  const count = parts.reduce((n, p) => n + p.count, 0);
+  const failures = parts.reduce((n, p) => n + p.failures, 0);
+  return {
+    count,
+    failures,
+    ratio: count ? (count - failures) / count : null,
+    p95: weighted(
+      parts.map((p) => ({ count: p.count - p.failures, v: p.p95 })),
+      95,
+    ),
+  };
+}
+
 /** Raw results since `from` (epoch seconds), per check: counts and the sorted times of the successes. */
 export interface RecentResults {
   from: number;
@@ -408,6 +423,46 @@ export class MonitorTable {
         parts.map((p) => ({ count: p.count - p.failures, v: p.p95 })),
         95,
       ),
+    };
+  }
+
+  /**
+   * Uptime over 24 hours, 7 and 30 days at once, in two reads of the aggregates: the last 24
+   * whole hours, and the last 7 (30) whole days plus today's hours; with what is not rolled up
+   * yet (`recent`, read once for many checks). The day windows are day-aligned: 7 days and
+   * today's part. What `status` shows for every check.
+   */
+  uptimes(
+    id: number,
+    nowEpoch: number,
+    rolled: number | null = this.rolledUntil(),
+    recent?: RecentResults,
+  ): { h24: Uptime; d7: Uptime; d30: Uptime } {
+    type Part = { count: number; failures: number; p95: number | null };
+    const rawFrom = rolled ?? nowEpoch - 86400;
+    const summary = recent && recent.from === rawFrom ? recent.byCheck.get(id) : this.recent(rawFrom, nowEpoch, id).byCheck.get(id);
+    const raw: Part[] = summary?.count ? [{ count: summary.count, failures: summary.failures, p95: percentile(summary.oks, 95) }] : [];
+    if (rolled === null) {
+      const u = combineParts(raw);
+      return { h24: u, d7: u, d30: u };
+    }
+    const today = rolled - (rolled % DAY);
+    const from = Math.min(rolled - DAY, today);
+    const hours = (
+      this.db
+        .stmt("SELECT start, count, failures, p95 FROM monitor_aggregates WHERE check_id = ? AND period = 'h' AND start >= ? AND start < ?")
+        .all(id, from, rolled) as Row[]
+    ).map((r) => ({ start: Number(r.start), count: Number(r.count), failures: Number(r.failures), p95: intOrNull(r.p95) }));
+    const days = (
+      this.db
+        .stmt("SELECT start, count, failures, p95 FROM monitor_aggregates WHERE check_id = ? AND period = 'd' AND start >= ? AND start < ?")
+        .all(id, today - 30 * DAY, today) as Row[]
+    ).map((r) => ({ start: Number(r.start), count: Number(r.count), failures: Number(r.failures), p95: intOrNull(r.p95) }));
+    const todays = hours.filter((h) => h.start >= today);
+    return {
+      h24: combineParts([...hours.filter((h) => h.start >= rolled - DAY), ...raw]),
+      d7: combineParts([...days.filter((d) => d.start >= today - 7 * DAY), ...todays, ...raw]),
+      d30: combineParts([...days, ...todays, ...raw]),
     };
   }
 

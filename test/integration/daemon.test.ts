@@ -272,12 +272,12 @@ describe('daemon', () => {
     const port = await freePort();
     const cfg = config(dir, {
       slow: true,
-      schedules: '  backup: { cron: "*/2 * * * * *", args: [slow] }\n  restore_test: { cron: "*/2 * * * * *", args: ["--no-such-flag"] }',
+      schedules: '  backup: { cron: "*/2 * * * * *", args: [slow] }\n  update: { cron: "*/2 * * * * *", args: ["--no-such-flag"] }',
       daemon: `  port: ${port}\n  shutdown_timeout: 1`,
     });
     const d = startDaemon(cfg);
     try {
-      await d.waitFor(/job restore_test ended: exit 2/, 20_000, 2);
+      await d.waitFor(/job update ended: exit 2/, 20_000, 2);
       await d.waitFor(/job backup started/);
       const pid = JSON.parse((await get(port, '/status')).body).jobs.find((j: { name: string }) => j.name === 'backup').pid as number;
       process.kill(pid, 'SIGKILL');
@@ -286,7 +286,7 @@ describe('daemon', () => {
       const h = await get(port, '/healthz');
       expect(h.status).toBe(200);
       const jobs = JSON.parse((await get(port, '/status')).body).jobs;
-      expect(jobs.find((j: { name: string }) => j.name === 'restore_test').failures).toBeGreaterThanOrEqual(2);
+      expect(jobs.find((j: { name: string }) => j.name === 'update').failures).toBeGreaterThanOrEqual(2);
     } finally {
       expect(await d.stop()).toMatchObject({ signal: null });
     }

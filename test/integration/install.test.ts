@@ -17,7 +17,7 @@ function setup(): { dir: string; cfg: string; env: NodeJS.ProcessEnv } {
       services: `  - name: f\n    type: files\n    paths: [${dir}]`,
       backup: `  destinations:\n    - name: nas\n      path: /mnt/nas backups\n`,
     }) +
-      'schedules:\n  backup: "30 2 * * *"\n  update: { cron: "0 4 * * 0", args: [web] }\n  restore_test: "*/5 * * * * *"\ndaemon:\n  shutdown_timeout: 120\n',
+      'schedules:\n  backup: "30 2 * * *"\n  update: { cron: "0 4 * * 0", args: [web] }\n  monitor: 5m\ndaemon:\n  shutdown_timeout: 120\n',
   );
   return { dir, cfg, env: { HOMELAB_AUTOPILOT_ROOT_PREFIX: path.join(dir, 'root') } };
 }
@@ -92,11 +92,12 @@ describe('install and uninstall', () => {
     const r = await runCli(['install', 'cron', '--force', '--user', 'backup', '--config', cfg], { env });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`wrote ${file}`);
-    expect(r.stdout).toContain('note: schedules.restore_test ("*/5 * * * * *") has a seconds field, which cron does not have');
+    // schedules.monitor: a monitor pass every 5 minutes
     const text = fs.readFileSync(file, 'utf8');
     expect(text).toContain(`\n30 2 * * * backup ${process.execPath} ${BIN} backup --all --config ${cfg} >/dev/null\n`);
     expect(text).toContain(`\n0 4 * * 0 backup ${process.execPath} ${BIN} update web --config ${cfg} >/dev/null\n`);
     expect(text).toContain('\nSHELL=/bin/sh\n');
+    expect(text).toContain(`\n*/5 * * * * backup ${process.execPath} ${BIN} monitor --config ${cfg} >/dev/null\n`);
     expect(text).not.toContain('restore-test');
     expect((await runCli(['install', 'cron', '--user', 'backup', '--config', cfg], { env })).stdout).toContain(`${file} is up to date`);
 

@@ -58,6 +58,19 @@ describe('dead-man pings from a real backup run', () => {
     expect(rec.requests[0].answeredAt).toBeLessThanOrEqual(rec.requests[1].at);
   });
 
+  it('takes the URL from ping_url_file too, and config show masks an inline one', async () => {
+    const { dir, config } = setup({});
+    write(path.join(dir, 'ping-url'), `${rec.url}/ping/${UUID}\n`, 0o600);
+    fs.appendFileSync(config, 'schedules:\n  backup:\n    cron: "0 2 * * *"\n    ping_url_file: ./ping-url\n');
+    expect((await runCli(['backup', '--all', '--config', config])).code).toBe(0);
+    expect(paths().map((u) => u.split('?')[0])).toEqual([`/ping/${UUID}/start`, `/ping/${UUID}`]);
+    const inline = setup({ pingUrl: `${rec.url}/ping/${UUID}` });
+    const shown = await runCli(['config', 'show', '--config', inline.config]);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/ping_url: "?\*{8}"?/);
+    expect(shown.stdout).not.toContain(UUID);
+  });
+
   it('pings /<exit code> when the backup fails', async () => {
     const { config } = setup({ pingUrl: `${rec.url}/ping/${UUID}`, broken: true });
     const r = await runCli(['backup', '--all', '--config', config]);
