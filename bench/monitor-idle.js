@@ -175,6 +175,10 @@ function report(minutes, samples, hz, results, start) {
       `  start: /metrics answered ${(start.listening / 1000).toFixed(1)} s after the spawn, all ${CHECKS} checks up after ${(start.firstRound / 1000).toFixed(1)} s\n` +
       `  RSS   start ${mib(first.rss)}, end ${mib(last.rss)}, min ${mib(Math.min(...rss))}, max ${mib(Math.max(...rss))}; ` +
       `slope ${kibPerMin.toFixed(1)} KiB/min (least squares)\n` +
+      `  RSS per minute (MiB): ${samples
+        .filter((_, i) => i % (60 / SAMPLE_S) === 0)
+        .map((s) => (s.rss / 1024).toFixed(1))
+        .join(' ')}\n` +
       `  CPU   ${cpu.toFixed(2)} s over ${wall.toFixed(0)} s wall = ${((cpu / wall) * 100).toFixed(2)} % ` +
       `(children reaped: ${((last.children - first.children) / hz).toFixed(2)} s)\n` +
       `  CPU % per minute: ${perMinute.join(' ')}\n` +
