@@ -35,6 +35,12 @@ export interface MonitorEngineDeps {
   resources?(signal: AbortSignal): Promise<ResourceProbe[]>;
 }
 
+/** How often the daemon's loop writes the results that came in. */
+const FLUSH_EVERY_MS = 1000;
+
+/** Results a pass writes at once while it goes on. */
+const WRITE_BATCH = 200;
+
 interface Pending {
   spec: MonitorSpec;
   r: ProbeResult;
@@ -166,21 +172,34 @@ export class MonitorEngine {
   /** Writes the results that came in, in one transaction, then rolls up and alerts. */
   private async flush(): Promise<void> {
     const state = this.deps.state;
-    if (!this.pending.length || !state || state.readonly) {
+    if (!state || state.readonly) {
       this.pending = [];
       return;
     }
-    const batch = this.pending;
-    this.pending = [];
+    this.writePending();
     const now = this.clock.now();
     try {
-      state.monitor.batch(() => batch.forEach((p) => this.apply(p)));
       this.rollup(now);
     } catch (e) {
-      this.log.warn(`could not record ${batch.length} check result(s): ${describeError(e)}`);
-      return;
+      this.log.warn(`could not roll up the results: ${describeError(e)}`);
     }
     await this.alert(now);
+  }
+
+  /**
+   * Writes what came in so far, without rolling up or alerting (a pass writes as it goes, so
+   * that little is left to write once its slowest check answers).
+   */
+  private writePending(): void {
+    const state = this.deps.state;
+    if (!this.pending.length || !state || state.readonly) return;
+    const batch = this.pending;
+    this.pending = [];
+    try {
+      state.monitor.batch(() => batch.forEach((p) => this.apply(p)));
+    } catch (e) {
+      this.log.warn(`could not record ${batch.length} check result(s): ${describeError(e)}`);
+    }
   }
 
   private rollup(now: Date): void {
@@ -234,7 +253,9 @@ export class MonitorEngine {
       specs,
       this.deps.config.monitoring.concurrency,
       (s) => this.run(s, opts.signal),
-      (spec, r, at) => this.pending.push({ spec, r, at }),
+      (spec, r, at) => {
+        if (this.pending.push({ spec, r, at }) >= WRITE_BATCH) this.writePending();
+      },
       this.clock,
     );
     await this.flush();
@@ -279,20 +300,29 @@ export class MonitorEngine {
   private async loopLocked(signal: AbortSignal): Promise<void> {
     this.load(this.specs);
     let flushing: Promise<void> = Promise.resolve();
+    // results are written (and alerted on) at most once a second: one transaction for all that came in
+    let timer: NodeJS.Timeout | null = null;
+    const later = (): void => {
+      if (timer || !this.pending.length) return;
+      timer = setTimeout(() => {
+        timer = null;
+        flushing = flushing.then(() => this.flush());
+      }, FLUSH_EVERY_MS);
+    };
     await loop(this.specs, signal, {
       limit: this.deps.config.monitoring.concurrency,
       clock: this.clock,
       run: (s) => this.run(s, signal),
       onResult: (spec, r, at) => this.pending.push({ spec, r, at }),
-      onIdle: () => {
-        if (this.pending.length) flushing = flushing.then(() => this.flush());
-      },
+      onIdle: later,
       // a check whose last result is recent waits for its turn instead of running again at start
       firstDue: (s) => {
         const last = this.rows.get(s.key)?.lastAt;
         return last ? Date.parse(last) + s.intervalS * 1000 : this.clock.now().getTime();
       },
     });
+    if (timer) clearTimeout(timer);
+    flushing = flushing.then(() => this.flush());
     await flushing;
     this.windows.dispose();
   }
