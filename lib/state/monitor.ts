@@ -173,8 +173,13 @@ export class MonitorTable {
       const r = existing.get(c.key);
       out.set(c.key, r && r.subject === c.subject && r.label === c.label && r.type === c.type ? r : this.ensureCheck(c, at));
     }
+    // seen_at only needs to be right within the hour (forgetUnseen counts in days): no write per check and pass
     const seen = this.db.stmt('UPDATE monitor_checks SET seen_at = ? WHERE key = ?');
-    for (const c of list) seen.run(at, c.key);
+    const stale = new Date(Date.parse(at) - HOUR * 1000).toISOString();
+    for (const c of list) {
+      const r = existing.get(c.key);
+      if (r && r.seenAt < stale) seen.run(at, c.key);
+    }
     return out;
   }
 
