@@ -16,6 +16,10 @@ const NEEDS = [
   { cmd: 'dockerd', pkg: 'docker.io' },
   { cmd: 'docker-registry', pkg: 'docker-registry' },
   { cmd: 'docker-compose', pkg: 'docker-compose' },
+  // the monitor: a real DNS server for the dns probe, iputils ping for icmp; install's test verifies the unit
+  { check: () => has('dnsmasq') || fs.existsSync('/usr/sbin/dnsmasq'), cmd: 'dnsmasq', pkg: 'dnsmasq-base' },
+  { cmd: 'ping', pkg: 'iputils-ping' },
+  { cmd: 'systemd-analyze', pkg: 'systemd' },
   {
     check: () =>
       spawnSync('dpkg-query', ['-W', '-f', '${Status}', 'busybox-static'], { encoding: 'utf8' }).stdout.includes('install ok installed'),
