@@ -178,7 +178,9 @@ function engines(
           : { ...loaded.config, monitoring: { ...loaded.config.monitoring, interval: opts.defaultInterval } };
       const resources = (sig: AbortSignal): Promise<import('./monitor/resources').ResourceProbe[]> =>
         resourceProbes(config, registry, logger, sig);
-      return new Engine({ config, registry, logger, state, notifier: getNotifier(), clock: opts.clock, resources });
+      // as for updates: alerts decided at a SIGTERM still go out (their channels' own budgets bound them)
+      const notifier = makeNotifier(new AbortController().signal);
+      return new Engine({ config, registry, logger, state, notifier, clock: opts.clock, resources });
     },
   };
 }

@@ -23,6 +23,8 @@ interface Incident {
   /** whether an alert went out for it (not when it began while a dependency was down) */
   alerted: boolean;
   via?: string;
+  /** when the dependency it was suppressed by came back: its own checks must answer again before it counts as its own */
+  viaClearedAt?: string;
 }
 
 interface Warned {
@@ -57,7 +59,12 @@ export interface AlertInput {
 /** The subjects with an internal check DOWN. */
 export function downSubjects(specs: MonitorSpec[], rows: Map<string, CheckRow>): Set<string> {
   const out = new Set<string>();
-  for (const s of specs) if (s.side === 'internal' && rows.get(s.key)?.state === 'DOWN') out.add(s.subject);
+  for (const s of specs) {
+    if (s.side !== 'internal') continue;
+    const r = rows.get(s.key);
+    // a parent in maintenance (our own update of the router) whose checks fail takes its children along too
+    if (r && (r.state === 'DOWN' || (r.state === 'MAINTENANCE' && r.health === 'DOWN'))) out.add(s.subject);
+  }
   return out;
 }
 
@@ -100,6 +107,14 @@ export function alertsFor(state: StateManager | null, input: AlertInput): Notify
         incidents[k] = { level, since: prev?.since ?? iso, alerted: false, via };
         continue;
       }
+      // its dependency just came back: its own failing checks must answer once more before this is an outage of its own
+      if (prev && !prev.alerted && prev.via) {
+        const cleared = prev.viaClearedAt ?? iso;
+        if (!failing.every((c) => (c.row?.lastAt ?? '') > cleared)) {
+          incidents[k] = { ...prev, viaClearedAt: cleared };
+          continue;
+        }
+      }
       const dependents = [...closure].filter(([, deps]) => deps.includes(g.subject)).map(([s]) => s);
       const along = dependents.length ? `\nTakes along: ${dependents.map((d) => `${d}${down.has(d) ? ' (down)' : ''}`).join(', ')}` : '';
       events.push({
@@ -113,6 +128,8 @@ export function alertsFor(state: StateManager | null, input: AlertInput): Notify
       });
       incidents[k] = { level, since: prev?.since ?? iso, alerted: true };
     } else if (prev) {
+      // in maintenance or not decided yet (PENDING): the incident stays open; only all UP ends it
+      if (!g.checks.every((c) => c.row?.state === 'UP')) continue;
       delete incidents[k];
       if (prev.alerted)
         events.push({
@@ -125,6 +142,10 @@ export function alertsFor(state: StateManager | null, input: AlertInput): Notify
         });
     }
   }
+  // subjects and sides the config no longer has are forgotten (a service re-enabled later starts afresh)
+  for (const k of Object.keys(incidents)) if (!groups.has(k)) delete incidents[k];
+  const keys = new Set(specs.map((s) => s.key));
+  for (const k of Object.keys(warned)) if (!keys.has(k)) delete warned[k];
   events.push(...warningEvents(specs, rows, warned, input));
   if (state && !state.readonly) {
     state.set(KEY, incidents);

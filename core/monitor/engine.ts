@@ -71,7 +71,8 @@ export class MonitorEngine {
     this.flapWindowMs = durationSeconds(m.flapping.window) * 1000;
     this.retention = {
       raw: Math.max(durationSeconds(m.retention.raw), 3600),
-      hourly: durationSeconds(m.retention.hourly),
+      // daily rows are made from the hours of their day: those must be kept a day at least
+      hourly: Math.max(durationSeconds(m.retention.hourly), 86400),
       daily: durationSeconds(m.retention.daily),
     };
   }
@@ -137,13 +138,19 @@ export class MonitorEngine {
     if (!row || !state) return;
     const m = this.deps.config.monitoring;
     const maintenance = this.maintenanceOf(spec.subject, at);
-    const h = nextHealth(row, r.ok, spec.failureThreshold, spec.recoveryThreshold);
+    // leaving maintenance (our own work, a window): the thresholds count afresh, so that a guest
+    // still booting after its stop-mode backup is not DOWN at its first failing result
+    const base =
+      row.state === 'MAINTENANCE' && !maintenance
+        ? { ...row, fails: 0, oks: 0, health: row.health === 'DOWN' ? ('PENDING' as const) : row.health }
+        : row;
+    const h = nextHealth(base, r.ok, spec.failureThreshold, spec.recoveryThreshold);
     // the transitions are only counted when they could matter
     const flipsBefore =
-      isFlip(row.health, h.health) || row.state === 'FLAPPING'
+      isFlip(base.health, h.health) || row.state === 'FLAPPING'
         ? state.monitor.flips(row.id, new Date(at.getTime() - this.flapWindowMs).toISOString())
         : 0;
-    const next = step(row, {
+    const next = step(base, {
       ok: r.ok,
       failureThreshold: spec.failureThreshold,
       recoveryThreshold: spec.recoveryThreshold,
@@ -183,7 +190,12 @@ export class MonitorEngine {
     } catch (e) {
       this.log.warn(`could not roll up the results: ${describeError(e)}`);
     }
-    await this.alert(now);
+    try {
+      await this.alert(now);
+    } catch (e) {
+      // alerts are never a reason to stop monitoring: the next flush tries again from state
+      this.log.warn(`could not raise the monitor's alerts: ${describeError(e)}`);
+    }
   }
 
   /**
@@ -254,6 +266,8 @@ export class MonitorEngine {
       this.deps.config.monitoring.concurrency,
       (s) => this.run(s, opts.signal),
       (spec, r, at) => {
+        // a check cut short by Ctrl-C or a kill says nothing about the service
+        if (opts.signal.aborted) return;
         if (this.pending.push({ spec, r, at }) >= WRITE_BATCH) this.writePending();
       },
       this.clock,
@@ -306,14 +320,17 @@ export class MonitorEngine {
       if (timer || !this.pending.length) return;
       timer = setTimeout(() => {
         timer = null;
-        flushing = flushing.then(() => this.flush());
+        flushing = flushing.then(() => this.flush()).catch((e: unknown) => this.log.warn(`monitor: ${describeError(e)}`));
       }, FLUSH_EVERY_MS);
     };
     await loop(this.specs, signal, {
       limit: this.deps.config.monitoring.concurrency,
       clock: this.clock,
       run: (s) => this.run(s, signal),
-      onResult: (spec, r, at) => this.pending.push({ spec, r, at }),
+      // a check cut short by a reload or SIGTERM says nothing about the service
+      onResult: (spec, r, at) => {
+        if (!signal.aborted) this.pending.push({ spec, r, at });
+      },
       onIdle: later,
       // a check whose last result is recent waits for its turn instead of running again at start
       firstDue: (s) => {
@@ -322,7 +339,7 @@ export class MonitorEngine {
       },
     });
     if (timer) clearTimeout(timer);
-    flushing = flushing.then(() => this.flush());
+    flushing = flushing.then(() => this.flush()).catch((e: unknown) => this.log.warn(`monitor: ${describeError(e)}`));
     await flushing;
     this.windows.dispose();
   }

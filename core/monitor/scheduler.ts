@@ -81,7 +81,8 @@ export async function loop(specs: MonitorSpec[], signal: AbortSignal, o: LoopOpt
       if (running >= o.limit) break;
       running++;
       d.busy = true;
-      d.at = Math.max(d.at + d.spec.intervalS * 1000, now + 1000);
+      // one interval after this start; a check overdue by more than that (the daemon was down) is not run twice in a row
+      d.at = d.at + d.spec.intervalS * 1000 > now ? d.at + d.spec.intervalS * 1000 : now + d.spec.intervalS * 1000;
       const startedAt = o.clock.now();
       const p = o.run(d.spec).then((r) => {
         o.onResult(d.spec, r, startedAt);

@@ -7,6 +7,8 @@
 import { type Db, intOrNull, type Row } from './db';
 
 export const HOUR = 3600;
+/** Seconds after its end before an hour is rolled up (longer than any check may take). */
+const ROLLUP_LAG = 600;
 const DAY = 86400;
 
 /** Sums parts of a period (aggregate rows, raw results) into an uptime. */
@@ -89,8 +91,14 @@ export class MonitorResults {
    */
   rollup(now: Date, retention: { raw: number; hourly: number; daily: number }): { hours: number; deleted: number } {
     const nowS = Math.floor(now.getTime() / 1000);
-    const hourStart = nowS - (nowS % HOUR);
-    const done = this.rolledUntil();
+    // an hour is rolled up once its last checks have surely been written: a result is stamped
+    // with its start, and a check may take minutes (a timeout of 300 s at most)
+    const settled = nowS - ROLLUP_LAG;
+    const hourStart = settled - (settled % HOUR);
+    let done = this.rolledUntil();
+    // a mark from the future (the clock was ahead, then corrected) would stop every rollup and
+    // prune until real time caught up: start again from what raw results are kept
+    if (done !== null && done > hourStart + HOUR) done = Math.max(0, hourStart - retention.raw);
     // nothing to do until the next hour is over: this is asked after every batch of results
     if (done !== null && done >= hourStart) return { hours: 0, deleted: 0 };
     return this.db.immediate(() => {

@@ -134,8 +134,11 @@ describe('monitor', () => {
     expect(sent).toHaveLength(1);
     expect(sent[0]).toMatchObject({ event: 'service_down', subject: 'router' });
     expect(sent[0].text).toMatch(/Takes along: web \(down\), db \(down\)|Takes along: db \(down\), web \(down\)/);
-    // the parent comes back, a child stays down: now it is an outage of its own
+    // the parent comes back: its children's own checks must answer once more before their failures count as their own
     router.mode = 'ok';
+    await runCli(['monitor', '--config', cfg]);
+    expect(alerts().map((a) => `${a.event}:${a.subject}`)).toEqual(['service_down:router', 'service_recovered:router']);
+    // they still fail at the next pass: now it is an outage of their own
     await runCli(['monitor', '--config', cfg]);
     expect(
       alerts()
@@ -171,8 +174,10 @@ describe('monitor', () => {
     expect(alerts()).toHaveLength(0);
     const list = await runCli(['monitoring', 'maintenance', '--config', cfg]);
     expect(list.stdout).toMatch(/web\s+manual\s+.*disk swap/);
-    // ended: the service is DOWN (it still fails) and that is alerted
+    // ended: the thresholds count afresh (a service still starting is not DOWN at once); it still fails: DOWN, alerted
     expect((await runCli(['monitoring', 'maintenance', 'web', '--end', '--config', cfg])).stdout).toMatch(/maintenance ended: web/);
+    expect((await runCli(['monitor', '--config', cfg])).code).toBe(0);
+    expect(alerts()).toHaveLength(0);
     expect((await runCli(['monitor', '--config', cfg])).code).toBe(1);
     expect(alerts().map((a) => a.event)).toEqual(['service_down']);
 

@@ -217,9 +217,35 @@ describe('alerts', () => {
     expect(first[0].text).toMatch(/Takes along: web \(down\), db \(down\)/);
     expect(alertsFor(state, input(rows('DOWN', 'DOWN', 'DOWN'), 1))).toEqual([]);
     const back = alertsFor(state, input(rows('UP', 'DOWN', 'UP'), 2));
-    expect(back.map((e) => `${e.event}:${e.subject}`)).toEqual(['service_recovered:router', 'service_down:web']);
+    // web's own check has not answered since the router came back: not yet an outage of its own
+    expect(back.map((e) => `${e.event}:${e.subject}`)).toEqual(['service_recovered:router']);
+    const again = rows('UP', 'DOWN', 'UP');
+    again.set('web/check', { ...again.get('web/check')!, lastAt: at(3).toISOString() });
+    expect(alertsFor(state, input(again, 3)).map((e) => `${e.event}:${e.subject}`)).toEqual(['service_down:web']);
     // db recovered without ever being alerted: no recovery message for it
-    expect(alertsFor(state, input(rows('UP', 'UP', 'UP'), 3)).map((e) => `${e.event}:${e.subject}`)).toEqual(['service_recovered:web']);
+    expect(alertsFor(state, input(rows('UP', 'UP', 'UP'), 4)).map((e) => `${e.event}:${e.subject}`)).toEqual(['service_recovered:web']);
+    state.close();
+  });
+
+  it('maintenance neither ends an open incident nor lets a failing parent under our own work raise its children', () => {
+    const state = openState();
+    const specs = [spec('router'), spec('web', 60, { dependsOn: ['router'] })];
+    const closure = dependencyClosure(specs);
+    const at = (n: number): Date => new Date(Date.UTC(2026, 0, 1, 0, n));
+    const two = (r: CheckRow, w: CheckRow): Map<string, CheckRow> =>
+      new Map([
+        ['router/check', r],
+        ['web/check', w],
+      ]);
+    const ev = (r: CheckRow, w: CheckRow, n: number): string[] =>
+      alertsFor(state, { specs, rows: two(r, w), closure, now: at(n), repeatSeconds: 3600 }).map((e) => `${e.event}:${e.subject}`);
+    expect(ev(rowOf('router/check', 'router', 'UP'), rowOf('web/check', 'web', 'DOWN'), 0)).toEqual(['service_down:web']);
+    // web put into maintenance to be fixed: no "up again"
+    expect(ev(rowOf('router/check', 'router', 'UP'), { ...rowOf('web/check', 'web', 'MAINTENANCE'), health: 'DOWN' }, 1)).toEqual([]);
+    expect(ev(rowOf('router/check', 'router', 'UP'), rowOf('web/check', 'web', 'UP'), 2)).toEqual(['service_recovered:web']);
+    // the router under an update (MAINTENANCE) whose check fails: web's failures are its, not web's own
+    const routerWorked = { ...rowOf('router/check', 'router', 'MAINTENANCE'), health: 'DOWN' as const };
+    expect(ev(routerWorked, rowOf('web/check', 'web', 'DOWN'), 3)).toEqual([]);
     state.close();
   });
 });
