@@ -154,7 +154,7 @@ export function alertsFor(state: StateManager | null, input: AlertInput): Notify
   return events;
 }
 
-/** Warnings of certificates and resources: raised when they appear, again every repeatSeconds, forgotten when gone. */
+/** Warnings of certificates and resources: raised when they appear, again every repeatSeconds, and a recovery when they go. */
 function warningEvents(
   specs: MonitorSpec[],
   rows: Map<string, CheckRow>,
@@ -169,7 +169,18 @@ function warningEvents(
     const w = row && row.state !== 'MAINTENANCE' && row.state !== 'DOWN' ? row.lastWarning : null;
     const prev = warned[spec.key];
     if (!w) {
+      if (row?.state === 'MAINTENANCE') continue; // decided once the maintenance is over
       delete warned[spec.key];
+      // a warning that went away on its own (a renewed certificate, a disk cleaned up): said once
+      if (prev && row?.state === 'UP')
+        out.push({
+          event: EVENTS[spec.side === 'external' ? 'certificate' : spec.side].up,
+          severity: 'success',
+          subject: spec.subject,
+          title: `${spec.subject}: fine again (${spec.label})`,
+          text: `${spec.label}: ${row.lastDetail ?? 'no warning any more'}\nWas: ${prev.text}`,
+          details: { check: spec.label, warnedAt: prev.at },
+        });
       continue;
     }
     if (prev && input.now.getTime() - Date.parse(prev.at) < input.repeatSeconds * 1000) continue;

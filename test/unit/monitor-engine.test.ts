@@ -227,6 +227,21 @@ describe('alerts', () => {
     state.close();
   });
 
+  it('a warning is raised when it appears, and a recovery is sent when it goes', () => {
+    const state = openState();
+    const specs = [spec('web', 60, { key: 'web/tls', label: 'tls web.lan:443', type: 'tls', side: 'certificate' })];
+    const closure = dependencyClosure(specs);
+    const row = (warning: string | null): Map<string, CheckRow> =>
+      new Map([['web/tls', { ...rowOf('web/tls', 'web', 'UP'), lastWarning: warning, lastDetail: 'valid for 5 more days' }]]);
+    const ev = (warning: string | null, n: number) =>
+      alertsFor(state, { specs, rows: row(warning), closure, now: new Date(Date.UTC(2026, 0, 1, 0, n)), repeatSeconds: 3600 });
+    expect(ev('the certificate expires in 5 days', 0).map((e) => `${e.event}:${e.severity}`)).toEqual(['certificate_expiring:warning']);
+    expect(ev('the certificate expires in 5 days', 1)).toEqual([]);
+    expect(ev(null, 2).map((e) => `${e.event}:${e.severity}`)).toEqual(['certificate_renewed:success']);
+    expect(ev(null, 3)).toEqual([]);
+    state.close();
+  });
+
   it('maintenance neither ends an open incident nor lets a failing parent under our own work raise its children', () => {
     const state = openState();
     const specs = [spec('router'), spec('web', 60, { dependsOn: ['router'] })];
