@@ -22,6 +22,7 @@ import MonitoringMaintenance from './commands/monitoring/maintenance';
 import NotificationsList from './commands/notifications/list';
 import NotifyTest from './commands/notify/test';
 import PluginsList from './commands/plugins/list';
+import Restore from './commands/restore';
 import Rollback from './commands/rollback';
 import StateRebuild from './commands/state/rebuild';
 import Status from './commands/status';
@@ -43,6 +44,7 @@ export const COMMANDS = {
   'notifications:list': NotificationsList,
   'notify:test': NotifyTest,
   'plugins:list': PluginsList,
+  restore: Restore,
   rollback: Rollback,
   'state:rebuild': StateRebuild,
   status: Status,

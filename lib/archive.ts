@@ -24,10 +24,12 @@ import {
 } from './archive-files';
 import { AutopilotError } from './errors';
 import { isDiskFull, makeDir, writeError } from './fsx';
+import { tarLineReader, type TarTally } from './archive-restore';
 import { lastLines, spawnTied, track } from './spawn';
 
 export * from './archive-files';
 export * from './archive-ops';
+export * from './archive-restore';
 
 /** The block in which archives are read for their checksum. */
 const HASH_BLOCK = 4 * 1024 * 1024;
@@ -245,6 +247,8 @@ export async function verifyArchive(
   opts: {
     signal?: AbortSignal;
     /** bytes of the file read so far, at most every 500 ms */ onProgress?(bytes: number, total: number): void;
+    /** filled with what tar lists (files, bytes, top-level names): tar then lists verbosely */
+    tally?: TarTally;
   } = {},
 ): Promise<VerifyResult> {
   const compression = compressionOf(file);
@@ -262,7 +266,14 @@ export async function verifyArchive(
   // the decompressor reads the file itself while Node checksums it: two readers of one file,
   // the second served from the page cache, and no archive data through Node's pipes
   const dec = track(spawn(cmd, [...args, '--', file], { stdio: ['ignore', 'pipe', 'pipe'] }), cmd);
-  const tar = track(spawn('tar', ['--list', '--file=-'], { stdio: [dec.child.stdout!, 'pipe', 'pipe'] }), 'tar');
+  const tally = opts.tally;
+  const tar = track(
+    spawn('tar', ['--list', '--file=-', ...(tally ? ['--verbose'] : [])], {
+      stdio: [dec.child.stdout!, 'pipe', 'pipe'],
+      env: tally ? { ...process.env, LC_ALL: 'C' } : process.env,
+    }),
+    'tar',
+  );
   dec.child.stdout!.destroy();
   const procs = [dec, tar];
   const kill = (): void => {
@@ -270,8 +281,13 @@ export async function verifyArchive(
   };
   opts.signal?.addEventListener('abort', kill, { once: true });
   let entries = 0;
-  tar.child.stdout!.on('data', (c: Buffer) => {
+  const count = (c: Buffer): void => {
     for (let i = 0; i < c.length; i++) if (c[i] === 10) entries++;
+  };
+  const read = tally ? tarLineReader((m) => tally.add(m)) : null;
+  tar.child.stdout!.on('data', (c: Buffer) => {
+    count(c);
+    read?.(c);
   });
   try {
     // at once (the phase has changed), then at most every 500 ms
