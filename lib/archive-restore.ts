@@ -115,10 +115,14 @@ export async function extractInto(
   const [cmd, args] = decompressArgs(compression);
   const env = { ...process.env, LC_ALL: 'C' };
   const dec = spawnTied(cmd, [...args, '--', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const tar = spawnTied('tar', ['--extract', '--file=-', `--directory=${dir}`, '--preserve-permissions', '--sparse', '--verbose', '--verbose'], {
-    stdio: [dec.child.stdout!, 'pipe', 'pipe'],
-    env,
-  });
+  const tar = spawnTied(
+    'tar',
+    ['--extract', '--file=-', `--directory=${dir}`, '--preserve-permissions', '--sparse', '--verbose', '--verbose'],
+    {
+      stdio: [dec.child.stdout!, 'pipe', 'pipe'],
+      env,
+    },
+  );
   dec.child.stdout!.destroy();
   const kill = (): void => {
     for (const p of [dec, tar]) if (p.child.exitCode === null) p.child.kill('SIGKILL');

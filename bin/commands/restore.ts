@@ -17,17 +17,28 @@ Exit codes: 0 restored, 1 verification, extraction or check failed, 2 bad usage 
   static override examples = [
     { description: 'What can be restored', command: '<%= config.bin %> restore photos --list' },
     { description: 'The newest verified archive into a folder', command: '<%= config.bin %> restore photos --to /tmp/photos-restore' },
-    { description: 'As it was on a day, from the NAS copy', command: '<%= config.bin %> restore photos --at 2026-11-20 --from nas --to /tmp/r' },
+    {
+      description: 'As it was on a day, from the NAS copy',
+      command: '<%= config.bin %> restore photos --at 2026-11-20 --from nas --to /tmp/r',
+    },
     { description: 'Over the original paths', command: '<%= config.bin %> restore photos --in-place --yes' },
   ];
   static override args = { service: Args.string({ required: true, description: 'the service (a name from the config)' }) };
   static override flags = {
     list: Flags.boolean({ char: 'l', summary: 'List what can be restored (every destination, newest first); restore nothing.' }),
     archive: Flags.integer({ min: 1, helpValue: 'ID', summary: 'The archive to restore, by its id (restore SERVICE --list).' }),
-    at: Flags.string({ helpValue: 'TIME', summary: 'The newest verified archive made at or before TIME (2026-11-22, "2026-11-22 14:30").' }),
-    from: Flags.string({ helpValue: 'DESTINATION', summary: 'Take the archive at this destination (primary, or a backup.destinations name).' }),
+    at: Flags.string({
+      helpValue: 'TIME',
+      summary: 'The newest verified archive made at or before TIME (2026-11-22, "2026-11-22 14:30").',
+    }),
+    from: Flags.string({
+      helpValue: 'DESTINATION',
+      summary: 'Take the archive at this destination (primary, or a backup.destinations name).',
+    }),
     to: Flags.string({ helpValue: 'FOLDER', summary: 'Restore into this folder (created; refused when not empty, unless --force).' }),
-    'in-place': Flags.boolean({ summary: 'Restore over the original paths (needs --yes; a safety archive of what is there is written first).' }),
+    'in-place': Flags.boolean({
+      summary: 'Restore over the original paths (needs --yes; a safety archive of what is there is written first).',
+    }),
     yes: Flags.boolean({ char: 'y', summary: 'Confirm --in-place.' }),
     force: Flags.boolean({ summary: 'Restore into a folder that is not empty (files of the same name are replaced).' }),
     'dry-run': Flags.boolean({ char: 'n', summary: 'Say which archive, where and how big; change nothing.' }),
@@ -81,7 +92,9 @@ function progressRenderer(): (p: RestoreProgress) => void {
     if (now - last < 200) return;
     last = now;
     if (p.phase === 'verify')
-      stderrStatus.show(`${p.service}: verifying ${formatBytes(p.bytes)} of ${formatBytes(p.total)} (${Math.floor((p.bytes / (p.total || 1)) * 100)} %)`);
+      stderrStatus.show(
+        `${p.service}: verifying ${formatBytes(p.bytes)} of ${formatBytes(p.total)} (${Math.floor((p.bytes / (p.total || 1)) * 100)} %)`,
+      );
     else if (p.phase === 'safety') stderrStatus.show(`${p.service}: safety archive, ${formatBytes(p.bytes)} written`);
     else stderrStatus.show(`${p.service}: extracting, ${p.entries} of ${p.total} entries`);
   };
@@ -113,7 +126,10 @@ function render(r: RestoreReport): string {
   }
   const lines =
     r.status === 'success'
-      ? [`${r.service}: restored ${what}`, `  into ${r.target}: ${r.files} files, ${formatBytes(r.bytes)} (${formatDuration(r.durationMs)})`]
+      ? [
+          `${r.service}: restored ${what}`,
+          `  into ${r.target}: ${r.files} files, ${formatBytes(r.bytes)} (${formatDuration(r.durationMs)})`,
+        ]
       : [`${r.service}: RESTORE ${r.status === 'interrupted' ? 'INTERRUPTED' : 'FAILED'}: ${r.error ?? ''}`, `  ${what}`];
   if (r.safety) lines.push(`  safety archive of what was there before: ${r.safety.path}`);
   if (r.undo === 'done') lines.push('  the safety archive was put back');

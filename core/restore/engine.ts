@@ -102,7 +102,7 @@ function prepare(deps: RestoreDeps, req: RestoreRequest): RestoreCtx & { reason:
     inPlace: Boolean(req.inPlace),
     runId: null,
     tally: new TarTally(),
-    onProgress: deps.onProgress,
+    onProgress: deps.onProgress ? (p) => deps.onProgress?.(p) : undefined,
     now: () => new Date(),
     reason,
   };

@@ -86,7 +86,8 @@ export function chooseArchive(
     if (!p) throw new AutopilotError('USAGE', `${service} has no recorded archive with id ${want.archive}`, { hint: listHint });
     if (want.from && p.destination !== want.from)
       throw new AutopilotError('USAGE', `archive ${p.id} is at ${p.destination}, not at ${want.from}`, { hint: listHint });
-    if (!p.present) throw new AutopilotError('USAGE', `archive ${p.id} (${p.location}) is missing`, { hint: `${listHint}; --from picks a copy` });
+    if (!p.present)
+      throw new AutopilotError('USAGE', `archive ${p.id} (${p.location}) is missing`, { hint: `${listHint}; --from picks a copy` });
     return { point: p, reason: `archive ${p.id}, named with --archive` };
   }
   const at = want.at === undefined ? null : parseAt(want.at);

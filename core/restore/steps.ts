@@ -97,7 +97,8 @@ const safety: Step<RestoreCtx> = {
       onProgress: (bytes) => ctx.onProgress?.({ phase: 'safety', service: ctx.svc.name, bytes }),
     });
     const v = await verifyArchive(dest, { size: a.size, sha256: a.sha256 }, { signal: scope.signal });
-    if (!v.ok) throw new AutopilotError('VERIFY_FAILED', `the safety archive ${dest} failed verification: ${v.error}; nothing was restored`);
+    if (!v.ok)
+      throw new AutopilotError('VERIFY_FAILED', `the safety archive ${dest} failed verification: ${v.error}; nothing was restored`);
     const at = new Date().toISOString();
     const id =
       ctx.state?.addArtifact({
