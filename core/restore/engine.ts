@@ -5,12 +5,12 @@
  * `restore` with its steps, and never prints: the command renders the report.
  */
 import { TarTally } from '../../lib/archive';
-import { AutopilotError, describeError, isAbortError } from '../../lib/errors';
+import { AutopilotError, describeError } from '../../lib/errors';
 import type { Logger } from '../../lib/log';
 import { mask } from '../../lib/mask';
 import type { StateManager } from '../../lib/state';
 import type { AutopilotConfig } from '../config/types';
-import { planSteps, runSteps, type StepReport } from '../steps/runner';
+import { failureOf, planSteps, runSteps, type StepReport } from '../steps/runner';
 import { checkTarget, chooseArchive, restorableService, restorePoints, type RestorePoint } from './select';
 import { RESTORE_STEPS, type RestoreCtx, type RestoreProgress } from './steps';
 
@@ -168,23 +168,13 @@ export async function restoreService(deps: RestoreDeps, req: RestoreRequest): Pr
     report.bytes = ctx.extracted?.bytes ?? null;
     if (run.failure) {
       const e = run.failure.error;
-      Object.assign(report, {
-        status: deps.signal.aborted || isAbortError(e) ? 'interrupted' : 'failed',
-        error: mask(describeError(e)),
-        hint: (e as { hint?: string }).hint,
-        code: e instanceof AutopilotError ? e.code : undefined,
-      });
+      Object.assign(report, failureOf(e, deps.signal));
       if (run.undo.status === 'failed')
         report.hint = `putting the safety archive back failed too (${mask(describeError(run.undo.error))}): restore it by hand from ${ctx.safety?.path}`;
     }
   } catch (e) {
     // before the first step (the lock): nothing was changed
-    Object.assign(report, {
-      status: deps.signal.aborted || isAbortError(e) ? 'interrupted' : 'failed',
-      error: mask(describeError(e)),
-      hint: (e as { hint?: string })?.hint,
-      code: e instanceof AutopilotError ? e.code : undefined,
-    });
+    Object.assign(report, failureOf(e, deps.signal));
   } finally {
     lock?.release();
     report.durationMs = Date.now() - started;

@@ -282,3 +282,19 @@ export async function planSteps<C, E extends object = object>(
   for (const s of [...applicable].reverse()) for (const u of s.undo ?? []) await describe(u);
   return out;
 }
+
+/**
+ * What a report says of an error that ended a run: interrupted (the run's signal aborted, or
+ * the error is an abort) or failed, the masked message, the hint and the error's code.
+ */
+export function failureOf(
+  e: unknown,
+  signal: AbortSignal,
+): { status: 'interrupted' | 'failed'; error: string; hint?: string; code?: string } {
+  return {
+    status: signal.aborted || isAbortError(e) ? 'interrupted' : 'failed',
+    error: mask(describeError(e)),
+    hint: (e as { hint?: string } | null)?.hint,
+    code: e instanceof AutopilotError ? e.code : undefined,
+  };
+}

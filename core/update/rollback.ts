@@ -6,12 +6,12 @@
  * service's update lock, is recorded as a run of kind `rollback`, and removes the mark of the
  * unfinished update once the service is back and healthy.
  */
-import { AutopilotError, describeError, isAbortError } from '../../lib/errors';
+import { AutopilotError, describeError } from '../../lib/errors';
 import type { Logger } from '../../lib/log';
 import { mask } from '../../lib/mask';
 import type { StateManager } from '../../lib/state';
 import type { SnapshotInfo } from '../plugins/contract';
-import { planSteps, runSteps } from '../steps/runner';
+import { failureOf, planSteps, runSteps } from '../steps/runner';
 import { revalidate, rollback, type UpdateCtx } from './steps';
 import type { StepResult, UpdateEngineDeps } from './types';
 import { forgetUnfinished, unfinishedUpdate } from './unfinished';
@@ -132,12 +132,7 @@ export async function rollbackService(deps: UpdateEngineDeps, ctx: UpdateCtx, lo
     } else forgetUnfinished(state, ctx.svc.name);
   } catch (e) {
     // before the first step (the lock): nothing was changed
-    Object.assign(report, {
-      status: deps.signal.aborted || isAbortError(e) ? 'interrupted' : 'failed',
-      error: mask(describeError(e)),
-      hint: (e as { hint?: string })?.hint,
-      code: e instanceof AutopilotError ? e.code : undefined,
-    });
+    Object.assign(report, failureOf(e, deps.signal));
   } finally {
     lock?.release();
     report.durationMs = Date.now() - started;

@@ -173,49 +173,6 @@ export class MonitorResults {
   }
 
   /**
-   * Uptime of a check since a time: whole past days from daily rows, the hours of the first
-   * (partial) day and of today from hourly rows, and what is not rolled up yet from raw
-   * results. `rolled` is rolledUntil() (asked once by a caller that reads many checks).
-   */
-  uptime(id: number, sinceEpoch: number, nowEpoch: number, rolled: number | null = this.rolledUntil(), recent?: RecentResults): Uptime {
-    const parts: { count: number; failures: number; p95: number | null }[] = [];
-    const add = (rows: Row[]): void => {
-      for (const r of rows) parts.push({ count: Number(r.count), failures: Number(r.failures), p95: intOrNull(r.p95) });
-    };
-    const agg = (period: 'h' | 'd', from: number, to: number): Row[] =>
-      from >= to
-        ? []
-        : (this.db
-            .stmt('SELECT count, failures, p95 FROM monitor_aggregates WHERE check_id = ? AND period = ? AND start >= ? AND start < ?')
-            .all(id, period, from, to) as Row[]);
-    let rawFrom = sinceEpoch;
-    if (rolled !== null && rolled > sinceEpoch) {
-      const hourFrom = Math.ceil(sinceEpoch / HOUR) * HOUR;
-      const dayFrom = Math.ceil(sinceEpoch / DAY) * DAY;
-      const today = rolled - (rolled % DAY);
-      if (dayFrom < today) {
-        add(agg('h', hourFrom, dayFrom));
-        add(agg('d', dayFrom, today));
-        add(agg('h', today, rolled));
-      } else add(agg('h', hourFrom, rolled));
-      rawFrom = rolled;
-    }
-    const summary = recent && recent.from === rawFrom ? recent.byCheck.get(id) : this.recent(rawFrom, nowEpoch, id).byCheck.get(id);
-    if (summary && summary.count) parts.push({ count: summary.count, failures: summary.failures, p95: percentile(summary.oks, 95) });
-    const count = parts.reduce((n, p) => n + p.count, 0);
-    const failures = parts.reduce((n, p) => n + p.failures, 0);
-    return {
-      count,
-      failures,
-      ratio: count ? (count - failures) / count : null,
-      p95: weighted(
-        parts.map((p) => ({ count: p.count - p.failures, v: p.p95 })),
-        95,
-      ),
-    };
-  }
-
-  /**
    * Uptime over 24 hours, 7 and 30 days at once, in two reads of the aggregates: the last 24
    * whole hours, and the last 7 (30) whole days plus today's hours; with what is not rolled up
    * yet (`recent`, read once for many checks). The day windows are day-aligned: 7 days and
@@ -236,7 +193,9 @@ export class MonitorResults {
       return { h24: u, d7: u, d30: u };
     }
     const today = rolled - (rolled % DAY);
-    const from = Math.min(rolled - DAY, today);
+    // the 24 hours end now: whole hours from a day ago up to the rollup mark, raw results after it
+    const dayAgo = Math.ceil((nowEpoch - DAY) / HOUR) * HOUR;
+    const from = Math.min(dayAgo, today);
     const hours = (
       this.db
         .stmt("SELECT start, count, failures, p95 FROM monitor_aggregates WHERE check_id = ? AND period = 'h' AND start >= ? AND start < ?")
@@ -249,7 +208,7 @@ export class MonitorResults {
     ).map((r) => ({ start: Number(r.start), count: Number(r.count), failures: Number(r.failures), p95: intOrNull(r.p95) }));
     const todays = hours.filter((h) => h.start >= today);
     return {
-      h24: combineParts([...hours.filter((h) => h.start >= rolled - DAY), ...raw]),
+      h24: combineParts([...hours.filter((h) => h.start >= dayAgo), ...raw]),
       d7: combineParts([...days.filter((d) => d.start >= today - 7 * DAY), ...todays, ...raw]),
       d30: combineParts([...days, ...todays, ...raw]),
     };

@@ -165,13 +165,16 @@ describe('rollups and uptime on a real state database', () => {
     expect(counts('SELECT count(*) FROM monitor_results')).toBeLessThanOrEqual(1500);
     expect(counts("SELECT count(*) FROM monitor_aggregates WHERE period = 'h'")).toBeGreaterThanOrEqual(238);
     expect(counts("SELECT count(*) FROM monitor_aggregates WHERE period = 'd'")).toBeGreaterThanOrEqual(9);
-    for (const days of [1, 7]) {
-      const u = state.monitor.uptime(row.id, nowS - days * 86400, nowS);
-      expect(u.count).toBeGreaterThanOrEqual(days * 1440 - 2);
-      expect(u.count).toBeLessThanOrEqual(days * 1440 + 2);
-      expect(u.ratio).toBeCloseTo(0.9, 2);
-      expect(u.p95).toBeGreaterThanOrEqual(15);
-      expect(u.p95).toBeLessThanOrEqual(16);
+    // 24 h: the last whole hours and what is not rolled up; 7 d: seven whole days and today's part
+    const u = state.monitor.uptimes(row.id, nowS);
+    expect(u.h24.count).toBeGreaterThanOrEqual(1440 - 2);
+    expect(u.h24.count).toBeLessThanOrEqual(1440 + 2);
+    expect(u.d7.count).toBeGreaterThanOrEqual(7 * 1440);
+    expect(u.d7.count).toBeLessThanOrEqual(8 * 1440);
+    for (const w of [u.h24, u.d7, u.d30]) {
+      expect(w.ratio).toBeCloseTo(0.9, 2);
+      expect(w.p95).toBeGreaterThanOrEqual(15);
+      expect(w.p95).toBeLessThanOrEqual(16);
     }
     state.close();
   });
